@@ -1,0 +1,52 @@
+# movierec: every target sets up .venv itself, so each works on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MOVIEREC_HOME ?= $(CURDIR)/.movierec
+export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
+
+.PHONY: demo dev test dashboard bench venv java dagster-home
+
+venv: $(VENV)/.installed
+
+# constraints.txt pins every transitive package to the set the tests passed with.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dashboard]'
+	@touch $@
+
+# Spark needs Java 17 or newer.
+java:
+	@java_bin="$${JAVA_HOME:+$$JAVA_HOME/bin/}java"; \
+	if ! command -v "$$java_bin" >/dev/null 2>&1; then \
+		echo "movierec needs Java 17 or newer for Spark, and found no 'java'." >&2; \
+		echo "Install it (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)" >&2; \
+		echo "or set JAVA_HOME to a Java 17+ installation." >&2; exit 1; \
+	fi; \
+	version=$$("$$java_bin" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1); \
+	major=$${version%%.*}; [ "$$major" = "1" ] && major=$$(echo "$$version" | cut -d. -f2); \
+	if [ -z "$$major" ] || [ "$$major" -lt 17 ]; then \
+		echo "movierec needs Java 17 or newer for Spark; '$$java_bin' is version $${version:-unknown}." >&2; \
+		echo "Install Java 17 (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless) or set JAVA_HOME." >&2; exit 1; \
+	fi
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp infra/local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: venv java dagster-home
+	$(BIN)/python -m movierec_dagster.demo
+
+dev: venv java dagster-home
+	$(BIN)/dagster dev -w workspace.yaml
+
+test: venv java
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dashboard: venv
+	$(BIN)/streamlit run movierec_dagster/dashboard/app.py
+
+bench: venv java
+	$(BIN)/python -m bench.run_all

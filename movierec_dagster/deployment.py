@@ -1,0 +1,60 @@
+"""The one place that knows where movierec runs: it builds the resources and the executor.
+
+Only `local` exists so far: local PySpark, a folder as the lake, SQLite for Dagster.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import ExecutorDefinition, in_process_executor
+
+from movierec_dagster.movielens.archive import DEFAULT_SOURCE
+from movierec_dagster.resources import LocalLake, LocalSpark, MovieLensSource
+
+DEPLOYMENTS = ("local",)
+DEFAULT_HOME = ".movierec"
+
+
+class UnknownDeploymentError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    resources: dict[str, Any]
+    executor: ExecutorDefinition
+
+
+def movierec_home(environ: dict[str, str]) -> Path:
+    return Path(environ.get("MOVIEREC_HOME", DEFAULT_HOME)).expanduser().resolve()
+
+
+def _movielens_location(environ: dict[str, str]) -> str:
+    location = environ.get("MOVIELENS_SOURCE", "").strip() or DEFAULT_SOURCE
+    if location.startswith(("http://", "https://")):
+        return location
+    return str(Path(location).expanduser().resolve())
+
+
+def build_deployment(name: str | None = None, environ: dict[str, str] | None = None) -> Deployment:
+    """Resources and executor for the deployment `name` (default: `MOVIEREC_DEPLOYMENT`, else local)."""
+    environ = dict(os.environ if environ is None else environ)
+    name = name or environ.get("MOVIEREC_DEPLOYMENT", "").strip() or "local"
+    if name not in DEPLOYMENTS:
+        raise UnknownDeploymentError(
+            f"MOVIEREC_DEPLOYMENT={name!r} is not a deployment movierec knows; choose one of {', '.join(DEPLOYMENTS)}."
+        )
+    home = movierec_home(environ)
+    return Deployment(
+        name=name,
+        resources={
+            "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
+            "lake": LocalLake(root=str(home / "lake")),
+            "movielens": MovieLensSource(location=_movielens_location(environ)),
+        },
+        # One process for the whole run: every step shares one Spark session (one JVM).
+        executor=in_process_executor,
+    )

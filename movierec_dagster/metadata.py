@@ -1,0 +1,36 @@
+"""Asset metadata a person wants in the Dagster UI: counts, schema, a preview."""
+
+from typing import Any
+
+from dagster import MetadataValue, TableColumn, TableSchema
+from pyspark.sql import DataFrame
+
+PREVIEW_ROWS = 5
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no rows_"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = (str(row[column]).replace("|", "\\|").replace("\n", " ") for column in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_metadata(table: DataFrame, **extra: Any) -> dict[str, Any]:
+    """Row count, column schema and a preview of a table as written to the lake."""
+    schema = TableSchema(
+        columns=[
+            TableColumn(name=field.name, type=field.dataType.simpleString(), description=None)
+            for field in table.schema.fields
+        ]
+    )
+    preview = [row.asDict() for row in table.limit(PREVIEW_ROWS).collect()]
+    return {
+        "dagster/row_count": MetadataValue.int(table.count()),
+        "dagster/column_schema": schema,
+        "preview": MetadataValue.md(markdown_table(preview)),
+        **extra,
+    }

@@ -1,0 +1,1 @@
+"""MovieLens: the archive and the typed tables built from it."""

@@ -1,0 +1,7 @@
+"""Resources: the only code besides deployment.py that knows where the pipeline runs."""
+
+from movierec_dagster.resources.lake import LocalLake
+from movierec_dagster.resources.movielens_source import MovieLensSource
+from movierec_dagster.resources.spark import LocalSpark
+
+__all__ = ["LocalLake", "LocalSpark", "MovieLensSource"]

@@ -1,0 +1,60 @@
+"""Shared fixtures: one Spark session for the whole test session, a lake per test, synthetic MovieLens."""
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, Definitions
+
+from movierec_dagster.resources import LocalLake, LocalSpark
+from tests.synthetic import SyntheticMovieLens, planted_movielens
+
+REAL_MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "movielens" / "ml-latest-small.zip"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The test session's only Spark session; every resource's `session()` returns it."""
+    session = LocalSpark(master="local[2]", shuffle_partitions=2, driver_memory="2g").session()
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LocalLake:
+    return LocalLake(root=str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> SyntheticMovieLens:
+    return planted_movielens()
+
+
+@pytest.fixture(scope="session")
+def synthetic_zip(synthetic: SyntheticMovieLens, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic.write_zip(tmp_path_factory.mktemp("movielens") / "ml-synthetic.zip")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh $MOVIEREC_HOME."""
+    return tmp_path / "home"
+
+
+def local_definitions(home: Path, source: Path | str) -> Definitions:
+    """The local deployment's definitions on `home`, reading MovieLens from `source`."""
+    from movierec_dagster.definitions import build_definitions  # imported late: it loads every domain
+
+    return build_definitions("local", {"MOVIEREC_HOME": str(home), "MOVIELENS_SOURCE": str(source)})
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+@pytest.fixture(scope="session")
+def real_movielens() -> Path:
+    if not REAL_MOVIELENS.is_file():
+        pytest.skip(f"the real MovieLens archive is not at {REAL_MOVIELENS}")
+    return REAL_MOVIELENS
