@@ -15,13 +15,23 @@ from movierec_dagster.deployment import movierec_home
 from movierec_dagster.resources.lake import QUARANTINE
 
 ETL_TABLES = ("movies", "ratings", "tags", "links")
+# Show the steps' own progress (INFO) on the console, not Dagster's per-event DEBUG lines.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def _failure_messages(result: ExecuteInProcessResult) -> list[str]:
     messages = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
-            messages.append(f"{event.step_key}: {event.step_failure_data.error.message.strip()}")
+            failure = event.step_failure_data
+            if failure.user_failure_data and failure.user_failure_data.description:
+                reason = failure.user_failure_data.description
+            else:
+                error = failure.error
+                while error.cause is not None:
+                    error = error.cause
+                reason = error.message.strip()
+            messages.append(f"{event.step_key}: {reason}")
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not event.event_specific_data.passed:
             evaluation = event.event_specific_data
             messages.append(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed")
@@ -31,7 +41,9 @@ def _failure_messages(result: ExecuteInProcessResult) -> list[str]:
 def run_job(defs: Definitions, instance: DagsterInstance, name: str) -> ExecuteInProcessResult:
     started = time.perf_counter()
     print(f"== {name}", flush=True)
-    result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    )
     if not result.success:
         print(f"\nThe {name} run failed (run id {result.run_id}):", file=sys.stderr)
         for message in _failure_messages(result):

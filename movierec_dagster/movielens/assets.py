@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pyspark.sql import DataFrame
 
 from movierec_dagster.metadata import table_metadata
@@ -26,7 +26,10 @@ def movielens_archive(context: AssetExecutionContext, lake: LocalLake, movielens
     """The MovieLens CSVs, fetched from MOVIELENS_SOURCE and unpacked under lake/raw/movielens/."""
     context.log.info(f"Fetching MovieLens from {movielens.location}")
     with tempfile.TemporaryDirectory() as folder:
-        unpacked = archive.unpack(movielens.location, Path(folder))
+        try:
+            unpacked = archive.unpack(movielens.location, Path(folder))
+        except archive.MovieLensSourceError as error:
+            raise Failure(description=str(error)) from error
         destination = lake.put_directory(unpacked.folder, *RAW_FOLDER)
     context.log.info(f"Unpacked {', '.join(unpacked.files)} into {destination}")
     return MaterializeResult(
@@ -56,7 +59,11 @@ def load_table(
     key = context.asset_key.to_user_string()
     started = time.perf_counter()
     session = spark.session()
-    parsed = parse(transforms.read_csv(session, raw_csv_uri(lake, file_name), columns)).cache()
+    try:
+        raw = transforms.read_csv(session, raw_csv_uri(lake, file_name), columns)
+    except transforms.MovieLensFormatError as error:
+        raise Failure(description=str(error)) from error
+    parsed = parse(raw).cache()
     try:
         valid, rejected = transforms.split_valid(parsed)
         lake.write_table(valid, key, partition_by=partition_by)

@@ -33,6 +33,7 @@ class LocalSpark(ConfigurableResource):
             .config("spark.driver.extraJavaOptions", java_options)
             .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
             .config("spark.ui.enabled", str(self.ui_enabled).lower())
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
             .getOrCreate()

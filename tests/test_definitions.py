@@ -1,0 +1,25 @@
+"""The code location loads, for the local deployment, with every job, schedule and sensor; unknown deployments fail clearly."""
+
+import pytest
+
+from movierec_dagster.deployment import UnknownDeploymentError, build_deployment
+from tests.conftest import local_definitions
+
+
+def test_local_definitions_load(home, synthetic_zip):
+    defs = local_definitions(home, synthetic_zip)
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert {"movielens_archive", "movies", "ratings", "tags", "links"} <= keys
+    assert defs.resolve_job_def("movielens_etl") is not None
+    assert defs.resources["lake"].root == str(home.resolve() / "lake")
+    assert defs.resources["movielens"].location == str(synthetic_zip)
+
+
+def test_unknown_deployment_is_a_clear_error():
+    with pytest.raises(UnknownDeploymentError, match="MOVIEREC_DEPLOYMENT='mars'.*choose one of local"):
+        build_deployment(environ={"MOVIEREC_DEPLOYMENT": "mars"})
+
+
+def test_default_source_is_the_grouplens_url(tmp_path):
+    deployment = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)})
+    assert deployment.resources["movielens"].location.startswith("https://files.grouplens.org/")
