@@ -2,22 +2,26 @@
 
 Each domain contributes its own `Definitions` (assets, checks, jobs, schedules,
 sensors); this module only merges them and adds the deployment's resources.
+The domains are imported as modules: Dagster allows one Definitions object at
+module scope, and that is `defs`.
 """
 
 from dagster import Definitions
 
 from movierec_dagster.deployment import build_deployment
-from movierec_dagster.model.definitions import defs as model_defs
-from movierec_dagster.movielens.definitions import defs as movielens_defs
-from movierec_dagster.recommendations.definitions import defs as recommendations_defs
-from movierec_dagster.stream.definitions import defs as stream_defs
+from movierec_dagster.model import definitions as model_domain
+from movierec_dagster.movielens import definitions as movielens_domain
+from movierec_dagster.recommendations import definitions as recommendations_domain
+from movierec_dagster.stream import definitions as stream_domain
 
-DOMAINS = (movielens_defs, stream_defs, model_defs, recommendations_defs)
+DOMAINS = (movielens_domain, stream_domain, model_domain, recommendations_domain)
 
 
 def build_definitions(deployment: str | None = None, environ: dict[str, str] | None = None) -> Definitions:
     resolved = build_deployment(deployment, environ)
-    return Definitions.merge(*DOMAINS, Definitions(resources=resolved.resources, executor=resolved.executor))
+    return Definitions.merge(
+        *(domain.defs for domain in DOMAINS), Definitions(resources=resolved.resources, executor=resolved.executor)
+    )
 
 
 defs = build_definitions()

@@ -1,5 +1,10 @@
 """The code location loads, for the local deployment, with every job, schedule and sensor; unknown deployments fail clearly."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from movierec_dagster.deployment import UnknownDeploymentError, build_deployment
@@ -23,3 +28,19 @@ def test_unknown_deployment_is_a_clear_error():
 def test_default_source_is_the_grouplens_url(tmp_path):
     deployment = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)})
     assert deployment.resources["movielens"].location.startswith("https://files.grouplens.org/")
+
+
+def test_the_code_location_loads_as_dagster_dev_loads_it(home):
+    """`dagster dev` imports the module and insists on exactly one Definitions object at module scope."""
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    environment = {**os.environ, "MOVIEREC_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    (home / "dagster_home").mkdir(parents=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(workspace)],
+        cwd=workspace.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
