@@ -46,7 +46,7 @@ test: venv java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 dashboard: venv
-	$(BIN)/streamlit run movierec_dagster/dashboard/app.py
+	$(BIN)/streamlit run movierec_dagster/dashboard/app.py --server.address localhost --browser.gatherUsageStats false
 
 bench: venv java
 	$(BIN)/python -m bench.run_all

@@ -1,0 +1,93 @@
+"""Streamlit glue shared by the pages: the cached lake and queries, and how a problem is shown.
+
+Query results are cached for `CACHE_SECONDS`, so a new batch of recommendations or a new model
+shows up within a minute; the sidebar's "Reload data" button drops the cache at once.
+"""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from movierec_dagster.dashboard.data import (
+    FIX_COMMAND,
+    Lake,
+    LakeError,
+    LakeNotFound,
+    ModelHistory,
+    Recommendations,
+    lake_location,
+)
+
+CACHE_SECONDS = 60
+
+
+@st.cache_resource(show_spinner=False)
+def _lake(location: str) -> Lake:
+    return Lake(location)
+
+
+def lake() -> Lake:
+    return _lake(lake_location())
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def newest_recommendation_date(location: str) -> str:
+    return _lake(location).newest_recommendation_date()
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def recommended_users(location: str, date: str) -> list[int]:
+    return _lake(location).recommended_users(date)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def recommendations(location: str, date: str, user_id: int) -> Recommendations:
+    return _lake(location).recommendations(date, user_id)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def top_rated(location: str, user_id: int) -> tuple[str, pd.DataFrame]:
+    return _lake(location).top_rated(user_id)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def model_history(location: str) -> ModelHistory:
+    return _lake(location).model_history()
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def check_lake(location: str) -> None:
+    _lake(location).check_exists()
+
+
+def clear_caches() -> None:
+    for cached in (newest_recommendation_date, recommended_users, recommendations, top_rated, model_history, check_lake):
+        cached.clear()
+
+
+def show_fix(message: str, *, error: bool = False) -> None:
+    """A problem the user can fix: what is wrong, and the command that fixes it."""
+    (st.error if error else st.info)(message, icon=":material/error:" if error else ":material/info:")
+    st.markdown("Run this in the movierec checkout, then reload this page:")
+    st.code(FIX_COMMAND, language="bash")
+
+
+@contextmanager
+def shown_problems() -> Iterator[None]:
+    """Turn a missing lake or table, or an unreadable file, into a message with its fix, never a stack trace."""
+    try:
+        yield
+    except LakeNotFound as problem:
+        show_fix(f"{problem} Build it with the demo pipeline (or point MOVIEREC_LAKE at an existing lake).")
+    except LakeError as problem:
+        show_fix(f"{problem} The demo pipeline makes it.")
+    except (duckdb.Error, OSError, json.JSONDecodeError) as problem:
+        show_fix(
+            f"The lake at {lake_location()} could not be read ({type(problem).__name__}: {problem}). "
+            "If a pipeline run is rewriting it, reload in a moment; otherwise rebuild it.",
+            error=True,
+        )
