@@ -11,7 +11,8 @@ from typing import Any
 from dagster import ExecutorDefinition, in_process_executor
 
 from movierec_dagster.movielens.archive import DEFAULT_SOURCE
-from movierec_dagster.resources import LocalLake, LocalSpark, MovieLensSource
+from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark, MovieLensSource
+from movierec_dagster.resources.lake import LANDING
 
 DEPLOYMENTS = ("local",)
 DEFAULT_HOME = ".movierec"
@@ -48,12 +49,14 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
             f"MOVIEREC_DEPLOYMENT={name!r} is not a deployment movierec knows; choose one of {', '.join(DEPLOYMENTS)}."
         )
     home = movierec_home(environ)
+    lake = LocalLake(root=str(home / "lake"))
     return Deployment(
         name=name,
         resources={
             "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
-            "lake": LocalLake(root=str(home / "lake")),
+            "lake": lake,
             "movielens": MovieLensSource(location=_movielens_location(environ)),
+            "event_source": LandingFolderSource(folder=lake.uri(LANDING, "rating_events")),
         },
         # One process for the whole run: every step shares one Spark session (one JVM).
         executor=in_process_executor,

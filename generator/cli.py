@@ -1,0 +1,179 @@
+"""`movierec-generate`: stream rating events into the landing folder or an Azure Event Hub.
+
+Examples:
+  movierec-generate --count 10000                       # synthetic, as fast as possible, into the landing folder
+  movierec-generate --source movielens --rate 1 --timestamps now   # the seed's replay, one event a second
+  movierec-generate --count 5000 --malformed 0.05 --seed 7         # reproducible, 5% bad events
+  movierec-generate --sink eventhub --rate 100                     # EVENTHUB_CONNECTION_STRING + EVENTHUB_NAME
+"""
+
+import argparse
+import itertools
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from generator.sinks import EventHubSink, LocalSink, Sink, eventhub_producer
+from generator.sources import (
+    Counts,
+    GeneratorInputError,
+    Population,
+    encode_events,
+    read_movielens_ratings,
+    replay,
+    synthetic,
+)
+
+DEFAULT_MOVIELENS = "../shared/movielens/ml-latest-small.zip"
+
+
+def default_landing(environ: dict[str, str]) -> Path:
+    """The local deployment's landing folder: $MOVIEREC_HOME/lake/landing/rating_events."""
+    home = Path(environ.get("MOVIEREC_HOME", ".movierec")).expanduser().resolve()
+    return home / "lake" / "landing" / "rating_events"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movierec-generate",
+        description="Generate rating events (MovieLens replay or synthetic) into the landing folder or Event Hubs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    source = parser.add_argument_group("source")
+    source.add_argument("--source", choices=("synthetic", "movielens"), default="synthetic")
+    source.add_argument(
+        "--movielens",
+        type=Path,
+        default=None,
+        help=f"MovieLens zip or folder to replay (and whose users/movies synthetic activity knows); "
+        f"default $MOVIELENS_SOURCE when it is a local file, else {DEFAULT_MOVIELENS}",
+    )
+    source.add_argument("--order", choices=("shuffle", "time"), default="shuffle", help="replay order")
+    source.add_argument("--timestamps", choices=("original", "now"), default="original", help="replay timestamps")
+    source.add_argument(
+        "--new-fraction", type=float, default=0.05, help="synthetic: share of users/movies the model has never seen"
+    )
+    source.add_argument("--malformed", type=float, default=0.0, help="share of malformed events to mix in (0-1)")
+    source.add_argument("--seed", type=int, default=None, help="makes the run reproducible")
+    sink = parser.add_argument_group("sink")
+    sink.add_argument("--sink", choices=("local", "eventhub"), default="local")
+    sink.add_argument("--landing", type=Path, default=None, help="local: folder (default $MOVIEREC_HOME/lake/landing/rating_events)")
+    sink.add_argument("--roll-events", type=int, default=10_000, help="local: events per file")
+    sink.add_argument("--roll-seconds", type=float, default=5.0, help="local: seconds before a file is published")
+    pace = parser.add_argument_group("pace")
+    pace.add_argument("--rate", type=float, default=0.0, help="events per second (0: as fast as possible)")
+    pace.add_argument("--count", type=int, default=None, help="events to send (default: until Ctrl-C)")
+    pace.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _movielens_path(argument: Path | None, environ: dict[str, str]) -> Path | None:
+    if argument is not None:
+        return argument
+    configured = environ.get("MOVIELENS_SOURCE", "").strip()
+    if configured and not configured.startswith(("http://", "https://")):
+        return Path(configured).expanduser()
+    fallback = Path(DEFAULT_MOVIELENS)
+    return fallback if fallback.exists() else None
+
+
+def build_lines(args: argparse.Namespace, environ: dict[str, str], counts: Counts) -> Iterator[bytes]:
+    rng = random.Random(args.seed)
+    movielens = _movielens_path(args.movielens, environ)
+    if args.source == "movielens":
+        if movielens is None or not movielens.exists():
+            raise GeneratorInputError(
+                f"--source movielens needs a MovieLens zip: pass --movielens PATH (looked for {movielens or DEFAULT_MOVIELENS})."
+            )
+        ratings = replay(read_movielens_ratings(movielens), rng, order=args.order, timestamps=args.timestamps)
+    else:
+        population = Population.default()
+        if movielens is not None and movielens.exists():
+            population = Population.from_ratings(read_movielens_ratings(movielens))
+        ratings = synthetic(population, rng, new_fraction=args.new_fraction)
+    return encode_events(ratings, rng, malformed_fraction=args.malformed, counts=counts)
+
+
+def build_sink(args: argparse.Namespace, environ: dict[str, str]) -> Sink:
+    if args.sink == "eventhub":
+        return EventHubSink(eventhub_producer(environ))
+    landing = args.landing or default_landing(environ)
+    return LocalSink(landing, roll_events=args.roll_events, roll_seconds=args.roll_seconds)
+
+
+@dataclass
+class Progress:
+    """A line on stderr every `every` seconds, and a last one at the end."""
+
+    counts: Counts
+    out: TextIO | None
+    every: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.started = self.last = time.monotonic()
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.out is None or (not force and now - self.last < self.every):
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        c = self.counts
+        print(
+            f"movierec-generate: {c.total:,} events ({c.malformed:,} malformed) in {elapsed:.1f} s, "
+            f"{c.total / elapsed:,.0f}/s",
+            file=self.out,
+            flush=True,
+        )
+
+
+def pump(lines: Iterator[bytes], sink: Sink, *, count: int | None, rate: float, progress: Progress) -> None:
+    """Write `count` lines (all when None) at `rate` per second (0: unpaced); the sink is always closed."""
+    stream = lines if count is None else itertools.islice(lines, count)
+    started = time.monotonic()
+    try:
+        for sent, line in enumerate(stream, start=1):
+            sink.write(line)
+            if rate > 0:
+                delay = started + sent / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if sent & 1023 == 0 or rate > 0:
+                progress.tick()
+    finally:
+        sink.close()
+        progress.tick(force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    environ = dict(os.environ)
+    if args.rate < 0 or (args.count is not None and args.count < 0):
+        print("movierec-generate: --rate and --count must not be negative", file=sys.stderr)
+        return 2
+    counts = Counts()
+    try:
+        lines = build_lines(args, environ, counts)
+        sink = build_sink(args, environ)
+    except (GeneratorInputError, ValueError) as error:
+        print(f"movierec-generate: {error}", file=sys.stderr)
+        return 2
+    progress = Progress(counts, None if args.quiet else sys.stderr)
+    try:
+        pump(lines, sink, count=args.count, rate=args.rate, progress=progress)
+    except KeyboardInterrupt:
+        print("movierec-generate: stopped; everything generated so far was delivered.", file=sys.stderr)
+        return 130
+    if isinstance(sink, LocalSink) and not args.quiet:
+        print(f"movierec-generate: {len(sink.files)} file(s) in {sink.folder}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Where rating events come from: a landing folder locally, Azure Event Hubs on Azure.
+
+Both sources give the ingest the same stream of raw lines (`value`: the event's
+text, `source`: where it came from, `landed_at`: when it arrived), and give the
+sensor the same question: are there events past this cursor?
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+EVENTHUB_KAFKA_PORT = 9093
+EVENTHUB_SUFFIX = "servicebus.windows.net"
+
+
+@dataclass(frozen=True)
+class NewEvents:
+    """The answer to "anything new past `cursor`?": how much, a description, the cursor after it."""
+
+    count: int
+    description: str
+    cursor: str | None
+
+    @property
+    def run_key(self) -> str:
+        """The same new events always give the same key, so Dagster never runs them twice for the sensor."""
+        return "events-" + hashlib.sha256((self.cursor or "").encode()).hexdigest()[:20]
+
+
+class EventSource(ConfigurableResource):
+    """A source of rating events: a stream for Spark and a cheap "anything new?" for the sensor."""
+
+    def read_stream(self, spark: SparkSession) -> DataFrame:
+        raise NotImplementedError
+
+    def new_events(self, cursor: str | None) -> NewEvents:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class LandingFolderSource(EventSource):
+    """JSON-lines files dropped into a folder (`lake/landing/rating_events/`); hidden files (`.x`, `_x`) are ignored."""
+
+    folder: str
+    max_files_per_batch: int = 1000
+
+    def describe(self) -> str:
+        return f"landing folder {self.folder}"
+
+    def read_stream(self, spark: SparkSession) -> DataFrame:
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        return (
+            spark.readStream.format("text")
+            .option("maxFilesPerTrigger", self.max_files_per_batch)
+            # Spark skips files more than maxFileAge older than the newest it saw (7 days by
+            # default): a file copied in with an old modification time must still be read.
+            .option("maxFileAge", "36500d")
+            .load(self.folder)
+            .select(
+                F.col("value"),
+                F.col("_metadata.file_path").alias("source"),
+                F.col("_metadata.file_modification_time").alias("landed_at"),
+            )
+        )
+
+    def new_events(self, cursor: str | None) -> NewEvents:
+        """Files that appeared after the cursor: by change time (a rename sets it) and name.
+
+        The cursor is the newest change time seen and the names that have it, so a
+        file landing in the same clock tick as the last one is still new.
+        """
+        seen = json.loads(cursor) if cursor else {"ctime_ns": 0, "names": []}
+        files = _landed_files(Path(self.folder))
+        new = [
+            (ctime, name)
+            for name, ctime in files.items()
+            if ctime > seen["ctime_ns"] or (ctime == seen["ctime_ns"] and name not in seen["names"])
+        ]
+        if not new:
+            return NewEvents(0, f"no new files in {self.folder}", cursor)
+        newest = max(ctime for ctime, _ in new)
+        names = sorted(name for name, ctime in files.items() if ctime == newest)
+        return NewEvents(
+            len(new),
+            f"{len(new)} new file(s) in {self.folder}",
+            json.dumps({"ctime_ns": newest, "names": names}),
+        )
+
+
+def _landed_files(folder: Path) -> dict[str, int]:
+    if not folder.is_dir():
+        return {}
+    files = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith((".", "_")) or not entry.is_file():
+                continue
+            files[entry.name] = entry.stat().st_ctime_ns
+    return files
+
+
+def parse_connection_string(connection_string: str) -> dict[str, str]:
+    """The `Key=Value;...` parts of an Event Hubs connection string."""
+    parts = {}
+    for part in connection_string.strip().strip(";").split(";"):
+        key, separator, value = part.partition("=")
+        if not separator:
+            raise ValueError("The Event Hubs connection string is not a list of Key=Value parts separated by ';'.")
+        parts[key.strip()] = value.strip()
+    if "Endpoint" not in parts:
+        raise ValueError("The Event Hubs connection string has no Endpoint=sb://<namespace>.servicebus.windows.net/.")
+    return parts
+
+
+class EventHubsSource(EventSource):
+    """An Azure Event Hub, read by Spark through its Kafka endpoint and asked for news with azure-eventhub.
+
+    Authentication: `connection_string` (a shared access policy; EVENTHUB_CONNECTION_STRING)
+    or, when it is empty, a service principal (`tenant_id`, `client_id`,
+    `client_secret`) for Spark and DefaultAzureCredential for the sensor.
+    """
+
+    namespace: str = ""  # e.g. "movierec-events" or "movierec-events.servicebus.windows.net"
+    eventhub: str = ""
+    connection_string: str = ""
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    consumer_group: str = "$Default"
+    max_events_per_batch: int = 100_000
+    starting_offsets: str = "earliest"
+    # Databricks ships the Kafka client shaded under `kafkashaded.`; open-source Spark does not.
+    kafka_class_prefix: str = "kafkashaded."
+
+    _consumer: Any = PrivateAttr(default=None)
+
+    def describe(self) -> str:
+        return f"Event Hub {self.eventhub_name()} in {self.host()}"
+
+    def host(self) -> str:
+        if self.connection_string:
+            endpoint = parse_connection_string(self.connection_string)["Endpoint"]
+            return endpoint.removeprefix("sb://").rstrip("/")
+        if not self.namespace:
+            raise ValueError("EventHubsSource needs `namespace` (EVENTHUB_NAMESPACE) or `connection_string`.")
+        return self.namespace if "." in self.namespace else f"{self.namespace}.{EVENTHUB_SUFFIX}"
+
+    def eventhub_name(self) -> str:
+        name = self.eventhub
+        if not name and self.connection_string:
+            name = parse_connection_string(self.connection_string).get("EntityPath", "")
+        if not name:
+            raise ValueError("EventHubsSource needs `eventhub` (EVENTHUB_NAME) or an EntityPath in the connection string.")
+        return name
+
+    def kafka_options(self) -> dict[str, str]:
+        """Spark's Kafka source options for this hub (they hold the secret: never log them)."""
+        prefix = self.kafka_class_prefix
+        options = {
+            "kafka.bootstrap.servers": f"{self.host()}:{EVENTHUB_KAFKA_PORT}",
+            "subscribe": self.eventhub_name(),
+            "kafka.group.id": self.consumer_group,
+            "startingOffsets": self.starting_offsets,
+            "maxOffsetsPerTrigger": str(self.max_events_per_batch),
+            "kafka.security.protocol": "SASL_SSL",
+            "kafka.request.timeout.ms": "60000",
+            "kafka.session.timeout.ms": "30000",
+            # Event Hubs keeps events for a retention period; events that expired before an
+            # ingest ran cannot be read again, and the query must go on rather than stop.
+            "failOnDataLoss": "false",
+        }
+        if self.connection_string:
+            password = self.connection_string.replace('"', '\\"')
+            options["kafka.sasl.mechanism"] = "PLAIN"
+            options["kafka.sasl.jaas.config"] = (
+                f"{prefix}org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="$ConnectionString" password="{password}";'
+            )
+        elif self.tenant_id and self.client_id and self.client_secret:
+            options["kafka.sasl.mechanism"] = "OAUTHBEARER"
+            options["kafka.sasl.jaas.config"] = (
+                f"{prefix}org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                f'clientId="{self.client_id}" clientSecret="{self.client_secret}" '
+                f'scope="https://{self.host()}/.default" ssl.protocol="SSL";'
+            )
+            options["kafka.sasl.oauthbearer.token.endpoint.url"] = (
+                f"https://login.microsoftonline.com/{self.tenant_id}/oauth2/v2.0/token"
+            )
+            options["kafka.sasl.login.callback.handler.class"] = (
+                f"{prefix}org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler"
+            )
+        else:
+            raise ValueError(
+                "EventHubsSource needs a connection string (EVENTHUB_CONNECTION_STRING) or a service principal "
+                "(tenant_id, client_id, client_secret) for Spark to read the hub."
+            )
+        return options
+
+    def read_stream(self, spark: SparkSession) -> DataFrame:
+        return (
+            spark.readStream.format("kafka")
+            .options(**self.kafka_options())
+            .load()
+            .select(
+                F.col("value").cast("string").alias("value"),
+                F.concat_ws(":", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string")).alias(
+                    "source"
+                ),
+                F.col("timestamp").alias("landed_at"),
+            )
+        )
+
+    def consumer(self) -> Any:
+        """An azure-eventhub consumer client (reused across calls)."""
+        if self._consumer is None:
+            from azure.eventhub import EventHubConsumerClient
+
+            if self.connection_string:
+                self._consumer = EventHubConsumerClient.from_connection_string(
+                    self.connection_string, consumer_group=self.consumer_group, eventhub_name=self.eventhub_name()
+                )
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                self._consumer = EventHubConsumerClient(
+                    fully_qualified_namespace=self.host(),
+                    eventhub_name=self.eventhub_name(),
+                    consumer_group=self.consumer_group,
+                    credential=DefaultAzureCredential(),
+                )
+        return self._consumer
+
+    def partition_positions(self) -> dict[str, int]:
+        """The last enqueued sequence number of every partition (-1 for an empty partition)."""
+        client = self.consumer()
+        return {
+            pid: int(client.get_partition_properties(pid)["last_enqueued_sequence_number"])
+            for pid in client.get_partition_ids()
+        }
+
+    def new_events(self, cursor: str | None) -> NewEvents:
+        return new_events_past(json.loads(cursor) if cursor else {}, self.partition_positions())
+
+
+def new_events_past(seen: dict[str, int], positions: dict[str, int]) -> NewEvents:
+    """Compare partition sequence numbers with those seen; a new partition counts from its start."""
+    new = {pid: position - seen.get(pid, -1) for pid, position in positions.items() if position > seen.get(pid, -1)}
+    if not new:
+        return NewEvents(0, "no new events on any partition", json.dumps(seen, sort_keys=True) if seen else None)
+    merged = {**seen, **positions}
+    count = sum(new.values())
+    described = ", ".join(f"partition {pid}: +{n}" for pid, n in sorted(new.items()))
+    return NewEvents(count, f"{count} new event(s) ({described})", json.dumps(merged, sort_keys=True))

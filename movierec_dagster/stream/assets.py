@@ -1,0 +1,88 @@
+"""Rating events: the streamed ratings, ingested exactly once, and the quarantine of the bad ones."""
+
+import time
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+
+from movierec_dagster.metadata import table_metadata
+from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources.event_source import EventSource
+from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE, IngestResult, ingest_rating_events
+
+GROUP = "stream"
+# Ingest runs must never overlap: this pool has limit 1 (infra/local/dagster.yaml), and the ingest
+# job's runs carry a tag the run queue limits to one at a time.
+INGEST_POOL = "rating_events_ingest"
+
+
+def _ingest_metadata(result: IngestResult, seconds: float) -> dict[str, Any]:
+    stats = result.stats
+    metadata: dict[str, Any] = {
+        "events_read": MetadataValue.int(stats.read),
+        "accepted": MetadataValue.int(stats.accepted),
+        "rejected": MetadataValue.int(stats.rejected),
+        "duplicates_dropped": MetadataValue.int(stats.duplicates),
+        "batches": MetadataValue.int(stats.batches),
+        "rejected_by_reason": MetadataValue.json(dict(sorted(stats.rejected_by_reason.items()))),
+        "seconds": MetadataValue.float(round(seconds, 2)),
+        "events_per_second": MetadataValue.float(round(stats.read / seconds, 1) if seconds else 0.0),
+    }
+    if stats.newest_event is not None:
+        metadata["newest_event_time"] = MetadataValue.timestamp(stats.newest_event.timestamp())
+        metadata["lag_seconds"] = MetadataValue.float(round(result.lag_seconds, 1))
+    if stats.oldest_landed is not None:
+        waited = result.finished_at.timestamp() - stats.oldest_landed.timestamp()
+        metadata["max_landing_to_table_seconds"] = MetadataValue.float(round(waited, 1))
+    return metadata
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            EVENTS_TABLE,
+            group_name=GROUP,
+            kinds={"spark", "parquet"},
+            description="One row per valid rating event (event_id, user_id, movie_id, rating, rated_at, "
+            "ingested_at), ingested exactly once from the event source.",
+        ),
+        AssetSpec(
+            REJECTED_TABLE,
+            group_name=GROUP,
+            kinds={"spark", "parquet"},
+            description="One row per rejected rating event: its raw text, the reason, where and when it landed.",
+        ),
+    ],
+    pool=INGEST_POOL,
+)
+def rating_events(
+    context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake, event_source: EventSource
+) -> Any:
+    """Ingest the rating events that arrived since the last run: valid ones to rating_events, the rest quarantined."""
+    started = time.perf_counter()
+    session = spark.session()
+    context.log.info(f"Ingesting rating events from {event_source.describe()}")
+    result = ingest_rating_events(session, lake, event_source, log=context.log.info)
+    seconds = time.perf_counter() - started
+    stats = result.stats
+    context.log.info(
+        f"{stats.read:,} events in {stats.batches} batch(es): {stats.accepted:,} accepted, "
+        f"{stats.rejected:,} rejected, in {seconds:.1f} s"
+    )
+    if stats.rejected_by_reason:
+        context.log.warning(f"Rejected events by reason: {stats.rejected_by_reason}")
+    ingest = _ingest_metadata(result, seconds)
+    events_metadata = dict(ingest)
+    rejected_metadata = {"rejected": ingest["rejected"], "rejected_by_reason": ingest["rejected_by_reason"]}
+    if lake.table_exists(EVENTS_TABLE):
+        events_metadata = table_metadata(
+            lake.read_table(session, EVENTS_TABLE), location=MetadataValue.path(lake.table_uri(EVENTS_TABLE)), **ingest
+        )
+    if lake.table_exists(REJECTED_TABLE):
+        rejected_metadata = table_metadata(
+            lake.read_table(session, REJECTED_TABLE),
+            location=MetadataValue.path(lake.table_uri(REJECTED_TABLE)),
+            **rejected_metadata,
+        )
+    yield MaterializeResult(asset_key=EVENTS_TABLE, metadata=events_metadata)
+    yield MaterializeResult(asset_key=REJECTED_TABLE, metadata=rejected_metadata)

@@ -1,0 +1,232 @@
+"""Rating events: raw lines to validated rows, plain PySpark (no Dagster).
+
+`parse_events` takes the raw lines of the event source (`value` text plus where
+and when each line landed) and returns one row per line with the typed fields
+and a `reject_reason`, null for a valid event. `split_batch` then separates the
+valid events from the rejected ones and drops duplicate `event_id`s, within the
+batch and against the ids already ingested.
+
+Both event shapes are accepted: the design's
+`{"event_id", "user_id", "movie_id", "rating", "timestamp"}` and the seed's
+`{"UserId", "MovieId", "Rating", "Timestamp"}` (which has no id: the id is then
+derived from the event's content, so a resent seed event is a duplicate).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from movierec_dagster.movielens.transforms import rating_value_failure
+
+VALUE, SOURCE, LANDED_AT = "value", "source", "landed_at"
+REASON, RAW, RAW_BYTES = "reject_reason", "raw", "raw_length"
+BATCH = "ingest_batch"
+EVENT_COLUMNS = ("event_id", "user_id", "movie_id", "rating", "rated_at", "ingested_at")
+REJECTED_COLUMNS = (RAW, RAW_BYTES, REASON, "event_id", SOURCE, LANDED_AT, "ingested_at")
+
+MAX_EVENT_BYTES = 64 * 1024  # an event is ~120 bytes; anything this big is not one
+MAX_RAW_CHARS = 4096  # how much of a rejected line is kept
+MAX_EVENT_ID_CHARS = 128
+MAX_ID = 2_147_483_647  # ids are ints in every table
+FUTURE_TOLERANCE_SECONDS = 300  # clock skew allowed between a producer and the ingest
+
+DUPLICATE = "duplicate event_id"
+DUPLICATE_EARLIER = "duplicate event_id (already ingested)"
+
+_FIELDS = ("event_id", "user_id", "movie_id", "rating", "timestamp")
+_SEED_FIELDS = {"user_id": "UserId", "movie_id": "MovieId", "rating": "Rating", "timestamp": "Timestamp"}
+_CORRUPT = "_corrupt_record"
+# Every field read as text: JSON numbers keep their digits, so the validation below sees what was sent.
+_JSON_SCHEMA = ", ".join(f"`{name}` string" for name in (*_FIELDS, *_SEED_FIELDS.values(), _CORRUPT))
+# `rating` and `Rating` cannot both be addressed (Spark resolves fields case-insensitively): a struct
+# cast renames by position, so the seed's fields become `seed_<field>`.
+_NAMED_SCHEMA = "struct<" + ", ".join(
+    f"`{name}`: string" for name in (*_FIELDS, *(f"seed_{name}" for name in _SEED_FIELDS), _CORRUPT)
+) + ">"
+
+
+def _first_failure(checks: list[tuple[Column, str]]) -> Column:
+    """The reason of the first failing (condition, reason) pair, else null."""
+    reason = F.lit(None).cast("string")
+    for failed, message in reversed(checks):
+        reason = F.when(failed, F.lit(message)).otherwise(reason)
+    return reason
+
+
+def _field(parsed: Column, name: str) -> Column:
+    """The design's field, else the seed's; blank text counts as missing."""
+    value = parsed[name]
+    if name in _SEED_FIELDS:
+        value = F.coalesce(value, parsed[f"seed_{name}"])
+    value = F.trim(value)
+    return F.when(value != "", value)
+
+
+def _as_long(text: Column) -> Column:
+    return F.when(text.rlike(r"^-?[0-9]{1,18}$"), text.try_cast("bigint"))
+
+
+def _id_failure(value: Column, text: Column, name: str) -> list[tuple[Column, str]]:
+    return [
+        (text.isNull(), f"{name} is missing"),
+        (value.isNull(), f"{name} is not an integer"),
+        ((value <= 0) | (value > MAX_ID), f"{name} is not a positive 32-bit integer"),
+    ]
+
+
+def _event_seconds(text: Column) -> Column:
+    """Epoch seconds from a number (integer or decimal seconds) or an ISO-8601 text, else null."""
+    number = F.when(text.rlike(r"^-?[0-9]{1,12}([.][0-9]+)?$"), text.try_cast("double"))
+    return F.coalesce(number, F.unix_micros(F.try_to_timestamp(text)) / 1_000_000)
+
+
+def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
+    """One row per line: event_id, user_id, movie_id, rating, rated_at, the line's source, reject_reason, raw.
+
+    `lines` has `value` (the line's text, possibly invalid UTF-8), `source` and
+    `landed_at`; `now` is the ingest time, which bounds future timestamps.
+    """
+    value = F.col(VALUE)
+    length = F.octet_length(value)
+    is_utf8 = F.expr(f"is_valid_utf8({VALUE})")
+    json = F.from_json(value, _JSON_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}).cast(
+        _NAMED_SCHEMA
+    )
+    parsed = F.col("_parsed")
+    texts = {name: _field(parsed, name) for name in _FIELDS}
+    seed_shaped = parsed["event_id"].isNull() & parsed["seed_user_id"].isNotNull()
+    content = F.concat_ws("|", texts["user_id"], texts["movie_id"], texts["rating"], texts["timestamp"])
+    event_id = F.when(seed_shaped, F.concat(F.lit("seed-"), F.substring(F.sha2(content, 256), 1, 32))).otherwise(
+        texts["event_id"]
+    )
+    user_id, movie_id = _as_long(texts["user_id"]), _as_long(texts["movie_id"])
+    rating = texts["rating"].try_cast("double")
+    seconds = _event_seconds(texts["timestamp"])
+
+    structural = _first_failure(
+        [
+            (~is_utf8, "not valid UTF-8"),
+            (length > MAX_EVENT_BYTES, f"line longer than {MAX_EVENT_BYTES} bytes"),
+            (F.trim(value) == "", "empty line"),
+            (~F.trim(value).startswith("{"), "not a JSON object"),
+            (parsed.isNull() | parsed[_CORRUPT].isNotNull(), "not valid JSON (malformed or truncated)"),
+        ]
+    )
+    field_checks = _first_failure(
+        [
+            (event_id.isNull(), "event_id is missing"),
+            (F.length(event_id) > MAX_EVENT_ID_CHARS, f"event_id is longer than {MAX_EVENT_ID_CHARS} characters"),
+            *_id_failure(user_id, texts["user_id"], "user_id"),
+            *_id_failure(movie_id, texts["movie_id"], "movie_id"),
+            (texts["rating"].isNull(), "rating is missing"),
+        ]
+    )
+    time_checks = _first_failure(
+        [
+            (texts["timestamp"].isNull(), "timestamp is missing"),
+            (seconds.isNull(), "timestamp is not epoch seconds or ISO-8601"),
+            (seconds < 0, "timestamp is before 1970"),
+            (seconds > F.lit(now.timestamp() + FUTURE_TOLERANCE_SECONDS), "timestamp is in the future"),
+        ]
+    )
+    reason = F.coalesce(structural, field_checks, rating_value_failure(rating), time_checks)
+    valid = reason.isNull()
+    return lines.withColumn("_parsed", F.when(is_utf8 & (length <= MAX_EVENT_BYTES), json)).select(
+        event_id.alias("event_id"),
+        F.when(valid, user_id.cast("int")).alias("user_id"),
+        F.when(valid, movie_id.cast("int")).alias("movie_id"),
+        F.when(valid, rating).alias("rating"),
+        F.when(valid, F.timestamp_micros((seconds * 1_000_000).cast("bigint"))).alias("rated_at"),
+        F.col(SOURCE),
+        F.col(LANDED_AT),
+        reason.alias(REASON),
+        F.substring(F.expr(f"make_valid_utf8({VALUE})"), 1, MAX_RAW_CHARS).alias(RAW),
+        length.alias(RAW_BYTES),
+    )
+
+
+@dataclass
+class BatchStats:
+    """What one micro-batch did; `add` sums batches into a run's totals."""
+
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    newest_event: datetime | None = None
+    oldest_landed: datetime | None = None
+    batches: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    def add(self, other: "BatchStats") -> None:
+        self.read += other.read
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        for reason, count in other.rejected_by_reason.items():
+            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + count
+        self.newest_event = max(filter(None, (self.newest_event, other.newest_event)), default=None)
+        self.oldest_landed = min(filter(None, (self.oldest_landed, other.oldest_landed)), default=None)
+        self.batches += other.batches
+
+
+def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_at: datetime) -> DataFrame:
+    """The parsed batch with duplicates marked in `reject_reason`, and `ingested_at`.
+
+    A repeated valid `event_id` keeps its first occurrence (by source and
+    position) and the others are duplicates; so is any id already in
+    `ingested_ids` (a frame with an `event_id` column, or None).
+    """
+    stamped = parsed.withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
+    if ingested_ids is None:
+        stamped = stamped.withColumn("_earlier", F.lit(False))
+    else:
+        earlier = ingested_ids.select("event_id").distinct().withColumn("_earlier", F.lit(True))
+        stamped = stamped.join(earlier, "event_id", "left")
+    first = Window.partitionBy("event_id").orderBy(F.col(REASON).isNotNull(), SOURCE, "_position")
+    return (
+        stamped.withColumn("_position", F.monotonically_increasing_id())
+        .withColumn("_rank", F.row_number().over(first))
+        .withColumn(
+            REASON,
+            F.coalesce(
+                F.col(REASON),
+                F.when(F.col("_earlier"), F.lit(DUPLICATE_EARLIER)),
+                F.when(F.col("_rank") > 1, F.lit(DUPLICATE)),
+            ),
+        )
+        .drop("_earlier", "_position", "_rank")
+    )
+
+
+def valid_events(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col(REASON).isNull()).select(*EVENT_COLUMNS)
+
+
+def rejected_events(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col(REASON).isNotNull()).select(*REJECTED_COLUMNS)
+
+
+def batch_stats(classified: DataFrame) -> BatchStats:
+    """Counts of a classified batch, in one pass."""
+    rows = (
+        classified.groupBy(REASON)
+        .agg(F.count(F.lit(1)).alias("n"), F.max("rated_at").alias("newest"), F.min(LANDED_AT).alias("landed"))
+        .collect()
+    )
+    stats = BatchStats(batches=1)
+    for row in rows:
+        stats.read += row["n"]
+        stats.oldest_landed = min(filter(None, (stats.oldest_landed, row["landed"])), default=None)
+        if row[REASON] is None:
+            stats.accepted += row["n"]
+            stats.newest_event = row["newest"]
+        else:
+            stats.rejected_by_reason[row[REASON]] = row["n"]
+            if row[REASON] in (DUPLICATE, DUPLICATE_EARLIER):
+                stats.duplicates += row["n"]
+    return stats

@@ -1,0 +1,145 @@
+"""The generator: sources, malformed mix, the local sink's atomic files, Event Hubs batching, the CLI and Ctrl-C."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from azure.eventhub import EventDataBatch
+
+from generator.cli import main
+from generator.sinks import EventHubSink, LocalSink, partition_key
+from generator.sources import Counts, Population, Rating, encode_events, read_movielens_ratings, replay, synthetic
+
+ROOT = Path(__file__).resolve().parents[2]
+RATINGS = [Rating(u, m, 4.0, 1_000 + u * 10 + m) for u in (1, 2, 3) for m in (10, 20)]
+
+
+def test_replay_in_time_order_or_shuffled_reproducibly():
+    in_time = list(islice(replay(list(reversed(RATINGS)), random.Random(1), order="time"), 6))
+    assert [r.timestamp for r in in_time] == sorted(r.timestamp for r in RATINGS)
+    shuffled = [list(islice(replay(RATINGS, random.Random(seed)), 12)) for seed in (5, 5, 6)]
+    assert shuffled[0] == shuffled[1] != shuffled[2]
+    assert sorted(shuffled[0][:6]) == sorted(RATINGS)
+    now = next(replay(RATINGS, random.Random(1), timestamps="now"))
+    assert abs(now.timestamp - time.time()) < 5
+
+
+def test_synthetic_activity_includes_unseen_users_and_movies():
+    population = Population.from_ratings(RATINGS, new_users=5, new_movies=5)
+    ratings = list(islice(synthetic(population, random.Random(3), new_fraction=0.3), 2000))
+    new_users = {r.user_id for r in ratings if r.user_id > 3}
+    assert new_users and new_users <= set(range(4, 9))
+    assert {r.movie_id for r in ratings if r.movie_id > 20} <= set(range(21, 26))
+    assert {r.rating for r in ratings} <= {x / 2 for x in range(1, 11)}
+
+
+def test_events_are_reproducible_and_malformed_share_as_asked():
+    def run(seed):
+        counts = Counts()
+        return list(encode_events(iter(RATINGS * 500), random.Random(seed), malformed_fraction=0.2, counts=counts)), counts
+
+    (lines, counts), (again, _) = run(9), run(9)
+    assert lines == again
+    assert counts.total == 3000 and 450 < counts.malformed < 750
+    valid = [json.loads(line) for line in lines if line.startswith(b'{"event_id":"') and line.endswith(b"}\n") and b"\xff" not in line]
+    assert all(set(event) == {"event_id", "user_id", "movie_id", "rating", "timestamp"} for event in valid)
+
+
+def test_movielens_archive_is_read(synthetic_zip):
+    ratings = read_movielens_ratings(synthetic_zip)
+    assert len(ratings) == 800 and all(0.5 <= r.rating <= 5 for r in ratings)
+
+
+def test_local_sink_publishes_whole_files_rolled_by_count(tmp_path):
+    sink = LocalSink(tmp_path, roll_events=4, roll_seconds=3600)
+    for i in range(10):
+        sink.write(f"{i}\n".encode())
+    assert len(sink.files) == 2 and not list(tmp_path.glob(".*")), "the file being filled is not published"
+    sink.close()
+    assert [len(f.read_text().splitlines()) for f in sorted(sink.files)] == [4, 4, 2]
+    assert sorted(tmp_path.iterdir()) == sorted(sink.files)
+
+
+def test_local_sink_rolls_by_time(tmp_path):
+    sink = LocalSink(tmp_path, roll_events=1000, roll_seconds=0.05)
+    sink.write(b"a\n")
+    time.sleep(0.1)
+    sink.write(b"b\n")
+    assert len(sink.files) == 1 and sink.files[0].read_bytes() == b"a\nb\n"
+
+
+class BatchingProducer:
+    """The producer interface EventHubSink uses, making real EventDataBatch objects with a small size limit."""
+
+    def __init__(self, max_size_in_bytes: int):
+        self.max_size_in_bytes, self.sent, self.closed = max_size_in_bytes, [], False
+
+    def create_batch(self, partition_key=None):
+        return EventDataBatch(max_size_in_bytes=self.max_size_in_bytes, partition_key=partition_key)
+
+    def send_batch(self, batch):
+        assert batch.size_in_bytes <= self.max_size_in_bytes
+        self.sent.append(batch)
+
+    def close(self):
+        self.closed = True
+
+
+def test_event_hub_sink_fills_batches_by_user_without_losing_any(tmp_path):
+    producer = BatchingProducer(max_size_in_bytes=1024)
+    sink = EventHubSink(producer, flush_events=1000, flush_seconds=3600)
+    lines = list(encode_events(iter(RATINGS * 30), random.Random(2)))
+    for line in lines:
+        sink.write(line)
+    sink.close()
+    assert producer.closed and sink.sent_events == len(lines) == 180
+    assert sum(len(batch) for batch in producer.sent) == 180
+    assert len(producer.sent) > 3, "a full batch is sent and a new one started"
+    for batch in producer.sent:
+        keys = {partition_key(event.body_as_str().encode()) for event in batch._internal_events}
+        assert keys == {batch._partition_key.decode() if isinstance(batch._partition_key, bytes) else batch._partition_key}
+
+
+def test_event_hub_sink_rejects_an_event_larger_than_a_batch():
+    sink = EventHubSink(BatchingProducer(max_size_in_bytes=300), flush_events=1)
+    with pytest.raises(ValueError, match="larger than an Event Hubs batch"):
+        sink.write(b'{"user_id": 1, "pad": "' + b"x" * 400 + b'"}\n')
+
+
+def test_cli_writes_count_events_into_the_landing_folder(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    assert main(["--count", "2500", "--landing", str(landing), "--roll-events", "1000", "--seed", "4", "--malformed", "0.1"]) == 0
+    files = sorted(landing.iterdir())
+    assert len(files) == 3 and sum(len(f.read_bytes().splitlines()) for f in files) == 2500
+    assert "2,500 events" in capsys.readouterr().err
+
+
+def test_cli_explains_bad_input(tmp_path, capsys):
+    assert main(["--source", "movielens", "--movielens", str(tmp_path / "none.zip"), "--landing", str(tmp_path)]) == 2
+    assert "MovieLens" in capsys.readouterr().err
+
+
+def test_ctrl_c_flushes_and_leaves_no_partial_file(tmp_path):
+    landing = tmp_path / "landing"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "generator.cli", "--landing", str(landing), "--rate", "2000", "--roll-events", "100000",
+         "--roll-seconds", "3600"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while "events" not in (process.stderr.readline() or "") and time.monotonic() < deadline:
+        pass
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "stopped" in err
+    files = list(landing.iterdir())
+    assert len(files) == 1 and not files[0].name.startswith(".")
+    lines = files[0].read_bytes().splitlines()
+    assert lines and all(json.loads(line)["event_id"] for line in lines)

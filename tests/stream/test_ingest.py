@@ -1,0 +1,81 @@
+"""The ingest on real files: every bad input quarantined with its reason, valid events kept once, runs incremental."""
+
+import json
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from movierec_dagster.resources import LandingFolderSource, LocalLake
+from movierec_dagster.stream import ingest
+from movierec_dagster.stream.transforms import DUPLICATE, DUPLICATE_EARLIER
+from tests.stream.events import BAD_LINES, event, write_lines
+
+
+def _source(lake: LocalLake) -> LandingFolderSource:
+    return LandingFolderSource(folder=lake.uri("landing", "rating_events"))
+
+
+def _landing(lake: LocalLake) -> Path:
+    return Path(lake.uri("landing", "rating_events"))
+
+
+def test_bad_inputs_are_quarantined_and_valid_events_kept_once(spark, lake):
+    valid = [event(f"ok-{i}", user_id=i + 1, movie_id=100 + i, rating=0.5 + (i % 10) / 2).encode() for i in range(20)]
+    seed_event = json.dumps({"UserId": 7, "MovieId": 70, "Rating": 3.5, "Timestamp": 1_500_000_000}).encode()
+    iso_event = event("iso", timestamp="2024-11-26T05:46:40Z").encode()
+    bad = [line for line, _ in BAD_LINES]
+    write_lines(_landing(lake), "a.jsonl", valid[:10] + bad[:8] + [seed_event])
+    write_lines(_landing(lake), "b.jsonl", bad[8:] + valid[10:] + [iso_event, valid[0]])  # valid[0] again: a duplicate
+    write_lines(_landing(lake), "empty.jsonl", [])
+
+    result = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+
+    events = lake.read_table(spark, "rating_events")
+    assert sorted(events.columns) == sorted(
+        ["event_id", "user_id", "movie_id", "rating", "rated_at", "ingested_at", "ingest_batch"]
+    )
+    ids = [row.event_id for row in events.collect()]
+    assert len(ids) == len(set(ids)) == 22
+    assert {f"ok-{i}" for i in range(20)} | {"iso"} <= set(ids)
+    seed_row = events.where(F.col("event_id").startswith("seed-")).collect()
+    assert [(r.user_id, r.movie_id, r.rating, int(r.rated_at.timestamp())) for r in seed_row] == [(7, 70, 3.5, 1_500_000_000)]
+    assert dict(events.where("event_id = 'ok-3'").select("rating").first().asDict()) == {"rating": 2.0}
+
+    rejected = lake.read_table(spark, "rejected_rating_events")
+    reasons = sorted(row.reject_reason for row in rejected.collect())
+    assert reasons == sorted([reason for _, reason in BAD_LINES] + [DUPLICATE])
+    huge = rejected.where(F.col("reject_reason").startswith("line longer")).first()
+    assert huge.raw_length > 1_000_000 and len(huge.raw) == 4096
+    assert rejected.where("reject_reason = 'not valid UTF-8'").first().raw.startswith('{"event_id": "\ufffd')
+
+    stats = result.stats
+    assert (stats.read, stats.accepted, stats.rejected, stats.duplicates) == (39, 22, 17, 1)
+    assert stats.rejected_by_reason["rating is outside 0.5-5.0"] == 2
+
+
+def test_each_run_takes_only_new_events_and_drops_ids_seen_before(spark, lake):
+    write_lines(_landing(lake), "1.jsonl", [event(f"e{i}", user_id=i + 1).encode() for i in range(5)])
+    first = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    nothing = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    write_lines(_landing(lake), "2.jsonl", [event("e2").encode(), event("e9").encode()])
+    second = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+
+    assert (first.stats.accepted, nothing.stats.read, nothing.stats.batches) == (5, 0, 0)
+    assert (second.stats.read, second.stats.accepted, second.stats.duplicates) == (2, 1, 1)
+    assert second.stats.rejected_by_reason == {DUPLICATE_EARLIER: 1}
+    assert lake.read_table(spark, "rating_events").count() == 6
+    assert first.lag_seconds is not None and first.lag_seconds > 0
+
+
+def test_a_batch_run_twice_replaces_its_own_output(spark, lake):
+    write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode(), b"junk"])
+    lines = _source(lake)
+    batch = spark.read.text(lines.folder).select(
+        "value", F.lit("1.jsonl").alias("source"), F.current_timestamp().alias("landed_at")
+    )
+    ingest.process_batch(spark, lake, batch, 0)
+    again = ingest.process_batch(spark, lake, batch, 0)
+
+    assert (again.accepted, again.rejected, again.duplicates) == (2, 1, 0)
+    assert lake.read_table(spark, "rating_events").count() == 2
+    assert lake.read_table(spark, "rejected_rating_events").count() == 1
