@@ -13,8 +13,11 @@ from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInPro
 from movierec_dagster.definitions import build_definitions
 from movierec_dagster.deployment import movierec_home
 from movierec_dagster.resources.lake import QUARANTINE
+from movierec_dagster.stream.demo import land_burst, print_ingest_summary
 
 ETL_TABLES = ("movies", "ratings", "tags", "links")
+BURST_EVENTS = 5_000
+BURST_MALFORMED_SHARE = 0.05
 # Show the steps' own progress (INFO) on the console, not Dagster's per-event DEBUG lines.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -73,7 +76,10 @@ def main() -> None:
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
         run_job(defs, instance, "movielens_etl")
-    print_etl_counts(defs)
+        print_etl_counts(defs)
+        print(f"\n== a burst of {BURST_EVENTS:,} generated rating events")
+        land_burst(defs.resources["event_source"].folder, count=BURST_EVENTS, malformed=BURST_MALFORMED_SHARE)
+        print_ingest_summary(run_job(defs, instance, "ingest_rating_events"))
     print(f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI.")
 
 
