@@ -6,6 +6,8 @@ The domains are imported as modules: Dagster allows one Definitions object at
 module scope, and that is `defs`.
 """
 
+import os
+
 from dagster import Definitions
 
 from movierec_dagster.deployment import build_deployment
@@ -14,13 +16,18 @@ from movierec_dagster.movielens import definitions as movielens_domain
 from movierec_dagster.recommendations import definitions as recommendations_domain
 from movierec_dagster.stream import definitions as stream_domain
 
-DOMAINS = (movielens_domain, stream_domain, model_domain, recommendations_domain)
 
 
 def build_definitions(deployment: str | None = None, environ: dict[str, str] | None = None) -> Definitions:
+    """The code location for `deployment`, configured from `environ` (default: the process environment)."""
+    environ = dict(os.environ if environ is None else environ)
     resolved = build_deployment(deployment, environ)
     return Definitions.merge(
-        *(domain.defs for domain in DOMAINS), Definitions(resources=resolved.resources, executor=resolved.executor)
+        movielens_domain.defs,
+        stream_domain.defs,
+        model_domain.build_defs(environ),
+        recommendations_domain.build_defs(environ),
+        Definitions(resources=resolved.resources, executor=resolved.executor),
     )
 
 

@@ -10,8 +10,12 @@ import time
 
 from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInProcessResult
 
+from movierec_dagster.dashboard.summary import print_dashboard_summary
 from movierec_dagster.definitions import build_definitions
 from movierec_dagster.deployment import movierec_home
+from movierec_dagster.model.schedules import ScheduleSettings
+from movierec_dagster.recommendations.schedules import today_partition
+from movierec_dagster.recommendations.summary import print_summary
 from movierec_dagster.resources.lake import QUARANTINE
 from movierec_dagster.stream.demo import land_burst, print_ingest_summary
 
@@ -41,11 +45,13 @@ def _failure_messages(result: ExecuteInProcessResult) -> list[str]:
     return messages
 
 
-def run_job(defs: Definitions, instance: DagsterInstance, name: str) -> ExecuteInProcessResult:
+def run_job(
+    defs: Definitions, instance: DagsterInstance, name: str, partition_key: str | None = None
+) -> ExecuteInProcessResult:
     started = time.perf_counter()
-    print(f"== {name}", flush=True)
+    print(f"\n== {name}" + (f" for {partition_key}" if partition_key else ""), flush=True)
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG, partition_key=partition_key
     )
     if not result.success:
         print(f"\nThe {name} run failed (run id {result.run_id}):", file=sys.stderr)
@@ -80,6 +86,12 @@ def main() -> None:
         print(f"\n== a burst of {BURST_EVENTS:,} generated rating events")
         land_burst(defs.resources["event_source"].folder, count=BURST_EVENTS, malformed=BURST_MALFORMED_SHARE)
         print_ingest_summary(run_job(defs, instance, "ingest_rating_events"))
+        run_job(defs, instance, "retrain_model")
+        today = today_partition(ScheduleSettings.from_environ(dict(os.environ)).timezone)
+        run_job(defs, instance, "score_recommendations", partition_key=today)
+    lake = defs.resources["lake"]
+    print_summary(lake, defs.resources["spark"].session())
+    print_dashboard_summary(lake.root)
     print(f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI.")
 
 

@@ -79,6 +79,14 @@ class LocalLake(ConfigurableResource):
         self._swap(staging, final)
         return str(final)
 
+    def delete(self, *parts: str) -> None:
+        """Remove a file or folder from the lake; nothing happens when it is not there."""
+        target = self.path(*parts)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
     def local_path(self, *parts: str) -> Path:
         """A path plain Python can open; the local lake is already on disk."""
         return self.path(*parts)

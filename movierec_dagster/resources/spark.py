@@ -1,6 +1,7 @@
 """The Spark session resource for the local deployment."""
 
 import os
+import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -25,6 +26,9 @@ class LocalSpark(ConfigurableResource):
     def session(self) -> SparkSession:
         # Local Spark binds to loopback; without this it warns about the host name on every start.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (mapInArrow in the scorer) need this interpreter's numpy and pyarrow;
+        # PySpark reads the variable, not a Spark setting, when it starts them.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         java_options = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"
         spark = (
             SparkSession.builder.master(self.master)

@@ -1,0 +1,211 @@
+"""The model domain: training ratings, then the fitted, evaluated, gated ALS models."""
+
+import time
+from dataclasses import fields
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from movierec_dagster.metadata import markdown_table, table_metadata
+from movierec_dagster.model import gate, registry, training
+from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources.lake import CHECKPOINTS
+
+GROUP = "model"
+MODEL_GATE = "model_gate"
+_DEFAULTS = training.ModelParams()
+
+
+@asset(group_name=GROUP, deps=["ratings", "rating_events"], kinds={"spark", "parquet"})
+def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
+    """One row per (user, movie): the latest rating, from the MovieLens history plus streamed rating events."""
+    started = time.perf_counter()
+    session = spark.session()
+    history = lake.read_table(session, "ratings")
+    events = lake.read_table(session, "rating_events") if lake.table_exists("rating_events") else None
+    if events is None:
+        context.log.info("No rating_events table yet: training on the history alone.")
+    lake.write_table(training.merge_ratings(history, events), "training_ratings")
+    table = lake.read_table(session, "training_ratings")
+    history_rows = history.count()
+    event_rows = events.count() if events is not None else 0
+    metadata = table_metadata(
+        table,
+        history_rows=MetadataValue.int(history_rows),
+        streamed_rows=MetadataValue.int(event_rows),
+        users=MetadataValue.int(table.select("user_id").distinct().count()),
+        movies=MetadataValue.int(table.select("movie_id").distinct().count()),
+        location=MetadataValue.path(lake.table_uri("training_ratings")),
+        seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
+    )
+    context.log.info(
+        f"training_ratings: {metadata['dagster/row_count'].value:,} rows from {history_rows:,} historical "
+        f"and {event_rows:,} streamed ratings"
+    )
+    return MaterializeResult(metadata=metadata)
+
+
+class AlsModelConfig(Config):
+    """Hyper-parameters (defaults measured on ml-latest-small), evaluation, gate and retention settings."""
+
+    rating_rank: int = _DEFAULTS.rating_rank
+    rating_reg_param: float = _DEFAULTS.rating_reg_param
+    rating_max_iter: int = _DEFAULTS.rating_max_iter
+    user_bias_reg: float = _DEFAULTS.user_bias_reg
+    item_bias_reg: float = _DEFAULTS.item_bias_reg
+    bias_iterations: int = _DEFAULTS.bias_iterations
+    ranking_rank: int = _DEFAULTS.ranking_rank
+    ranking_reg_param: float = _DEFAULTS.ranking_reg_param
+    ranking_max_iter: int = _DEFAULTS.ranking_max_iter
+    alpha: float = Field(default=_DEFAULTS.alpha, description="Implicit ALS confidence scale.")
+    neutral_rating: float = Field(
+        default=_DEFAULTS.neutral_rating, description="Ratings below this count as evidence against a movie."
+    )
+    seed: int = _DEFAULTS.seed
+    num_blocks: int = Field(default=_DEFAULTS.num_blocks, description="ALS blocks; 0 = Spark's default parallelism.")
+    test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
+    rmse_tolerance: float = Field(default=0.01, description="Gate: how much higher than the champion's RMSE may be.")
+    ndcg_tolerance: float = Field(default=0.01, description="Gate: how much lower than the champion's NDCG@10 may be.")
+    keep_versions: int = Field(default=0, description="Keep the newest N model versions (and the champion); 0 keeps all.")
+    search_ranks: list[int] = Field(default=[], description="Grid search: ranks to try (empty: no search on rank).")
+    search_reg_params: list[float] = Field(default=[], description="Grid search: regParam values to try.")
+    search_alphas: list[float] = Field(default=[], description="Grid search: alpha values to try.")
+    validation_fraction: float = Field(default=0.2, description="Grid search: share of the training split held out.")
+
+    def params(self) -> training.ModelParams:
+        return training.ModelParams(**{f.name: getattr(self, f.name) for f in fields(training.ModelParams)})
+
+    def searching(self) -> bool:
+        return bool(self.search_ranks or self.search_reg_params or self.search_alphas)
+
+
+def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
+    metrics, baselines = info["metrics"], info["baselines"]
+    rows = [
+        {"model": "ours", **{name: f"{metrics[name]:.4f}" for name in ("rmse", "mae", "precision_at_10", "recall_at_10", "ndcg_at_10")}},
+        {"model": "user+movie bias", "rmse": f"{baselines['bias']['rmse']:.4f}", "mae": f"{baselines['bias']['mae']:.4f}",
+         "precision_at_10": "", "recall_at_10": "", "ndcg_at_10": ""},
+        {"model": "most popular", "rmse": "", "mae": "",
+         **{name: f"{baselines['most_popular'][name]:.4f}" for name in ("precision_at_10", "recall_at_10", "ndcg_at_10")}},
+    ]
+    text = f"### Model {info['version']}\n\n{markdown_table(rows)}\n\n**Gate:** {decision.summary}\n"
+    if grid:
+        shown = [{key: (f"{value:.4f}" if isinstance(value, float) else value) for key, value in point.items()} for point in grid]
+        text += f"\n### Grid search (validation split)\n\n{markdown_table(shown)}\n"
+    return text
+
+
+@asset(
+    group_name=GROUP,
+    deps=[training_ratings],
+    kinds={"spark", "sparkml"},
+    check_specs=[
+        AssetCheckSpec(
+            MODEL_GATE,
+            asset="als_model",
+            blocking=True,
+            description=(
+                "Promote to champion only if RMSE beats the bias baseline, NDCG@10 beats most-popular, and neither "
+                "is worse than the champion's by more than the tolerance."
+            ),
+        )
+    ],
+)
+def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
+    """A ranking model (implicit ALS) and a star-rating model (biases + ALS), evaluated, saved under lake/models/als/<version>/."""
+    started = time.perf_counter()
+    session = spark.session()
+    session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
+    ratings = lake.read_table(session, "training_ratings").select("user_id", "movie_id", "rating").cache()
+    try:
+        training_rows = ratings.count()
+        if training_rows == 0:
+            raise ValueError("training_ratings is empty: materialize ratings (movielens_etl) first.")
+        train, test = training.split(ratings, config.test_fraction, config.seed)
+        params, grid = config.params(), []
+        if config.searching():
+            context.log.info("Grid search on a validation split of the training split")
+            params, grid = training.grid_search(
+                train,
+                params,
+                ranks=config.search_ranks,
+                reg_params=config.search_reg_params,
+                alphas=config.search_alphas,
+                validation_fraction=config.validation_fraction,
+            )
+            for point in grid:
+                context.log.info(f"grid point {point}")
+        context.log.info(f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) with {params}")
+        evaluation, _ = training.evaluate(train, test, params)
+        context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
+        context.log.info(f"Refitting on all {training_rows:,} ratings")
+        bundle = training.fit_bundle(ratings, params)
+    finally:
+        ratings.unpersist()
+    now = datetime.now(UTC)
+    version = registry.new_version(now)
+    registry.save_bundle(lake, version, bundle)
+    info = {
+        "version": version,
+        "trained_at": registry.utc_iso(now),
+        "training_rows": training_rows,
+        "test_rows": evaluation.test_rows,
+        "evaluated_users": evaluation.evaluated_users,
+        "params": params.as_dict(),
+        "metrics": evaluation.metrics,
+        "baselines": evaluation.baselines,
+        "global_mean": bundle.biases.global_mean,
+        "grid": grid,
+    }
+    registry.write_model_info(lake, info)
+    champion = registry.read_champion(lake)
+    champion_info = registry.read_model_info(lake, champion["version"]) if champion else None
+    decision = gate.decide(
+        info, champion_info, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance
+    )
+    if decision.passed:
+        registry.promote(lake, info, datetime.now(UTC))
+        context.log.info(decision.summary + " It is now the champion.")
+    else:
+        context.log.warning(decision.summary + " Recommendations keep using the current champion.")
+    pruned = registry.prune(lake, config.keep_versions)
+    if pruned:
+        context.log.info(f"Pruned old model versions {pruned}")
+    metrics, baselines = evaluation.metrics, evaluation.baselines
+    metadata = {
+        "version": version,
+        "promoted": decision.passed,
+        "location": MetadataValue.path(registry.version_uri(lake, version)),
+        "training_rows": MetadataValue.int(training_rows),
+        **{name: MetadataValue.float(value) for name, value in metrics.items()},
+        "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
+        "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),
+        **{f"most_popular_{name}": MetadataValue.float(value) for name, value in baselines["most_popular"].items()},
+        "params": MetadataValue.json(params.as_dict()),
+        "summary": MetadataValue.md(_summary(info, decision, grid)),
+        "seconds": MetadataValue.float(round(time.perf_counter() - started, 2)),
+    }
+    gate_metadata = {
+        "candidate": version,
+        "champion_before": champion["version"] if champion else "none",
+        "rmse": metrics["rmse"],
+        "ndcg_at_10": metrics["ndcg_at_10"],
+        "reasons": "; ".join(decision.reasons) or "none",
+    }
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(
+                check_name=MODEL_GATE, passed=decision.passed, description=decision.summary, metadata=gate_metadata
+            )
+        ],
+    )

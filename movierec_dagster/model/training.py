@@ -1,0 +1,333 @@
+"""The model: plain PySpark functions, no Dagster.
+
+Two Spark ML models, each built for its job:
+
+- the *ranking* model chooses each user's movies: implicit-feedback ALS, where a
+  rating is a confidence that the user cares about the movie (ratings below
+  `neutral_rating` count as evidence against);
+- the *rating* model predicts the star rating shown beside each movie: a global
+  mean plus regularised user and movie biases, plus explicit ALS on the residuals.
+
+`evaluate` measures both honestly on a held-out split, beside a user+movie bias
+baseline (for RMSE/MAE) and most-popular (for ranking).
+"""
+
+import math
+from dataclasses import asdict, dataclass, replace
+from itertools import product
+
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from movierec_dagster.recommendations.scoring import popularity_factors, top_k_unseen
+
+MIN_RATING, MAX_RATING = 0.5, 5.0
+RELEVANT_RATING = 4.0
+TOP_K = 10
+TRAINING_COLUMNS = ("user_id", "movie_id", "rating", "rated_at")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyper-parameters of both models (defaults measured on ml-latest-small, see bench/model_quality.py)."""
+
+    rating_rank: int = 50
+    rating_reg_param: float = 0.1
+    rating_max_iter: int = 15
+    user_bias_reg: float = 15.0
+    item_bias_reg: float = 10.0
+    bias_iterations: int = 3
+    ranking_rank: int = 50
+    ranking_reg_param: float = 0.1
+    ranking_max_iter: int = 15
+    alpha: float = 1.0
+    neutral_rating: float = 2.5
+    seed: int = 42
+    # ALS user and item blocks; 0 = Spark's default parallelism (few blocks are fastest on few cores).
+    num_blocks: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Biases:
+    global_mean: float
+    user_bias: DataFrame  # user_id, user_bias
+    item_bias: DataFrame  # movie_id, item_bias
+
+
+@dataclass
+class ModelBundle:
+    """The fitted models: biases + residual ALS (rating), implicit ALS (ranking)."""
+
+    biases: Biases
+    rating_model: ALSModel
+    ranking_model: ALSModel
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    test_rows: int
+    evaluated_users: int
+
+
+def merge_ratings(history: DataFrame, events: DataFrame | None) -> DataFrame:
+    """user_id, movie_id, rating, rated_at: the latest rating of each (user, movie).
+
+    A streamed event wins over a historical rating given at the same instant; among
+    events, the later `ingested_at` wins.
+    """
+    frames = history.select(
+        *TRAINING_COLUMNS, F.lit(0).alias("_source"), F.lit(None).cast("timestamp").alias("_ingested_at")
+    )
+    if events is not None:
+        frames = frames.unionByName(
+            events.select(*TRAINING_COLUMNS, F.lit(1).alias("_source"), F.col("ingested_at").alias("_ingested_at"))
+        )
+    latest_first = Window.partitionBy("user_id", "movie_id").orderBy(
+        F.col("rated_at").desc(), F.col("_source").desc(), F.col("_ingested_at").desc_nulls_last()
+    )
+    return (
+        frames.withColumn("_order", F.row_number().over(latest_first))
+        .where(F.col("_order") == 1)
+        .select(*TRAINING_COLUMNS)
+    )
+
+
+def split(ratings: DataFrame, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
+    """A fixed random (train, test) split of the ratings."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    # A hash of (user, movie, seed) instead of randomSplit: the same rows land in the
+    # same side however the data is partitioned or recomputed.
+    draw = (F.abs(F.xxhash64("user_id", "movie_id", F.lit(seed))) % 1_000_000) / 1_000_000.0
+    rows = ratings.select("user_id", "movie_id", "rating", draw.alias("_draw"))
+    test = rows.where(F.col("_draw") < test_fraction).drop("_draw")
+    train = rows.where(F.col("_draw") >= test_fraction).drop("_draw")
+    return train, test
+
+
+def fit_biases(ratings: DataFrame, user_reg: float, item_reg: float, iterations: int) -> Biases:
+    """Global mean plus regularised user and movie biases, by alternating least squares."""
+    global_mean = ratings.agg(F.avg("rating")).first()[0]
+    if global_mean is None:
+        raise ValueError("cannot fit a model on no ratings")
+    user_bias = ratings.select("user_id").distinct().withColumn("user_bias", F.lit(0.0))
+    item_bias = None
+    for _ in range(max(1, iterations)):
+        item_bias = (
+            ratings.join(user_bias, "user_id")
+            .groupBy("movie_id")
+            .agg((F.sum(F.col("rating") - global_mean - F.col("user_bias")) / (item_reg + F.count("*"))).alias("item_bias"))
+        )
+        user_bias = (
+            ratings.join(item_bias, "movie_id")
+            .groupBy("user_id")
+            .agg((F.sum(F.col("rating") - global_mean - F.col("item_bias")) / (user_reg + F.count("*"))).alias("user_bias"))
+        )
+    return Biases(float(global_mean), user_bias.cache(), item_bias.cache())
+
+
+def bias_prediction(biases: Biases, pairs: DataFrame) -> DataFrame:
+    """`pairs` plus `baseline`: global mean + user bias + movie bias (unknown ones count 0)."""
+    return (
+        pairs.join(biases.user_bias, "user_id", "left")
+        .join(biases.item_bias, "movie_id", "left")
+        .withColumn(
+            "baseline",
+            F.lit(biases.global_mean) + F.coalesce(F.col("user_bias"), F.lit(0.0)) + F.coalesce(F.col("item_bias"), F.lit(0.0)),
+        )
+        .drop("user_bias", "item_bias")
+    )
+
+
+def clip_rating(column: F.Column) -> F.Column:
+    return F.least(F.greatest(column, F.lit(MIN_RATING)), F.lit(MAX_RATING))
+
+
+def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
+    """Fit the rating model (biases + ALS on residuals) and the ranking model (implicit ALS)."""
+    blocks = params.num_blocks or max(1, ratings.sparkSession.sparkContext.defaultParallelism)
+    ratings = ratings.select("user_id", "movie_id", "rating").cache()
+    try:
+        biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
+        residuals = bias_prediction(biases, ratings).select(
+            "user_id", "movie_id", (F.col("rating") - F.col("baseline")).alias("residual")
+        )
+        rating_model = ALS(
+            rank=params.rating_rank,
+            maxIter=params.rating_max_iter,
+            regParam=params.rating_reg_param,
+            userCol="user_id",
+            itemCol="movie_id",
+            ratingCol="residual",
+            seed=params.seed,
+            coldStartStrategy="nan",
+            numUserBlocks=blocks,
+            numItemBlocks=blocks,
+        ).fit(residuals)
+        confidence = ratings.select("user_id", "movie_id", (F.col("rating") - params.neutral_rating).alias("confidence"))
+        ranking_model = ALS(
+            rank=params.ranking_rank,
+            maxIter=params.ranking_max_iter,
+            regParam=params.ranking_reg_param,
+            implicitPrefs=True,
+            alpha=params.alpha,
+            userCol="user_id",
+            itemCol="movie_id",
+            ratingCol="confidence",
+            seed=params.seed,
+            coldStartStrategy="nan",
+            numUserBlocks=blocks,
+            numItemBlocks=blocks,
+        ).fit(confidence)
+    finally:
+        ratings.unpersist()
+    return ModelBundle(biases, rating_model, ranking_model)
+
+
+def predict_ratings(bundle: ModelBundle, pairs: DataFrame) -> DataFrame:
+    """`pairs` (user_id, movie_id, ...) plus `predicted_rating`, clipped to 0.5-5.0.
+
+    A user or movie the models never saw gets the parts that are known (at worst the global mean).
+    """
+    with_baseline = bias_prediction(bundle.biases, pairs)
+    residual = bundle.rating_model.transform(with_baseline).withColumnRenamed("prediction", "_residual")
+    residual_value = F.when(F.isnan("_residual"), 0.0).otherwise(F.coalesce(F.col("_residual"), F.lit(0.0)))
+    return residual.withColumn("predicted_rating", clip_rating(F.col("baseline") + residual_value)).drop(
+        "baseline", "_residual"
+    )
+
+
+def rating_errors(predictions: DataFrame, prediction: str) -> dict[str, float]:
+    """RMSE and MAE of column `prediction` against `rating`."""
+    row = predictions.agg(
+        F.sqrt(F.avg((F.col(prediction) - F.col("rating")) ** 2)).alias("rmse"),
+        F.avg(F.abs(F.col(prediction) - F.col("rating"))).alias("mae"),
+    ).first()
+    if row["rmse"] is None:
+        raise ValueError("no ratings to evaluate on: the test split is empty")
+    return {"rmse": float(row["rmse"]), "mae": float(row["mae"])}
+
+
+def ideal_dcg(relevant: int, k: int) -> float:
+    return sum(1.0 / math.log2(position + 1) for position in range(1, min(relevant, k) + 1))
+
+
+def ranking_metrics(
+    recommendations: DataFrame, test: DataFrame, k: int = TOP_K, relevant_rating: float = RELEVANT_RATING
+) -> dict[str, float]:
+    """precision@k, recall@k, NDCG@k (binary relevance), averaged over users with a relevant test rating.
+
+    `recommendations`: user_id, movie_id, rank (1 = best); `test`: user_id, movie_id, rating.
+    A movie is relevant when its held-out rating is at least `relevant_rating`; a user
+    without recommendations counts with zero hits.
+    """
+    relevant = test.where(F.col("rating") >= relevant_rating).select("user_id", "movie_id")
+    per_user_relevant = relevant.groupBy("user_id").agg(F.count("*").alias("relevant"))
+    hits = (
+        recommendations.where(F.col("rank") <= k)
+        .join(relevant, ["user_id", "movie_id"])
+        .groupBy("user_id")
+        .agg(F.count("*").alias("hits"), F.sum(1.0 / F.log2(F.col("rank") + 1.0)).alias("dcg"))
+    )
+    ideal = F.element_at(F.array(*[F.lit(ideal_dcg(n, k)) for n in range(1, k + 1)]), F.least(F.col("relevant"), F.lit(k)).cast("int"))
+    per_user = per_user_relevant.join(hits, "user_id", "left").fillna(0, subset=["hits", "dcg"]).select(
+        (F.col("hits") / k).alias("precision"),
+        (F.col("hits") / F.col("relevant")).alias("recall"),
+        (F.col("dcg") / ideal).alias("ndcg"),
+    )
+    row = per_user.agg(F.avg("precision"), F.avg("recall"), F.avg("ndcg"), F.count("*")).first()
+    if not row[3]:
+        raise ValueError(f"no user has a held-out rating of {relevant_rating} or more: cannot measure ranking")
+    return {
+        f"precision_at_{k}": float(row[0]),
+        f"recall_at_{k}": float(row[1]),
+        f"ndcg_at_{k}": float(row[2]),
+        "evaluated_users": int(row[3]),
+    }
+
+
+def recommend_top_k(bundle: ModelBundle, seen: DataFrame, k: int = TOP_K) -> DataFrame:
+    """user_id, movie_id, rank, score: the ranking model's top-k unseen movies of every user it knows."""
+    return top_k_unseen(bundle.ranking_model.userFactors, bundle.ranking_model.itemFactors, seen, k)
+
+
+def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K) -> DataFrame:
+    """user_id, movie_id, rank, score: the k most-rated movies each user has not rated."""
+    user_factors, item_factors = popularity_factors(train, users)
+    return top_k_unseen(user_factors, item_factors, train.select("user_id", "movie_id"), k)
+
+
+def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[Evaluation, ModelBundle]:
+    """Fit on `train`, measure on `test`; the same split for the baselines. Returns the evaluation and the fitted bundle."""
+    train = train.cache()
+    test = test.cache()
+    try:
+        bundle = fit_bundle(train, params)
+        predictions = predict_ratings(bundle, test).cache()
+        errors = rating_errors(predictions, "predicted_rating")
+        bias_errors = rating_errors(
+            bias_prediction(bundle.biases, test).withColumn("baseline", clip_rating(F.col("baseline"))), "baseline"
+        )
+        predictions.unpersist()
+        seen = train.select("user_id", "movie_id")
+        ranking = ranking_metrics(recommend_top_k(bundle, seen, k), test, k)
+        test_users = test.select("user_id").distinct()
+        popular = ranking_metrics(most_popular_top_k(train, test_users, k), test, k)
+        test_rows = test.count()
+    finally:
+        train.unpersist()
+        test.unpersist()
+    evaluated_users = ranking.pop("evaluated_users")
+    popular.pop("evaluated_users")
+    return (
+        Evaluation(
+            metrics={**errors, **ranking},
+            baselines={"bias": bias_errors, "most_popular": popular},
+            test_rows=test_rows,
+            evaluated_users=evaluated_users,
+        ),
+        bundle,
+    )
+
+
+def grid_search(
+    train: DataFrame,
+    base: ModelParams,
+    *,
+    ranks: list[int],
+    reg_params: list[float],
+    alphas: list[float],
+    validation_fraction: float,
+    k: int = TOP_K,
+) -> tuple[ModelParams, list[dict[str, float]]]:
+    """Evaluate every (rank, regParam, alpha) on a validation split carved out of `train`.
+
+    Returns the chosen parameters (the rating model's from the point with the lowest
+    RMSE, the ranking model's from the point with the highest NDCG@k: the two models
+    are independent) and every point's figures. Empty lists keep `base`'s value.
+    """
+    fit, validation = split(train, validation_fraction, base.seed + 1)
+    points = []
+    for rank, reg_param, alpha in product(ranks or [base.ranking_rank], reg_params or [base.ranking_reg_param], alphas or [base.alpha]):
+        params = replace(
+            base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param, alpha=alpha
+        )
+        evaluation, _ = evaluate(fit, validation, params, k)
+        points.append({"rank": rank, "reg_param": reg_param, "alpha": alpha, **evaluation.metrics})
+    best_rating = min(points, key=lambda point: point["rmse"])
+    best_ranking = max(points, key=lambda point: point[f"ndcg_at_{k}"])
+    chosen = replace(
+        base,
+        rating_rank=int(best_rating["rank"]),
+        rating_reg_param=best_rating["reg_param"],
+        ranking_rank=int(best_ranking["rank"]),
+        ranking_reg_param=best_ranking["reg_param"],
+        alpha=best_ranking["alpha"],
+    )
+    return chosen, points

@@ -1,0 +1,94 @@
+"""Daily recommendations: every user's top-10 unseen movies from the champion model."""
+
+import time
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+from pyspark.sql import functions as F
+
+from movierec_dagster.metadata import table_metadata
+from movierec_dagster.model import registry
+from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
+from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
+from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources.lake import TABLES
+
+GROUP = "recommendations"
+TABLE = "user_recommendations"
+FIRST_DAY = "2024-01-01"
+
+
+def daily_partitions(timezone: str) -> DailyPartitionsDefinition:
+    """One partition per day in `timezone`, today's included (end_offset=1): the schedule scores today."""
+    return DailyPartitionsDefinition(start_date=FIRST_DAY, timezone=timezone, end_offset=1)
+
+
+def partition_subpath(partition_key: str) -> str:
+    return f"date={partition_key}"
+
+
+class RecommendationConfig(Config):
+    min_ratings: int = Field(
+        default=5, description="Users with fewer ratings than this get the popularity fallback instead of the model."
+    )
+
+
+def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> AssetsDefinition:
+    """The `user_recommendations` asset on `partitions_def` (its time zone is configuration)."""
+
+    @asset(
+        name=TABLE,
+        group_name=GROUP,
+        deps=["als_model", "training_ratings"],
+        partitions_def=partitions_def,
+        kinds={"spark", "parquet"},
+        check_specs=[recommendation_sanity_spec],
+    )
+    def user_recommendations(
+        context: AssetExecutionContext, config: RecommendationConfig, spark: LocalSpark, lake: LocalLake
+    ) -> MaterializeResult:
+        """One row per (user, rank 1-10) for the day: an unseen movie, its predicted stars, the model version, the source."""
+        started = time.perf_counter()
+        session = spark.session()
+        champion = registry.read_champion(lake)
+        if champion is None:
+            raise RuntimeError("There is no champion model yet: run the job retrain_model (and let it pass the gate) first.")
+        version = champion["version"]
+        context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
+        bundle = registry.load_bundle(lake, session, version)
+        ratings = lake.read_table(session, "training_ratings").select("user_id", "movie_id", "rating").cache()
+        try:
+            recommendations = build_recommendations(
+                bundle, ratings, model_version=version, generated_at=datetime.now(UTC), min_ratings=config.min_ratings
+            )
+            subpath = partition_subpath(context.partition_key)
+            lake.write_table(recommendations, TABLE, subpath=subpath)
+            written = session.read.parquet(lake.uri(TABLES, TABLE, subpath))
+            check = recommendation_sanity(written, ratings)
+        finally:
+            ratings.unpersist()
+        fallback_users = written.where(F.col("source") == POPULARITY).select("user_id").distinct().count()
+        metadata = table_metadata(
+            written,
+            model_version=version,
+            users=MetadataValue.int(written.select("user_id").distinct().count()),
+            popularity_fallback_users=MetadataValue.int(fallback_users),
+            location=MetadataValue.path(lake.uri(TABLES, TABLE, subpath)),
+            seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
+        )
+        context.log.info(
+            f"{metadata['dagster/row_count'].value:,} recommendations for {metadata['users'].value:,} users "
+            f"({fallback_users} on the popularity fallback)"
+        )
+        return MaterializeResult(metadata=metadata, check_results=[check])
+
+    return user_recommendations

@@ -1,0 +1,78 @@
+"""Each user's daily top-10: the champion's ranking, its star predictions, a popularity fallback. No Dagster."""
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from movierec_dagster.model.training import ModelBundle, predict_ratings
+from movierec_dagster.recommendations.scoring import popularity_factors, top_k_unseen
+
+TOP_K = 10
+MODEL, POPULARITY = "model", "popularity"
+COLUMNS = ("user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source")
+
+
+def build_recommendations(
+    bundle: ModelBundle,
+    ratings: DataFrame,
+    *,
+    model_version: str,
+    generated_at: datetime,
+    min_ratings: int,
+    k: int = TOP_K,
+) -> DataFrame:
+    """user_id, movie_id, rank, predicted_rating, model_version, generated_at, source for every user in `ratings`.
+
+    Users with at least `min_ratings` ratings whom the ranking model knows get its top-k
+    unseen movies (source "model"); the others get the k most-rated movies they have not
+    rated (source "popularity"). Predicted ratings come from the rating model, clipped to 0.5-5.0.
+    """
+    if min_ratings < 0:
+        raise ValueError(f"min_ratings must not be negative, got {min_ratings}")
+    seen = ratings.select("user_id", "movie_id")
+    counts = seen.groupBy("user_id").count()
+    known = bundle.ranking_model.userFactors.join(
+        counts.where(F.col("count") >= min_ratings).select(F.col("user_id").alias("id")), "id"
+    )
+    personal = top_k_unseen(known, bundle.ranking_model.itemFactors, seen, k).withColumn("source", F.lit(MODEL))
+    others = counts.select("user_id").join(known.select(F.col("id").alias("user_id")), "user_id", "left_anti")
+    popular_users, popular_items = popularity_factors(ratings, others)
+    fallback = top_k_unseen(popular_users, popular_items, seen, k).withColumn("source", F.lit(POPULARITY))
+    chosen = personal.unionByName(fallback).drop("score")
+    return predict_ratings(bundle, chosen).select(
+        F.col("user_id").cast("int"),
+        F.col("movie_id").cast("int"),
+        F.col("rank").cast("int"),
+        F.col("predicted_rating").cast("double"),
+        F.lit(model_version).alias("model_version"),
+        F.lit(generated_at).cast("timestamp").alias("generated_at"),
+        F.col("source"),
+    )
+
+
+def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K) -> dict[str, int]:
+    """What the recommendation check counts; every count but `users` and `users_with_recommendations` should be 0."""
+    seen = ratings.select("user_id", "movie_id")
+    per_user = recommendations.groupBy("user_id").agg(
+        F.count("*").alias("n"), F.countDistinct("movie_id").alias("movies"), F.countDistinct("rank").alias("ranks"),
+        F.min("rank").alias("first"), F.max("rank").alias("last"),
+    )
+    catalogue = ratings.select("movie_id").distinct().count()
+    unseen = seen.groupBy("user_id").agg((F.lit(catalogue) - F.count("*")).alias("unseen"))
+    short = unseen.join(per_user, "user_id", "left").where(
+        F.coalesce(F.col("n"), F.lit(0)) < F.least(F.col("unseen"), F.lit(k))
+    )
+    return {
+        "users": unseen.count(),
+        "users_with_recommendations": per_user.count(),
+        "users_short_of_recommendations": short.count(),
+        "users_with_bad_ranks": per_user.where(
+            (F.col("n") > k) | (F.col("movies") != F.col("n")) | (F.col("ranks") != F.col("n"))
+            | (F.col("first") != 1) | (F.col("last") != F.col("n"))
+        ).count(),
+        "already_rated": recommendations.join(seen, ["user_id", "movie_id"]).count(),
+        "predictions_off_scale": recommendations.where(
+            F.col("predicted_rating").isNull() | (F.col("predicted_rating") < 0.5) | (F.col("predicted_rating") > 5.0)
+        ).count(),
+    }

@@ -1,0 +1,112 @@
+"""Model logic on tiny frames: merging ratings, the split, biases, metrics against hand-computed values, predictions."""
+
+import math
+from datetime import datetime
+
+import pytest
+
+from movierec_dagster.model import training
+from movierec_dagster.model.training import ModelParams
+
+TINY = ModelParams(rating_rank=2, rating_max_iter=3, ranking_rank=2, ranking_max_iter=3, bias_iterations=2)
+
+
+def _ratings(spark, rows):
+    return spark.createDataFrame(rows, "user_id int, movie_id int, rating double")
+
+
+def test_merge_keeps_the_latest_rating_and_prefers_the_stream_on_ties(spark):
+    t = datetime
+    history = spark.createDataFrame(
+        [(1, 10, 3.0, t(2020, 1, 1), 2020), (1, 20, 2.0, t(2020, 1, 1), 2020), (2, 10, 5.0, t(2021, 1, 1), 2021)],
+        "user_id int, movie_id int, rating double, rated_at timestamp, year int",
+    )
+    events = spark.createDataFrame(
+        [
+            ("a", 1, 10, 4.5, t(2024, 1, 1), t(2024, 1, 2)),  # newer than history: wins
+            ("b", 1, 20, 5.0, t(2020, 1, 1), t(2024, 1, 2)),  # same instant as history: the stream wins
+            ("c", 2, 10, 1.0, t(2019, 1, 1), t(2024, 1, 2)),  # older than history: loses
+            ("d", 3, 30, 2.0, t(2024, 1, 1), t(2024, 1, 2)),
+            ("e", 3, 30, 3.5, t(2024, 1, 1), t(2024, 1, 3)),  # same instant, ingested later: wins
+        ],
+        "event_id string, user_id int, movie_id int, rating double, rated_at timestamp, ingested_at timestamp",
+    )
+    merged = {(r.user_id, r.movie_id): r.rating for r in training.merge_ratings(history, events).collect()}
+    assert merged == {(1, 10): 4.5, (1, 20): 5.0, (2, 10): 5.0, (3, 30): 3.5}
+    assert training.merge_ratings(history, None).count() == 3
+
+
+def test_split_is_disjoint_complete_and_fixed(spark):
+    ratings = _ratings(spark, [(u, m, 3.0) for u in range(1, 21) for m in range(1, 21)])
+    train, test = training.split(ratings, 0.2, seed=42)
+    train_keys = {(r.user_id, r.movie_id) for r in train.collect()}
+    test_keys = {(r.user_id, r.movie_id) for r in test.collect()}
+    assert not train_keys & test_keys
+    assert len(train_keys) + len(test_keys) == 400
+    assert 40 < len(test_keys) < 120
+    assert {(r.user_id, r.movie_id) for r in training.split(ratings.repartition(3), 0.2, seed=42)[1].collect()} == test_keys
+    with pytest.raises(ValueError, match="test_fraction"):
+        training.split(ratings, 1.5, seed=1)
+
+
+def test_biases_without_regularisation_recover_an_additive_model(spark):
+    # rating = 3 + user effect + movie effect, every pair observed: alternating least squares finds it.
+    user_effect, movie_effect = {1: -1.0, 2: 0.0, 3: 1.0}, {10: -0.5, 20: 0.5}
+    rows = [(u, m, 3.0 + ue + me) for u, ue in user_effect.items() for m, me in movie_effect.items()]
+    biases = training.fit_biases(_ratings(spark, rows), user_reg=0.0, item_reg=0.0, iterations=3)
+    predicted = {(r.user_id, r.movie_id): r.baseline for r in training.bias_prediction(biases, _ratings(spark, rows)).collect()}
+    assert predicted == pytest.approx({(u, m): rating for u, m, rating in rows})
+    unknown = training.bias_prediction(biases, _ratings(spark, [(99, 99, 1.0)])).first()
+    assert unknown.baseline == pytest.approx(biases.global_mean)
+
+
+def test_rating_errors(spark):
+    frame = spark.createDataFrame([(4.0, 3.0), (2.0, 4.0)], "rating double, prediction double")
+    assert training.rating_errors(frame, "prediction") == pytest.approx({"rmse": math.sqrt(2.5), "mae": 1.5})
+
+
+def test_ranking_metrics_hand_computed(spark):
+    recommendations = spark.createDataFrame(
+        [(1, 10, 1), (1, 11, 2), (1, 12, 3), (2, 20, 1), (2, 21, 2)], "user_id int, movie_id int, rank int"
+    )
+    test = _ratings(
+        spark,
+        [
+            (1, 11, 5.0), (1, 12, 4.0), (1, 13, 4.5), (1, 10, 2.0),  # user 1: relevant 11, 12, 13; hits at ranks 2, 3
+            (2, 99, 4.0),  # user 2: one relevant, not recommended
+            (3, 30, 4.0),  # user 3: relevant, no recommendations at all
+            (4, 40, 3.0),  # user 4: nothing relevant: not evaluated
+        ],
+    )
+    metrics = training.ranking_metrics(recommendations, test, k=3)
+    ndcg_1 = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    assert metrics == pytest.approx(
+        {"precision_at_3": (2 / 3) / 3, "recall_at_3": (2 / 3) / 3, "ndcg_at_3": ndcg_1 / 3, "evaluated_users": 3}
+    )
+
+
+def test_ranking_metrics_need_a_relevant_rating(spark):
+    recommendations = spark.createDataFrame([(1, 10, 1)], "user_id int, movie_id int, rank int")
+    with pytest.raises(ValueError, match="held-out rating"):
+        training.ranking_metrics(recommendations, _ratings(spark, [(1, 10, 1.0)]), k=10)
+
+
+def test_predictions_are_clipped_and_cover_unknown_users(spark):
+    rows = [(u, m, 5.0 if (u + m) % 2 else 0.5) for u in range(1, 7) for m in range(1, 9)]
+    bundle = training.fit_bundle(_ratings(spark, rows), TINY)
+    pairs = spark.createDataFrame([(1, 1), (2, 3), (999, 1), (1, 999)], "user_id int, movie_id int")
+    predictions = training.predict_ratings(bundle, pairs).collect()
+    assert len(predictions) == 4
+    assert all(0.5 <= r.predicted_rating <= 5.0 for r in predictions)
+
+
+def test_evaluate_reports_metrics_and_both_baselines(spark):
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
+    evaluation, bundle = training.evaluate(train, test, TINY)
+    assert set(evaluation.metrics) == {"rmse", "mae", "precision_at_10", "recall_at_10", "ndcg_at_10"}
+    assert set(evaluation.baselines["bias"]) == {"rmse", "mae"}
+    assert set(evaluation.baselines["most_popular"]) == {"precision_at_10", "recall_at_10", "ndcg_at_10"}
+    assert evaluation.test_rows == test.count()
+    assert 0.0 <= evaluation.metrics["ndcg_at_10"] <= 1.0
+    assert bundle.ranking_model.rank == 2

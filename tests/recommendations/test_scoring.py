@@ -1,0 +1,79 @@
+"""The factor-matrix scorer: exclusion of seen movies, k, ties, clipping of short lists, and brute-force agreement."""
+
+import numpy as np
+import pytest
+
+from movierec_dagster.recommendations.scoring import brute_force_top_k, popularity_factors, top_k_block, top_k_unseen
+
+
+def test_block_excludes_seen_and_orders_by_score():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32)
+    item_ids = np.array([10, 20, 30, 40])
+    rows, columns, top, ranks = top_k_block(scores, item_ids, np.array([0]), np.array([20]), k=2)
+    assert item_ids[columns].tolist() == [40, 30]
+    assert rows.tolist() == [0, 0]
+    assert top.tolist() == pytest.approx([0.7, 0.5])
+    assert ranks.tolist() == [1, 2]
+
+
+def test_block_ties_go_to_the_smaller_id():
+    scores = np.array([[1.0, 2.0, 2.0, 2.0, 2.0]], dtype=np.float32)
+    item_ids = np.array([1, 2, 3, 4, 5])
+    _, columns, _, _ = top_k_block(scores, item_ids, np.empty(0, int), np.empty(0, int), k=2)
+    assert item_ids[columns].tolist() == [2, 3]
+
+
+def test_block_user_with_fewer_unseen_than_k_gets_only_those():
+    scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+    item_ids = np.array([1, 2, 3])
+    rows, columns, _, ranks = top_k_block(scores, item_ids, np.array([0, 0, 0, 1]), np.array([1, 2, 3, 3]), k=10)
+    assert rows.tolist() == [1, 1]
+    assert item_ids[columns].tolist() == [2, 1]
+    assert ranks.tolist() == [1, 2]
+
+
+def test_block_ignores_seen_ids_unknown_to_the_model():
+    scores = np.array([[1.0, 2.0]], dtype=np.float32)
+    _, columns, _, _ = top_k_block(scores, np.array([5, 7]), np.array([0, 0]), np.array([6, 99]), k=2)
+    assert columns.tolist() == [1, 0]
+
+
+def _frames(spark, users, items, seen):
+    user_df = spark.createDataFrame([(u, [float(x) for x in f]) for u, f in users.items()], "id int, features array<float>")
+    item_df = spark.createDataFrame([(i, [float(x) for x in f]) for i, f in items.items()], "id int, features array<float>")
+    seen_df = spark.createDataFrame([(u, m) for u, ms in seen.items() for m in ms], "user_id int, movie_id int")
+    return user_df, item_df, seen_df
+
+
+def test_spark_scorer_matches_brute_force(spark):
+    rng = np.random.default_rng(3)
+    # Small integer factors: exact in float32, and many ties to exercise the tie rule.
+    users = {u: rng.integers(-2, 3, size=4).tolist() for u in range(1, 41)}
+    items = {i: rng.integers(-2, 3, size=4).tolist() for i in range(100, 160)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 58)), replace=False).tolist()) for u in users}
+    seen[7] = set(items)  # has seen everything
+    result = top_k_unseen(*_frames(spark, users, items, seen), k=5).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    expected = {u: top for u, top in brute_force_top_k(users, items, seen, k=5).items() if top}
+    assert got == expected
+    assert 7 not in got
+    assert {row.rank for row in result} == {1, 2, 3, 4, 5}
+
+
+def test_popularity_factors_rank_by_count(spark):
+    ratings = spark.createDataFrame(
+        [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
+        "user_id int, movie_id int, rating double",
+    )
+    user_factors, item_factors = popularity_factors(ratings, ratings.select("user_id").distinct())
+    rows = top_k_unseen(user_factors, item_factors, ratings.select("user_id", "movie_id"), k=3).collect()
+    by_user = {u: [r.movie_id for r in sorted(rows, key=lambda r: r.rank) if r.user_id == u] for u in (1, 2, 3)}
+    assert by_user == {1: [30], 2: [30], 3: [20]}
+
+
+def test_k_must_be_positive(spark):
+    users, items, seen = _frames(spark, {1: [1.0]}, {2: [1.0]}, {1: {2}})
+    with pytest.raises(ValueError, match="k must be"):
+        top_k_unseen(users, items, seen, k=0)
