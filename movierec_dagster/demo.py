@@ -13,6 +13,7 @@ from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInPro
 from movierec_dagster.dashboard.summary import print_dashboard_summary
 from movierec_dagster.definitions import build_definitions
 from movierec_dagster.deployment import movierec_home
+from movierec_dagster.model.assets import MODEL_GATE
 from movierec_dagster.model.schedules import ScheduleSettings
 from movierec_dagster.recommendations.schedules import today_partition
 from movierec_dagster.recommendations.summary import print_summary
@@ -45,15 +46,32 @@ def _failure_messages(result: ExecuteInProcessResult) -> list[str]:
     return messages
 
 
+def _failed_checks(result: ExecuteInProcessResult) -> dict[str, str]:
+    """Failed asset checks of a run: check name -> its description."""
+    return {
+        event.event_specific_data.check_name: event.event_specific_data.description or ""
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not event.event_specific_data.passed
+    }
+
+
 def run_job(
-    defs: Definitions, instance: DagsterInstance, name: str, partition_key: str | None = None
+    defs: Definitions,
+    instance: DagsterInstance,
+    name: str,
+    partition_key: str | None = None,
+    tolerated_check: str | None = None,
 ) -> ExecuteInProcessResult:
+    """Run a job; on failure print why and exit, unless only `tolerated_check` failed."""
     started = time.perf_counter()
     print(f"\n== {name}" + (f" for {partition_key}" if partition_key else ""), flush=True)
     result = defs.resolve_job_def(name).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG, partition_key=partition_key
     )
-    if not result.success:
+    failed_checks = _failed_checks(result)
+    if not result.success and tolerated_check is not None and set(failed_checks) == {tolerated_check}:
+        print(f"   {tolerated_check} did not pass: {failed_checks[tolerated_check]}")
+    elif not result.success:
         print(f"\nThe {name} run failed (run id {result.run_id}):", file=sys.stderr)
         for message in _failure_messages(result):
             print(f"  - {message}", file=sys.stderr)
@@ -86,7 +104,8 @@ def main() -> None:
         print(f"\n== a burst of {BURST_EVENTS:,} generated rating events")
         land_burst(defs.resources["event_source"].folder, count=BURST_EVENTS, malformed=BURST_MALFORMED_SHARE)
         print_ingest_summary(run_job(defs, instance, "ingest_rating_events"))
-        run_job(defs, instance, "retrain_model")
+        # A new model that fails the gate is kept but not promoted; scoring then uses the champion.
+        run_job(defs, instance, "retrain_model", tolerated_check=MODEL_GATE)
         today = today_partition(ScheduleSettings.from_environ(dict(os.environ)).timezone)
         run_job(defs, instance, "score_recommendations", partition_key=today)
     lake = defs.resources["lake"]
