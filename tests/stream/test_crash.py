@@ -41,13 +41,20 @@ def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path)
 
     table = Path(lake.uri("tables", "rating_events"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A session of its own, so the kill takes the Python process and its Spark JVM together, as a crash
+    # would: a JVM left running on its own goes on planning batches in the checkpoint for a moment.
     process = subprocess.Popen(
-        [sys.executable, "-c", INGEST, lake.root], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", INGEST, lake.root],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 240
     while _batches_done(table) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_at_kill = _batches_done(table)
     assert 3 <= done_at_kill < FILES, "the kill must land mid-stream"
