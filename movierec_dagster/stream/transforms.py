@@ -83,7 +83,10 @@ def _event_seconds(text: Column) -> Column:
 
 
 def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
-    """One row per line: event_id, user_id, movie_id, rating, rated_at, the line's source, reject_reason, raw.
+    """One row per line: event_id, user_id, movie_id, rating, rated_at, the line's source, reject_reason, value.
+
+    The line's `value` is kept as it came; `rejected_events` turns it into the
+    stored `raw` text, so only rejected lines pay for that.
 
     `lines` has `value` (the line's text, possibly invalid UTF-8), `source` and
     `landed_at`; `now` is the ingest time, which bounds future timestamps.
@@ -163,7 +166,7 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
         F.col(SOURCE),
         F.col(LANDED_AT),
         F.col(REASON),
-        F.substring(F.expr(f"make_valid_utf8({VALUE})"), 1, MAX_RAW_CHARS).alias(RAW),
+        value,
         length.alias(RAW_BYTES),
     )
 
@@ -199,28 +202,34 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
     """The parsed batch with duplicates marked in `reject_reason`, and `ingested_at`.
 
     A repeated valid `event_id` keeps its first occurrence (by source and
-    position) and the others are duplicates; so is any id already in
-    `ingested_ids` (a frame with an `event_id` column, or None).
+    position in the batch) and the others are duplicates; so is any id already
+    in `ingested_ids` (a frame with an `event_id` column, or None).
+
+    One shuffle does both: the earlier ids are appended to the batch, and in
+    each `event_id` group, ordered with an earlier id first, a row is a
+    duplicate when the group's first row is an earlier id or when it is not the
+    group's first row.
     """
-    stamped = parsed.withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
-    if ingested_ids is None:
-        stamped = stamped.withColumn("_earlier", F.lit(False))
-    else:
-        earlier = ingested_ids.select("event_id").distinct().withColumn("_earlier", F.lit(True))
-        stamped = stamped.join(earlier, "event_id", "left")
-    first = Window.partitionBy("event_id").orderBy(F.col(REASON).isNotNull(), SOURCE, "_position")
+    rows = parsed.withColumn("_position", F.monotonically_increasing_id()).withColumn("_earlier", F.lit(False))
+    if ingested_ids is not None:
+        earlier = ingested_ids.select("event_id", F.lit(True).alias("_earlier"))
+        rows = rows.unionByName(earlier, allowMissingColumns=True)
+    first = Window.partitionBy("event_id").orderBy(
+        F.col("_earlier").desc(), F.col(REASON).isNotNull(), SOURCE, "_position"
+    )
     return (
-        stamped.withColumn("_position", F.monotonically_increasing_id())
-        .withColumn("_rank", F.row_number().over(first))
+        rows.select("*", F.row_number().over(first).alias("_rank"), F.first("_earlier").over(first).alias("_seen"))
+        .where(~F.col("_earlier"))
         .withColumn(
             REASON,
             F.coalesce(
                 F.col(REASON),
-                F.when(F.col("_earlier"), F.lit(DUPLICATE_EARLIER)),
+                F.when(F.col("_seen"), F.lit(DUPLICATE_EARLIER)),
                 F.when(F.col("_rank") > 1, F.lit(DUPLICATE)),
             ),
         )
-        .drop("_earlier", "_position", "_rank")
+        .withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
+        .drop("_earlier", "_position", "_rank", "_seen")
     )
 
 
@@ -229,7 +238,10 @@ def valid_events(classified: DataFrame) -> DataFrame:
 
 
 def rejected_events(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col(REASON).isNotNull()).select(*REJECTED_COLUMNS)
+    raw = F.substring(F.expr(f"make_valid_utf8({VALUE})"), 1, MAX_RAW_CHARS).alias(RAW)
+    return classified.where(F.col(REASON).isNotNull()).select(
+        *(raw if name == RAW else F.col(name) for name in REJECTED_COLUMNS)
+    )
 
 
 def batch_stats(classified: DataFrame) -> BatchStats:
