@@ -2,6 +2,10 @@
 
     .venv/bin/python -m bench.model_quality            # the defaults
     .venv/bin/python -m bench.model_quality --grid     # plus rank x regParam x alpha on the same split
+    .venv/bin/python -m bench.model_quality --timing 2 # plus the retrain's work (evaluate + refit), timed, 2 rounds
+
+--timing alternates the defaults with the earlier, heavier setting (both models rank 50,
+15 iterations, 2 ALS blocks, evaluation then refit), so both see the same machine load.
 """
 
 import argparse
@@ -21,6 +25,7 @@ def row(name: str, figures: dict[str, float], seconds: float | None = None) -> s
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--grid", action="store_true", help="also evaluate rank x regParam x alpha")
+    parser.add_argument("--timing", type=int, default=0, metavar="ROUNDS", help="also time evaluate + refit")
     args = parser.parse_args()
     spark = session()
     ratings = movielens_ratings(spark)
@@ -44,6 +49,30 @@ def main() -> None:
             evaluation, _ = training.evaluate(train, test, point)
             print(row(f"rank {rank}, reg {reg_param}, alpha {alpha}", evaluation.metrics, time.perf_counter() - started), flush=True)
     print(f"\ndefaults: {params}")
+    if args.timing:
+        time_retrain(ratings, params, args.timing)
+
+
+def time_retrain(ratings, params: training.ModelParams, rounds: int) -> None:
+    """The als_model asset's Spark work on ml-latest-small: the held-out evaluation and the refit on all ratings."""
+    heavy = replace(params, rating_rank=50, rating_max_iter=15, ranking_rank=50, ranking_max_iter=15, num_blocks=2)
+
+    def sequential():
+        train, test = training.split(ratings, 0.2, seed=42)
+        training.evaluate(train, test, heavy)
+        training.fit_bundle(ratings, heavy)
+
+    def side_by_side():
+        train, test = training.split(ratings, 0.2, seed=42)
+        training.evaluate_and_refit(train, test, ratings, params)
+
+    print("\nevaluate + refit on all ratings (the retrain's Spark work):")
+    for round_ in range(1, rounds + 1):
+        for label, work in (("rank 50, 15 iterations, 2 blocks, evaluation then refit", sequential),
+                            ("defaults, evaluation and refit side by side", side_by_side)):
+            started = time.perf_counter()
+            work()
+            print(f"   round {round_}: {label:<56} {time.perf_counter() - started:6.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ class AlsModelConfig(Config):
         default=_DEFAULTS.neutral_rating, description="Ratings below this count as evidence against a movie."
     )
     seed: int = _DEFAULTS.seed
-    num_blocks: int = Field(default=_DEFAULTS.num_blocks, description="ALS blocks; 0 = Spark's default parallelism.")
+    num_blocks: int = Field(
+        default=_DEFAULTS.num_blocks, description="ALS user and item blocks (the factors depend on it; 1 is fastest on small data)."
+    )
     test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
     rmse_tolerance: float = Field(default=0.01, description="Gate: how much higher than the champion's RMSE may be.")
     ndcg_tolerance: float = Field(default=0.01, description="Gate: how much lower than the champion's NDCG@10 may be.")
@@ -144,11 +146,12 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Loc
             )
             for point in grid:
                 context.log.info(f"grid point {point}")
-        context.log.info(f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) with {params}")
-        evaluation, _ = training.evaluate(train, test, params)
+        context.log.info(
+            f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
+            f"refitting on all {training_rows:,} ratings, with {params}"
+        )
+        evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
-        context.log.info(f"Refitting on all {training_rows:,} ratings")
-        bundle = training.fit_bundle(ratings, params)
     finally:
         ratings.unpersist()
     now = datetime.now(UTC)

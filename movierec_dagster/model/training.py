@@ -13,6 +13,7 @@ baseline (for RMSE/MAE) and most-popular (for ranking).
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from itertools import product
 
@@ -34,18 +35,19 @@ class ModelParams:
 
     rating_rank: int = 50
     rating_reg_param: float = 0.1
-    rating_max_iter: int = 15
+    rating_max_iter: int = 5
     user_bias_reg: float = 15.0
     item_bias_reg: float = 10.0
     bias_iterations: int = 3
-    ranking_rank: int = 50
+    ranking_rank: int = 30
     ranking_reg_param: float = 0.1
-    ranking_max_iter: int = 15
+    ranking_max_iter: int = 8
     alpha: float = 1.0
-    neutral_rating: float = 2.5
+    neutral_rating: float = 3.0
     seed: int = 42
-    # ALS user and item blocks; 0 = Spark's default parallelism (few blocks are fastest on few cores).
-    num_blocks: int = 0
+    # ALS user and item blocks. The factors depend on the blocking, so it is fixed (not the machine's core
+    # count) to keep results reproducible; one block is fastest on small data, where the fits run concurrently.
+    num_blocks: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -149,58 +151,70 @@ def clip_rating(column: F.Column) -> F.Column:
     return F.least(F.greatest(column, F.lit(MIN_RATING)), F.lit(MAX_RATING))
 
 
+def _als(params: ModelParams, rank: int, max_iter: int, reg_param: float, rating_col: str, **extra) -> ALS:
+    if params.num_blocks < 1:
+        raise ValueError(f"num_blocks must be at least 1, got {params.num_blocks}")
+    return ALS(
+        rank=rank,
+        maxIter=max_iter,
+        regParam=reg_param,
+        userCol="user_id",
+        itemCol="movie_id",
+        ratingCol=rating_col,
+        seed=params.seed,
+        coldStartStrategy="nan",
+        numUserBlocks=params.num_blocks,
+        numItemBlocks=params.num_blocks,
+        **extra,
+    )
+
+
+def fit_ranking_model(ratings: DataFrame, params: ModelParams) -> ALSModel:
+    """Implicit ALS where `rating - neutral_rating` is the confidence (negative: evidence against)."""
+    confidence = ratings.select("user_id", "movie_id", (F.col("rating") - params.neutral_rating).alias("confidence"))
+    als = _als(
+        params, params.ranking_rank, params.ranking_max_iter, params.ranking_reg_param, "confidence",
+        implicitPrefs=True, alpha=params.alpha,
+    )
+    return als.fit(confidence)
+
+
+def fit_rating_model(ratings: DataFrame, biases: Biases, params: ModelParams) -> ALSModel:
+    """Explicit ALS on what the biases leave unexplained."""
+    residuals = bias_prediction(biases, ratings).select(
+        "user_id", "movie_id", (F.col("rating") - F.col("baseline")).alias("residual")
+    )
+    return _als(params, params.rating_rank, params.rating_max_iter, params.rating_reg_param, "residual").fit(residuals)
+
+
 def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
-    """Fit the rating model (biases + ALS on residuals) and the ranking model (implicit ALS)."""
-    blocks = params.num_blocks or max(1, ratings.sparkSession.sparkContext.defaultParallelism)
+    """Fit the rating model (biases + ALS on residuals) and the ranking model (implicit ALS).
+
+    The ranking model fits in a second thread while the biases and the rating model fit
+    here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
+    """
     ratings = ratings.select("user_id", "movie_id", "rating").cache()
     try:
-        biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
-        residuals = bias_prediction(biases, ratings).select(
-            "user_id", "movie_id", (F.col("rating") - F.col("baseline")).alias("residual")
-        )
-        rating_model = ALS(
-            rank=params.rating_rank,
-            maxIter=params.rating_max_iter,
-            regParam=params.rating_reg_param,
-            userCol="user_id",
-            itemCol="movie_id",
-            ratingCol="residual",
-            seed=params.seed,
-            coldStartStrategy="nan",
-            numUserBlocks=blocks,
-            numItemBlocks=blocks,
-        ).fit(residuals)
-        confidence = ratings.select("user_id", "movie_id", (F.col("rating") - params.neutral_rating).alias("confidence"))
-        ranking_model = ALS(
-            rank=params.ranking_rank,
-            maxIter=params.ranking_max_iter,
-            regParam=params.ranking_reg_param,
-            implicitPrefs=True,
-            alpha=params.alpha,
-            userCol="user_id",
-            itemCol="movie_id",
-            ratingCol="confidence",
-            seed=params.seed,
-            coldStartStrategy="nan",
-            numUserBlocks=blocks,
-            numItemBlocks=blocks,
-        ).fit(confidence)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking-als") as pool:
+            ranking = pool.submit(fit_ranking_model, ratings, params)
+            biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
+            rating_model = fit_rating_model(ratings, biases, params)
+            ranking_model = ranking.result()
     finally:
         ratings.unpersist()
     return ModelBundle(biases, rating_model, ranking_model)
 
 
-def predict_ratings(bundle: ModelBundle, pairs: DataFrame) -> DataFrame:
-    """`pairs` (user_id, movie_id, ...) plus `predicted_rating`, clipped to 0.5-5.0.
+def predict_ratings(bundle: ModelBundle, pairs: DataFrame, keep_baseline: bool = False) -> DataFrame:
+    """`pairs` (user_id, movie_id, ...) plus `predicted_rating`, clipped to 0.5-5.0 (and `baseline`, if asked).
 
     A user or movie the models never saw gets the parts that are known (at worst the global mean).
     """
     with_baseline = bias_prediction(bundle.biases, pairs)
     residual = bundle.rating_model.transform(with_baseline).withColumnRenamed("prediction", "_residual")
     residual_value = F.when(F.isnan("_residual"), 0.0).otherwise(F.coalesce(F.col("_residual"), F.lit(0.0)))
-    return residual.withColumn("predicted_rating", clip_rating(F.col("baseline") + residual_value)).drop(
-        "baseline", "_residual"
-    )
+    predicted = residual.withColumn("predicted_rating", clip_rating(F.col("baseline") + residual_value)).drop("_residual")
+    return predicted if keep_baseline else predicted.drop("baseline")
 
 
 def rating_errors(predictions: DataFrame, prediction: str) -> dict[str, float]:
@@ -269,11 +283,10 @@ def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TO
     test = test.cache()
     try:
         bundle = fit_bundle(train, params)
-        predictions = predict_ratings(bundle, test).cache()
+        # One pass over the test split for both: the predictions keep the bias baseline beside them.
+        predictions = predict_ratings(bundle, test, keep_baseline=True).cache()
         errors = rating_errors(predictions, "predicted_rating")
-        bias_errors = rating_errors(
-            bias_prediction(bundle.biases, test).withColumn("baseline", clip_rating(F.col("baseline"))), "baseline"
-        )
+        bias_errors = rating_errors(predictions.withColumn("baseline", clip_rating(F.col("baseline"))), "baseline")
         predictions.unpersist()
         seen = train.select("user_id", "movie_id")
         ranking = ranking_metrics(recommend_top_k(bundle, seen, k), test, k)
@@ -294,6 +307,19 @@ def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TO
         ),
         bundle,
     )
+
+
+def evaluate_and_refit(
+    train: DataFrame, test: DataFrame, ratings: DataFrame, params: ModelParams, k: int = TOP_K
+) -> tuple[Evaluation, ModelBundle]:
+    """`evaluate(train, test)`, and beside it (in a second thread, as concurrent Spark jobs) the refit on all `ratings`.
+
+    Returns the evaluation and the bundle fitted on all ratings: the one that is used.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit") as pool:
+        refit = pool.submit(fit_bundle, ratings, params)
+        evaluation, _ = evaluate(train, test, params, k)
+        return evaluation, refit.result()
 
 
 def grid_search(

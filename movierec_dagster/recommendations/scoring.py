@@ -4,8 +4,9 @@
 user and item factors, never an item the user has seen. Spark's
 `recommendForAllUsers` cannot exclude seen items (filtering afterwards loses
 results), so this scorer broadcasts the item factors once and scores blocks of
-users on the executors with a matrix product and a partial sort
-(`numpy.partition`) inside `mapInArrow`.
+users on the executors inside `mapInArrow`: a matrix product, then a search for
+each user's candidates that reads the scores once (chunk maxima bound the k-th
+best score) and an exact sort of the few candidates.
 
 Ties are broken by the smaller item id, exactly as the brute-force reference
 (`brute_force_top_k`) does, so the two give the same top-k.
@@ -19,6 +20,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 USERS_PER_BLOCK = 256
+# Items per chunk in the search for each user's candidates (see `_candidates`).
+CHUNK = 128
 OUTPUT_SCHEMA = "user_id int, movie_id int, rank int, score double"
 _OUTPUT_ARROW = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rank", pa.int32()), ("score", pa.float64())]
@@ -36,7 +39,7 @@ def _item_matrix(item_factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_k_block(
-    scores: np.ndarray, item_ids: np.ndarray, seen_rows: np.ndarray, seen_ids: np.ndarray, k: int
+    scores: np.ndarray, item_ids: np.ndarray, seen_rows: np.ndarray, seen_ids: np.ndarray, k: int, chunk: int = CHUNK
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Top-k unseen items of each row of `scores` (users x items, items ordered by ascending id).
 
@@ -55,16 +58,40 @@ def top_k_block(
         known = columns < n_items
         known[known] = item_ids[columns[known]] == seen_ids[known]
         scores[seen_rows[known], columns[known]] = -np.inf
-    # The k-th best score of each row; every item scoring at least that is a candidate
-    # (more than k only when items tie with the k-th), then an exact sort of the candidates.
-    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k]
-    rows, columns = np.nonzero(scores >= kth[:, None])
+    rows, columns = _candidates(scores, k, chunk)
     values = scores[rows, columns]
     order = np.lexsort((columns, -values, rows))
     rows, columns, values = rows[order], columns[order], values[order]
     ranks = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") + 1
     keep = (ranks <= k) & np.isfinite(values)
     return rows[keep], columns[keep], values[keep], ranks[keep]
+
+
+def _candidates(scores: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of every score at least a lower bound of its row's k-th best: a superset of the top-k, ties included.
+
+    The items fall in chunks of `chunk` columns; the k-th best of the chunk maxima is such a
+    bound (the k best chunks each hold a score at least that high), and only the chunks whose
+    maximum reaches it can hold candidates. That reads the scores once, instead of a partial
+    sort of every row. With fewer than k whole chunks, the bound is the exact k-th best score.
+    """
+    n_rows, n_items = scores.shape
+    n_chunks = n_items // chunk
+    if n_chunks < k:
+        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k]
+        return np.nonzero(scores >= kth[:, None])
+    whole = n_chunks * chunk
+    maxima = np.maximum.reduceat(scores[:, :whole], np.arange(0, whole, chunk), axis=1)
+    bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]
+    chunk_rows, chunk_numbers = np.nonzero(maxima >= bound[:, None])
+    in_chunks = chunk_numbers[:, None] * chunk + np.arange(chunk)
+    hits, offsets = np.nonzero(scores[chunk_rows[:, None], in_chunks] >= bound[chunk_rows][:, None])
+    rows, columns = chunk_rows[hits], in_chunks[hits, offsets]
+    if whole < n_items:  # the items after the last whole chunk are checked one by one
+        tail_rows, tail_columns = np.nonzero(scores[:, whole:] >= bound[:, None])
+        rows = np.concatenate([rows, tail_rows])
+        columns = np.concatenate([columns, tail_columns + whole])
+    return rows, columns
 
 
 def _score_batches(
@@ -107,14 +134,26 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     spark = user_factors.sparkSession
     item_ids, item_matrix = _item_matrix(item_factors)
     broadcast_items = spark.sparkContext.broadcast((item_ids, item_matrix))
-    seen_lists = seen.groupBy("user_id").agg(F.collect_list(F.col("movie_id").cast("int")).alias("seen"))
-    users = user_factors.select(
-        F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features")
-    ).join(seen_lists, "user_id", "left")
-    partitions = max(1, spark.sparkContext.defaultParallelism)
-    return users.repartition(partitions, "user_id").mapInArrow(
-        lambda batches: _score_batches(batches, broadcast_items, k), OUTPUT_SCHEMA
+    # One shuffle brings each user's factors and seen movies together: the factor rows and the
+    # seen rows, unioned, are partitioned by user, and the grouping reuses that partitioning
+    # (a groupBy of the seen movies, then a join, then a repartition would shuffle three times).
+    factor_rows = user_factors.select(
+        F.col("id").cast("int").alias("user_id"),
+        F.col("features").cast("array<float>").alias("features"),
+        F.lit(None).cast("int").alias("movie_id"),
     )
+    seen_rows = seen.select(
+        F.col("user_id").cast("int"), F.lit(None).cast("array<float>").alias("features"), F.col("movie_id").cast("int")
+    )
+    partitions = max(1, spark.sparkContext.defaultParallelism)
+    users = (
+        factor_rows.unionByName(seen_rows)
+        .repartition(partitions, "user_id")
+        .groupBy("user_id")
+        .agg(F.first("features", ignorenulls=True).alias("features"), F.collect_list("movie_id").alias("seen"))
+        .where(F.col("features").isNotNull())
+    )
+    return users.mapInArrow(lambda batches: _score_batches(batches, broadcast_items, k), OUTPUT_SCHEMA)
 
 
 def popularity_factors(ratings: DataFrame, users: DataFrame) -> tuple[DataFrame, DataFrame]:

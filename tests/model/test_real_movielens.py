@@ -1,19 +1,14 @@
-"""ml-latest-small end to end (skipped without the file): small models still beat both baselines and pass the gate."""
+"""ml-latest-small end to end (skipped without the file): the shipped defaults beat both baselines and pass the gate."""
 
 from movierec_dagster.model import registry
 from tests.conftest import local_definitions
-
-# The ranking model small for speed; the rating model at its defaults (small ones do not beat the bias baseline here).
-QUICK = {"ranking_rank": 10, "ranking_max_iter": 5, "num_blocks": 2}
 
 
 def test_real_movielens_train_and_score(home, real_movielens, instance, spark):
     defs = local_definitions(home, real_movielens)
     lake = defs.resources["lake"]
     assert defs.resolve_job_def("movielens_etl").execute_in_process(instance=instance).success
-    retrain = defs.resolve_job_def("retrain_model").execute_in_process(
-        instance=instance, run_config={"ops": {"als_model": {"config": QUICK}}}
-    )
+    retrain = defs.resolve_job_def("retrain_model").execute_in_process(instance=instance)
     assert retrain.success
     info = registry.read_model_info(lake, registry.read_champion(lake)["version"])
     assert info["training_rows"] == 100_836

@@ -9,7 +9,7 @@ from movierec_dagster.recommendations.summary import print_summary
 from tests.conftest import local_definitions
 
 SMALL = {
-    "rating_rank": 4, "rating_max_iter": 8, "ranking_rank": 4, "ranking_max_iter": 8, "bias_iterations": 2, "num_blocks": 2,
+    "rating_rank": 4, "rating_max_iter": 8, "ranking_rank": 4, "ranking_max_iter": 8, "bias_iterations": 2,
 }
 DAY = "2025-03-01"
 

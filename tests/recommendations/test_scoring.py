@@ -38,6 +38,25 @@ def test_block_ignores_seen_ids_unknown_to_the_model():
     assert columns.tolist() == [1, 0]
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
+def test_block_matches_brute_force_whatever_the_chunk(chunk):
+    # Small integers: many ties, also across chunk edges; chunk 1000 > items takes the exact partial sort.
+    rng = np.random.default_rng(chunk)
+    users = {u: rng.integers(-2, 3, size=3).tolist() for u in range(12)}
+    items = {i: rng.integers(-2, 3, size=3).tolist() for i in range(100, 200)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 99)), replace=False).tolist()) for u in users}
+    item_ids = np.array(sorted(items))
+    scores = np.array([users[u] for u in users], dtype=np.float32) @ np.array([items[i] for i in item_ids], dtype=np.float32).T
+    seen_rows = np.array([row for row, u in enumerate(users) for _ in seen[u]], dtype=np.int64)
+    seen_ids = np.array([i for u in users for i in seen[u]], dtype=np.int64)
+    rows, columns, _, ranks = top_k_block(scores, item_ids, seen_rows, seen_ids, k=10, chunk=chunk)
+    got = {u: [] for u in users}
+    for row, column in zip(rows, columns):
+        got[row].append(int(item_ids[column]))
+    assert got == brute_force_top_k(users, items, seen, k=10)
+    assert all(rank == position + 1 for u in users for position, rank in enumerate(ranks[rows == u]))
+
+
 def _frames(spark, users, items, seen):
     user_df = spark.createDataFrame([(u, [float(x) for x in f]) for u, f in users.items()], "id int, features array<float>")
     item_df = spark.createDataFrame([(i, [float(x) for x in f]) for i, f in items.items()], "id int, features array<float>")
