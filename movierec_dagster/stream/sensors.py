@@ -19,6 +19,7 @@ from dagster import (
     sensor,
 )
 
+from movierec_dagster.model.registry import read_champion
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.stream.assets import INGEST_POOL
@@ -30,7 +31,6 @@ RETRAIN_JOB = "retrain_model"  # defined by the model domain, targeted by name
 INGEST_CONCURRENCY_TAG = {"movierec/concurrency": INGEST_POOL}
 RETRAIN_THRESHOLD_ENV = "MOVIEREC_RETRAIN_THRESHOLD"
 DEFAULT_RETRAIN_THRESHOLD = 1000
-CHAMPION = ("models", "als", "champion.json")
 
 ingest_rating_events_job = define_asset_job(
     INGEST_JOB,
@@ -92,7 +92,7 @@ def _trained_at(champion: dict) -> float:
         return datetime.fromisoformat(champion["trained_at"]).timestamp()
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"The champion pointer {'/'.join(CHAMPION)} has no ISO-8601 `trained_at` ({champion!r})."
+            f"The champion pointer has no ISO-8601 `trained_at` ({champion!r})."
         ) from error
 
 
@@ -100,7 +100,7 @@ def _trained_at(champion: dict) -> float:
 def retrain_sensor(context: SensorEvaluationContext, lake: LocalLake) -> SensorResult | SkipReason:
     """Requests a retrain once the ratings accepted since the champion was trained pass MOVIEREC_RETRAIN_THRESHOLD."""
     threshold = retrain_threshold()
-    champion = lake.read_json(*CHAMPION)
+    champion = read_champion(lake)
     if champion is None:
         return SkipReason("No champion model yet: the first model comes from a retrain run or its schedule.")
     state = RetrainCursor.load(context.cursor)
