@@ -87,10 +87,6 @@ class LocalLake(ConfigurableResource):
         elif target.exists():
             target.unlink()
 
-    def local_path(self, *parts: str) -> Path:
-        """A path plain Python can open; the local lake is already on disk."""
-        return self.path(*parts)
-
     def write_json(self, value: Any, *parts: str) -> None:
         target = self.path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
