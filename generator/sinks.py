@@ -78,7 +78,6 @@ class EventHubSink:
         self.producer = producer
         self.flush_events, self.flush_seconds = flush_events, flush_seconds
         self.sent_events = 0
-        self.sent_batches = 0
         self._held: dict[str, list[bytes]] = {}
         self._count = 0
         self._since = time.monotonic()
@@ -113,7 +112,6 @@ class EventHubSink:
     def _send(self, batch: Any) -> None:
         self.producer.send_batch(batch)
         self.sent_events += len(batch)
-        self.sent_batches += 1
 
     def close(self) -> None:
         try:

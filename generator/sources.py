@@ -183,7 +183,6 @@ class Counts:
 
     valid: int = 0
     malformed: int = 0
-    duplicates: int = 0
 
     @property
     def total(self) -> int:
@@ -210,8 +209,6 @@ def encode_events(
         if malformed_fraction and rng.random() < malformed_fraction:
             kind = rng.choice(kinds)
             counts.malformed += 1
-            if kind.__name__ == "duplicate" and previous is not None:
-                counts.duplicates += 1
             yield kind(event_id, rating, previous)
             continue
         line = event_line(event_id, rating)

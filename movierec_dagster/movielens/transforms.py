@@ -61,7 +61,7 @@ def count_source_rows(spark: SparkSession, path: str) -> int:
     return spark.read.option("header", True).csv(path).count()
 
 
-def _first_failure(checks: list[tuple[Column, str]]) -> Column:
+def first_failure(checks: list[tuple[Column, str]]) -> Column:
     """The reason of the first failing (condition, reason) pair, else null."""
     reason = F.lit(None).cast("string")
     for failed, message in reversed(checks):
@@ -96,7 +96,7 @@ def parse_movies(raw: DataFrame) -> DataFrame:
     title = F.trim(F.col("title"))
     year_text = F.regexp_extract(title, _TITLE_WITH_YEAR, 2)
     genres_text = F.trim(F.col("genres"))
-    reason = _first_failure(
+    reason = first_failure(
         _malformed_checks()
         + [
             (_bad_id(movie_id), "movieId is not a positive integer"),
@@ -117,7 +117,7 @@ def parse_movies(raw: DataFrame) -> DataFrame:
 
 def rating_value_failure(rating: Column) -> Column:
     """Why a rating value is invalid (range 0.5-5.0 in steps of 0.5), or null when it is valid."""
-    return _first_failure(
+    return first_failure(
         [
             (rating.isNull() | F.isnan(rating), "rating is not a number"),
             ((rating < MIN_RATING) | (rating > MAX_RATING), "rating is outside 0.5-5.0"),
@@ -132,7 +132,7 @@ def parse_ratings(raw: DataFrame) -> DataFrame:
     rating = F.expr("try_cast(trim(rating) as double)")
     seconds = _epoch_seconds("timestamp")
     reason = F.coalesce(
-        _first_failure(
+        first_failure(
             _malformed_checks()
             + [
                 (_bad_id(user_id), "userId is not a positive integer"),
@@ -140,7 +140,7 @@ def parse_ratings(raw: DataFrame) -> DataFrame:
             ]
         ),
         rating_value_failure(rating),
-        _first_failure([(seconds.isNull() | (seconds < 0), "timestamp is not a non-negative integer")]),
+        first_failure([(seconds.isNull() | (seconds < 0), "timestamp is not a non-negative integer")]),
     )
     rated_at = F.timestamp_seconds(seconds)
     return raw.select(
@@ -159,7 +159,7 @@ def parse_tags(raw: DataFrame) -> DataFrame:
     user_id, movie_id = _positive_int("userId"), _positive_int("movieId")
     seconds = _epoch_seconds("timestamp")
     tag = F.trim(F.col("tag"))
-    reason = _first_failure(
+    reason = first_failure(
         _malformed_checks()
         + [
             (_bad_id(user_id), "userId is not a positive integer"),
@@ -184,7 +184,7 @@ def parse_links(raw: DataFrame) -> DataFrame:
     imdb_id = F.trim(F.col("imdbId"))
     tmdb_text = F.trim(F.col("tmdbId"))
     tmdb_id = F.expr("try_cast(trim(tmdbId) as int)")
-    reason = _first_failure(
+    reason = first_failure(
         _malformed_checks()
         + [
             (_bad_id(movie_id), "movieId is not a positive integer"),

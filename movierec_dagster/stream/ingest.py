@@ -24,12 +24,13 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from movierec_dagster.resources.lake import CHECKPOINTS
 from movierec_dagster.stream import transforms
 from movierec_dagster.stream.transforms import BATCH, BatchStats
 
 EVENTS_TABLE = "rating_events"
 REJECTED_TABLE = "rejected_rating_events"
-CHECKPOINT = ("checkpoints", EVENTS_TABLE)
+CHECKPOINT = (CHECKPOINTS, EVENTS_TABLE)
 
 
 class Lake(Protocol):

@@ -18,10 +18,10 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec_dagster.movielens.transforms import rating_value_failure
+from movierec_dagster.movielens.transforms import RAW, REASON, first_failure, rating_value_failure
 
 VALUE, SOURCE, LANDED_AT = "value", "source", "landed_at"
-REASON, RAW, RAW_BYTES = "reject_reason", "raw", "raw_length"
+RAW_BYTES = "raw_length"
 BATCH = "ingest_batch"
 EVENT_COLUMNS = ("event_id", "user_id", "movie_id", "rating", "rated_at", "ingested_at")
 REJECTED_COLUMNS = (RAW, RAW_BYTES, REASON, "event_id", SOURCE, LANDED_AT, "ingested_at")
@@ -45,14 +45,6 @@ _JSON_SCHEMA = ", ".join(f"`{name}` string" for name in (*_FIELDS, *_SEED_FIELDS
 _NAMED_SCHEMA = "struct<" + ", ".join(
     f"`{name}`: string" for name in (*_FIELDS, *(f"seed_{name}" for name in _SEED_FIELDS), _CORRUPT)
 ) + ">"
-
-
-def _first_failure(checks: list[tuple[Column, str]]) -> Column:
-    """The reason of the first failing (condition, reason) pair, else null."""
-    reason = F.lit(None).cast("string")
-    for failed, message in reversed(checks):
-        reason = F.when(failed, F.lit(message)).otherwise(reason)
-    return reason
 
 
 def _field(parsed: Column, name: str) -> Column:
@@ -127,7 +119,7 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
     )
     trimmed, parsed_json, event_id = F.col("_trimmed"), F.col("_parsed"), F.col("_id")
     user_id, movie_id, rating, seconds = F.col("_user"), F.col("_movie"), F.col("_rating"), F.col("_seconds")
-    structural = _first_failure(
+    structural = first_failure(
         [
             (~is_utf8, "not valid UTF-8"),
             (length > MAX_EVENT_BYTES, f"line longer than {MAX_EVENT_BYTES} bytes"),
@@ -136,7 +128,7 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
             (parsed_json.isNull() | parsed_json[_CORRUPT].isNotNull(), "not valid JSON (malformed or truncated)"),
         ]
     )
-    field_checks = _first_failure(
+    field_checks = first_failure(
         [
             (event_id.isNull(), "event_id is missing"),
             (F.length(event_id) > MAX_EVENT_ID_CHARS, f"event_id is longer than {MAX_EVENT_ID_CHARS} characters"),
@@ -145,7 +137,7 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
             (text["rating"].isNull(), "rating is missing"),
         ]
     )
-    time_checks = _first_failure(
+    time_checks = first_failure(
         [
             (text["timestamp"].isNull(), "timestamp is missing"),
             (seconds.isNull(), "timestamp is not epoch seconds or ISO-8601"),
