@@ -21,9 +21,9 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from movierec_dagster.movielens.transforms import MAX_RATING, MIN_RATING
 from movierec_dagster.recommendations.scoring import popularity_factors, top_k_unseen
 
-MIN_RATING, MAX_RATING = 0.5, 5.0
 RELEVANT_RATING = 4.0
 TOP_K = 10
 TRAINING_COLUMNS = ("user_id", "movie_id", "rating", "rated_at")

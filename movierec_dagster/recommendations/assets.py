@@ -20,7 +20,6 @@ from movierec_dagster.model import registry
 from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import LocalLake, LocalSpark
-from movierec_dagster.resources.lake import TABLES
 
 GROUP = "recommendations"
 TABLE = "user_recommendations"
@@ -71,8 +70,8 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
                 bundle, ratings, model_version=version, generated_at=datetime.now(UTC), min_ratings=config.min_ratings
             )
             subpath = partition_subpath(context.partition_key)
-            lake.write_table(recommendations, TABLE, subpath=subpath)
-            written = session.read.parquet(lake.uri(TABLES, TABLE, subpath))
+            location = lake.write_table(recommendations, TABLE, subpath=subpath)
+            written = session.read.parquet(location)
             check = recommendation_sanity(written, ratings)
         finally:
             ratings.unpersist()
@@ -80,9 +79,9 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         metadata = table_metadata(
             written,
             model_version=version,
-            users=MetadataValue.int(written.select("user_id").distinct().count()),
+            users=check.metadata["users_with_recommendations"],
             popularity_fallback_users=MetadataValue.int(fallback_users),
-            location=MetadataValue.path(lake.uri(TABLES, TABLE, subpath)),
+            location=MetadataValue.path(location),
             seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
         )
         context.log.info(

@@ -5,12 +5,11 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movierec_dagster.model.training import ModelBundle, predict_ratings
-from movierec_dagster.recommendations.scoring import popularity_factors, top_k_unseen
+from movierec_dagster.model.training import TOP_K, ModelBundle, most_popular_top_k, predict_ratings
+from movierec_dagster.movielens.transforms import MAX_RATING, MIN_RATING
+from movierec_dagster.recommendations.scoring import top_k_unseen
 
-TOP_K = 10
 MODEL, POPULARITY = "model", "popularity"
-COLUMNS = ("user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source")
 
 
 def build_recommendations(
@@ -37,8 +36,7 @@ def build_recommendations(
     )
     personal = top_k_unseen(known, bundle.ranking_model.itemFactors, seen, k).withColumn("source", F.lit(MODEL))
     others = counts.select("user_id").join(known.select(F.col("id").alias("user_id")), "user_id", "left_anti")
-    popular_users, popular_items = popularity_factors(ratings, others)
-    fallback = top_k_unseen(popular_users, popular_items, seen, k).withColumn("source", F.lit(POPULARITY))
+    fallback = most_popular_top_k(ratings, others, k).withColumn("source", F.lit(POPULARITY))
     chosen = personal.unionByName(fallback).drop("score")
     return predict_ratings(bundle, chosen).select(
         F.col("user_id").cast("int"),
@@ -73,6 +71,6 @@ def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K
         ).count(),
         "already_rated": recommendations.join(seen, ["user_id", "movie_id"]).count(),
         "predictions_off_scale": recommendations.where(
-            F.col("predicted_rating").isNull() | (F.col("predicted_rating") < 0.5) | (F.col("predicted_rating") > 5.0)
+            F.col("predicted_rating").isNull() | (F.col("predicted_rating") < MIN_RATING) | (F.col("predicted_rating") > MAX_RATING)
         ).count(),
     }

@@ -3,7 +3,8 @@
 from dagster import AssetCheckResult, AssetCheckSpec
 from pyspark.sql import DataFrame
 
-from movierec_dagster.recommendations.build import TOP_K, sanity_counts
+from movierec_dagster.model.training import TOP_K
+from movierec_dagster.recommendations.build import sanity_counts
 
 RECOMMENDATION_SANITY = "recommendation_sanity"
 
