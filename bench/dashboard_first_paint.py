@@ -58,7 +58,7 @@ def main() -> None:
         users = lake.recommended_users(date)
     except LakeError as problem:
         sys.exit(f"{problem} Run `make demo` first.")
-    ratings = "training_ratings" if lake.has_table("training_ratings") else "ratings"
+    ratings = lake.own_ratings_table()
     print(f"lake {location}: {len(users):,} users with recommendations on {date}; own ratings from {ratings}")
     sample = random.Random(7).sample(users, min(len(users), args.users + 2))
 

@@ -186,9 +186,13 @@ class Lake:
         )
         return Recommendations(date=date, rows=rows)
 
+    def own_ratings_table(self) -> str:
+        """Where a user's own ratings are: `training_ratings` (history plus stream) when it exists, else `ratings`."""
+        return "training_ratings" if self.has_table("training_ratings") else "ratings"
+
     def top_rated(self, user_id: int, limit: int = 10) -> tuple[str, pd.DataFrame]:
         """The user's own highest-rated movies (newest first among equals), from `training_ratings` if there."""
-        table = "training_ratings" if self.has_table("training_ratings") else "ratings"
+        table = self.own_ratings_table()
         rows = self._query(
             """
             SELECT coalesce(m.title, 'movie ' || t.movie_id) AS title, m.year,

@@ -30,10 +30,6 @@ def _lake(location: str) -> Lake:
     return Lake(location)
 
 
-def lake() -> Lake:
-    return _lake(lake_location())
-
-
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def newest_recommendation_date(location: str) -> str:
     return _lake(location).newest_recommendation_date()
@@ -65,8 +61,8 @@ def check_lake(location: str) -> None:
 
 
 def clear_caches() -> None:
-    for cached in (newest_recommendation_date, recommended_users, recommendations, top_rated, model_history, check_lake):
-        cached.clear()
+    """Forget every cached query (the lake handle, a cache_resource, is kept)."""
+    st.cache_data.clear()
 
 
 def show_fix(message: str, *, error: bool = False) -> None:

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from movierec_dagster.dashboard import state
-from movierec_dagster.dashboard.data import Recommendations, genre_counts, lake_location
+from movierec_dagster.dashboard.data import NO_GENRES, Recommendations, genre_counts, lake_location
 
 USER_PARAM = "user"
 # Tableau's 20 colours: a donut slice and its genre's name in the table share one.
@@ -40,7 +40,7 @@ def _titles(frame: pd.DataFrame) -> pd.Series:
 
 
 def _genres_text(frame: pd.DataFrame) -> pd.Series:
-    return frame["genres"].map(lambda genres: ", ".join(genres) if len(genres) else "(no genres listed)")
+    return frame["genres"].map(lambda genres: ", ".join(genres) if len(genres) else NO_GENRES)
 
 
 def _recommendation_table(recs: Recommendations) -> pd.DataFrame:
