@@ -33,7 +33,11 @@ DEFAULT_MOVIELENS = "../shared/movielens/ml-latest-small.zip"
 
 
 def default_landing(environ: dict[str, str]) -> Path:
-    """The local deployment's landing folder: $MOVIEREC_HOME/lake/landing/rating_events."""
+    """The local deployment's landing folder: $MOVIEREC_HOME/lake/landing/rating_events.
+
+    Written out rather than imported from movierec_dagster.deployment so that the
+    generator runs without Dagster or Spark; a test holds the two to the same path.
+    """
     home = Path(environ.get("MOVIEREC_HOME", ".movierec")).expanduser().resolve()
     return home / "lake" / "landing" / "rating_events"
 

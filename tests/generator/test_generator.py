@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from azure.eventhub import EventDataBatch
 
-from generator.cli import main
+from generator.cli import default_landing, main
 from generator.sinks import EventHubSink, LocalSink, partition_key
 from generator.sources import Counts, Population, Rating, encode_events, read_movielens_ratings, replay, synthetic
+from movierec_dagster.deployment import build_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 RATINGS = [Rating(u, m, 4.0, 1_000 + u * 10 + m) for u in (1, 2, 3) for m in (10, 20)]
@@ -143,3 +144,8 @@ def test_ctrl_c_flushes_and_leaves_no_partial_file(tmp_path):
     assert len(files) == 1 and not files[0].name.startswith(".")
     lines = files[0].read_bytes().splitlines()
     assert lines and all(json.loads(line)["event_id"] for line in lines)
+
+
+def test_default_landing_is_where_the_local_deployment_ingests_from(tmp_path):
+    environ = {"MOVIEREC_HOME": str(tmp_path / "home")}
+    assert default_landing(environ) == Path(build_deployment(environ=environ).resources["event_source"].folder)
