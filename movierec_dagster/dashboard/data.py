@@ -139,7 +139,7 @@ class Lake:
         return sorted(self._query("SELECT file FROM glob($1)", [f"{self.url}/{pattern}"])["file"])
 
     def _table_glob(self, name: str) -> str:
-        if not self._files(f"tables/{name}/**/*.parquet"):
+        if not self.has_table(name):
             raise TableNotFound(f"The table '{name}' is not in the lake at {self.location} yet.")
         return f"{self.url}/tables/{name}/**/*.parquet"
 
@@ -147,7 +147,7 @@ class Lake:
         """Raise `LakeNotFound` when there is no lake (or no MovieLens tables in it) at the location."""
         if not _is_remote(self.location) and not Path(self.location).is_dir():
             raise LakeNotFound(f"There is no lake at {self.location} yet.")
-        if not self._files("tables/movies/**/*.parquet"):
+        if not self.has_table("movies"):
             raise LakeNotFound(f"The lake at {self.location} has no MovieLens tables yet.")
 
     def has_table(self, name: str) -> bool:
