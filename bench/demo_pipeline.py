@@ -21,14 +21,15 @@ from pathlib import Path
 
 from dagster import DagsterInstance, RunsFilter
 
+from bench.paths import MOVIELENS
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = ROOT.parent / "shared" / "movielens" / "ml-latest-small.zip"
 SPARK_START = "import time; t = time.perf_counter(); from movierec_dagster.resources import LocalSpark; LocalSpark().session(); print(time.perf_counter() - t)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=str(DEFAULT_SOURCE))
+    parser.add_argument("--source", default=str(MOVIELENS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)

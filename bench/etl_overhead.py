@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "movielens" / "ml-latest-small.zip"
+from bench.paths import MOVIELENS
+
 ETL_ASSETS = ["movielens_archive", "movies", "ratings", "tags", "links"]
 
 
@@ -77,7 +78,7 @@ def _timed(variant: str, source: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=str(DEFAULT_SOURCE))
+    parser.add_argument("--source", default=str(MOVIELENS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--run", choices=["plain", "dagster", "dagster+checks"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)

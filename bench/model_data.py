@@ -1,6 +1,5 @@
 """What the model benchmarks share: a Spark session set up like the local deployment's, and ml-latest-small's ratings."""
 
-import os
 import sys
 import tempfile
 import zipfile
@@ -9,13 +8,12 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from bench.paths import MOVIELENS
 from movierec_dagster.resources import LocalSpark
 
-MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "movielens" / "ml-latest-small.zip"
 
 
 def session() -> SparkSession:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = LocalSpark().session()
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="movierec-bench-checkpoints-"))
     return spark
