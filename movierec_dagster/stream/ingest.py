@@ -80,7 +80,8 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, batch_id: i
     earlier = None
     if lake.table_exists(EVENTS_TABLE):
         earlier = lake.read_table(spark, EVENTS_TABLE).where(F.col(BATCH) < batch_id).select("event_id")
-    classified = transforms.classify_batch(transforms.parse_events(lines, now), earlier, now).cache()
+    parsed = transforms.parse_events(lines, now).cache()
+    classified = transforms.classify_batch(parsed, earlier, now).cache()
     try:
         stats = transforms.batch_stats(classified)
         if stats.read:
@@ -90,6 +91,7 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, batch_id: i
         return stats
     finally:
         classified.unpersist()
+        parsed.unpersist()
 
 
 def ingest_rating_events(

@@ -194,34 +194,49 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
     """The parsed batch with duplicates marked in `reject_reason`, and `ingested_at`.
 
     A repeated valid `event_id` keeps its first occurrence (by source and
-    position in the batch) and the others are duplicates; so is any id already
-    in `ingested_ids` (a frame with an `event_id` column, or None).
+    position in the batch) and the others are duplicates; every copy of an id
+    already in `ingested_ids` (a frame with an `event_id` column, or None) is a
+    duplicate too.
 
-    One shuffle does both: the earlier ids are appended to the batch, and in
-    each `event_id` group, ordered with an earlier id first, a row is a
-    duplicate when the group's first row is an earlier id or when it is not the
-    group's first row.
+    `parsed` is scanned several times: cache it. Duplicates are rare, so
+    neither the batch's rows nor the earlier ids are shuffled: the ids repeated
+    in the batch come from an aggregate of the ids alone, the ids seen before
+    from scanning `ingested_ids` against the batch's ids broadcast (a cost
+    that grows with the table only by one column read), and only the rows of
+    those few ids are ranked and joined back.
     """
-    rows = parsed.withColumn("_position", F.monotonically_increasing_id()).withColumn("_earlier", F.lit(False))
+    rows = parsed.withColumn("_position", F.monotonically_increasing_id())
+    valid = rows.where(F.col(REASON).isNull())
+    suspects = (
+        valid.groupBy("event_id")
+        .agg(F.count(F.lit(1)).alias("_copies"))
+        .where(F.col("_copies") > 1)
+        .select("event_id", F.lit(False).alias("_seen"))
+    )
     if ingested_ids is not None:
-        earlier = ingested_ids.select("event_id", F.lit(True).alias("_earlier"))
-        rows = rows.unionByName(earlier, allowMissingColumns=True)
-    first = Window.partitionBy("event_id").orderBy(
-        F.col("_earlier").desc(), F.col(REASON).isNotNull(), SOURCE, "_position"
+        seen = ingested_ids.join(F.broadcast(valid.select("event_id")), "event_id", "left_semi")
+        suspects = (
+            suspects.unionByName(seen.select("event_id", F.lit(True).alias("_seen")))
+            .groupBy("event_id")
+            .agg(F.max("_seen").alias("_seen"))
+        )
+    first = Window.partitionBy("event_id").orderBy(SOURCE, "_position")
+    duplicates = (
+        valid.select("event_id", SOURCE, "_position")
+        .join(F.broadcast(suspects), "event_id")
+        .select(
+            "_position",
+            F.when(F.col("_seen"), F.lit(DUPLICATE_EARLIER))
+            .when(F.row_number().over(first) > 1, F.lit(DUPLICATE))
+            .alias("_duplicate"),
+        )
+        .where(F.col("_duplicate").isNotNull())
     )
     return (
-        rows.select("*", F.row_number().over(first).alias("_rank"), F.first("_earlier").over(first).alias("_seen"))
-        .where(~F.col("_earlier"))
-        .withColumn(
-            REASON,
-            F.coalesce(
-                F.col(REASON),
-                F.when(F.col("_seen"), F.lit(DUPLICATE_EARLIER)),
-                F.when(F.col("_rank") > 1, F.lit(DUPLICATE)),
-            ),
-        )
+        rows.join(F.broadcast(duplicates), "_position", "left")
+        .withColumn(REASON, F.coalesce(F.col(REASON), F.col("_duplicate")))
         .withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
-        .drop("_earlier", "_position", "_rank", "_seen")
+        .drop("_position", "_duplicate")
     )
 
 
