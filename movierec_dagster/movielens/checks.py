@@ -57,7 +57,7 @@ def rated_movies_exist(context: AssetCheckExecutionContext, spark: LocalSpark, l
     session = spark.session()
     orphans = transforms.orphan_movie_ids(lake.read_table(session, "ratings"), lake.read_table(session, "movies"))
     orphan_count = orphans.count()
-    sample = [row.movie_id for row in orphans.limit(ORPHAN_SAMPLE).collect()]
+    sample = [row.movie_id for row in orphans.limit(ORPHAN_SAMPLE).collect()] if orphan_count else []
     if orphan_count:
         context.log.warning(f"{orphan_count} rated movie ids are not in movies, e.g. {sample}")
     return AssetCheckResult(
