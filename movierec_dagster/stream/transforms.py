@@ -31,6 +31,7 @@ MAX_RAW_CHARS = 4096  # how much of a rejected line is kept
 MAX_EVENT_ID_CHARS = 128
 MAX_ID = 2_147_483_647  # ids are ints in every table
 FUTURE_TOLERANCE_SECONDS = 300  # clock skew allowed between a producer and the ingest
+MAX_BROADCAST_IDS = 1_000_000  # about 50 MB of event ids held by the driver to broadcast
 
 DUPLICATE = "duplicate event_id"
 DUPLICATE_EARLIER = "duplicate event_id (already ingested)"
@@ -190,7 +191,12 @@ class BatchStats:
         self.batches += other.batches
 
 
-def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_at: datetime) -> DataFrame:
+def classify_batch(
+    parsed: DataFrame,
+    ingested_ids: DataFrame | None,
+    ingested_at: datetime,
+    max_broadcast_ids: int = MAX_BROADCAST_IDS,
+) -> DataFrame:
     """The parsed batch with duplicates marked in `reject_reason`, and `ingested_at`.
 
     A repeated valid `event_id` keeps its first occurrence (by source and
@@ -203,10 +209,18 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
     in the batch come from an aggregate of the ids alone, the ids seen before
     from scanning `ingested_ids` against the batch's ids broadcast (a cost
     that grows with the table only by one column read), and only the rows of
-    those few ids are ranked and joined back.
+    those few ids are ranked and joined back. A batch of more than
+    `max_broadcast_ids` valid events (a large backlog, which may be mostly
+    duplicates) is too big to broadcast from the driver: Spark then plans
+    those joins itself, with shuffles.
     """
     rows = parsed.withColumn("_position", F.monotonically_increasing_id())
     valid = rows.where(F.col(REASON).isNull())
+    small = valid.count() <= max_broadcast_ids
+
+    def broadcast(frame: DataFrame) -> DataFrame:
+        return F.broadcast(frame) if small else frame
+
     suspects = (
         valid.groupBy("event_id")
         .agg(F.count(F.lit(1)).alias("_copies"))
@@ -214,7 +228,7 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
         .select("event_id", F.lit(False).alias("_seen"))
     )
     if ingested_ids is not None:
-        seen = ingested_ids.join(F.broadcast(valid.select("event_id")), "event_id", "left_semi")
+        seen = ingested_ids.join(broadcast(valid.select("event_id")), "event_id", "left_semi")
         suspects = (
             suspects.unionByName(seen.select("event_id", F.lit(True).alias("_seen")))
             .groupBy("event_id")
@@ -223,7 +237,7 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
     first = Window.partitionBy("event_id").orderBy(SOURCE, "_position")
     duplicates = (
         valid.select("event_id", SOURCE, "_position")
-        .join(F.broadcast(suspects), "event_id")
+        .join(broadcast(suspects), "event_id")
         .select(
             "_position",
             F.when(F.col("_seen"), F.lit(DUPLICATE_EARLIER))
@@ -233,7 +247,7 @@ def classify_batch(parsed: DataFrame, ingested_ids: DataFrame | None, ingested_a
         .where(F.col("_duplicate").isNotNull())
     )
     return (
-        rows.join(F.broadcast(duplicates), "_position", "left")
+        rows.join(broadcast(duplicates), "_position", "left")
         .withColumn(REASON, F.coalesce(F.col(REASON), F.col("_duplicate")))
         .withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
         .drop("_position", "_duplicate")
