@@ -138,10 +138,13 @@ class Lake:
             return sorted(str(path) for path in Path(self.location).glob(pattern))
         return sorted(self._query("SELECT file FROM glob($1)", [f"{self.url}/{pattern}"])["file"])
 
+    def _glob(self, name: str) -> str:
+        return f"{self.url}/tables/{name}/**/*.parquet"
+
     def _table_glob(self, name: str) -> str:
         if not self.has_table(name):
             raise TableNotFound(f"The table '{name}' is not in the lake at {self.location} yet.")
-        return f"{self.url}/tables/{name}/**/*.parquet"
+        return self._glob(name)
 
     def check_exists(self) -> None:
         """Raise `LakeNotFound` when there is no lake (or no MovieLens tables in it) at the location."""
@@ -188,11 +191,17 @@ class Lake:
 
     def own_ratings_table(self) -> str:
         """Where a user's own ratings are: `training_ratings` (history plus stream) when it exists, else `ratings`."""
-        return "training_ratings" if self.has_table("training_ratings") else "ratings"
+        return self._own_ratings()[0]
+
+    def _own_ratings(self) -> tuple[str, str]:
+        """(table, glob) of the user's own ratings, listing `training_ratings` once (a network call on ADLS)."""
+        if self.has_table("training_ratings"):
+            return "training_ratings", self._glob("training_ratings")
+        return "ratings", self._table_glob("ratings")
 
     def top_rated(self, user_id: int, limit: int = 10) -> tuple[str, pd.DataFrame]:
         """The user's own highest-rated movies (newest first among equals), from `training_ratings` if there."""
-        table = self.own_ratings_table()
+        table, ratings = self._own_ratings()
         rows = self._query(
             """
             SELECT coalesce(m.title, 'movie ' || t.movie_id) AS title, m.year,
@@ -204,7 +213,7 @@ class Lake:
             ORDER BY t.rating DESC, t.rated_at DESC, t.movie_id
             LIMIT $4
             """,
-            [self._table_glob(table), self._table_glob("movies"), user_id, limit],
+            [ratings, self._table_glob("movies"), user_id, limit],
         )
         return table, rows
 
