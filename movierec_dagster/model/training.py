@@ -192,8 +192,12 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
+    The ratings are read several times: they are cached here unless the caller cached them.
     """
-    ratings = ratings.select("user_id", "movie_id", "rating").cache()
+    owned = not ratings.is_cached
+    ratings = ratings.select("user_id", "movie_id", "rating")
+    if owned:
+        ratings = ratings.cache()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking-als") as pool:
             ranking = pool.submit(fit_ranking_model, ratings, params)
@@ -201,7 +205,8 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
             rating_model = fit_rating_model(ratings, biases, params)
             ranking_model = ranking.result()
     finally:
-        ratings.unpersist()
+        if owned:
+            ratings.unpersist()
     return ModelBundle(biases, rating_model, ranking_model)
 
 
