@@ -13,7 +13,9 @@ baseline (for RMSE/MAE) and most-popular (for ranking).
 """
 
 import math
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from itertools import product
 
@@ -187,26 +189,32 @@ def fit_rating_model(ratings: DataFrame, biases: Biases, params: ModelParams) ->
     return _als(params, params.rating_rank, params.rating_max_iter, params.rating_reg_param, "residual").fit(residuals)
 
 
+@contextmanager
+def _cached(frame: DataFrame) -> Iterator[DataFrame]:
+    """`frame` cached for the block, as it is read several times; a frame its caller cached is left to the caller."""
+    if frame.is_cached:
+        yield frame
+        return
+    frame.cache()
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
+
+
 def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
     """Fit the rating model (biases + ALS on residuals) and the ranking model (implicit ALS).
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
-    The ratings are read several times: they are cached here unless the caller cached them.
     """
-    owned = not ratings.is_cached
-    ratings = ratings.select("user_id", "movie_id", "rating")
-    if owned:
-        ratings = ratings.cache()
-    try:
+    with _cached(ratings) as cached:
+        ratings = cached.select("user_id", "movie_id", "rating")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking-als") as pool:
             ranking = pool.submit(fit_ranking_model, ratings, params)
             biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
             rating_model = fit_rating_model(ratings, biases, params)
             ranking_model = ranking.result()
-    finally:
-        if owned:
-            ratings.unpersist()
     return ModelBundle(biases, rating_model, ranking_model)
 
 
@@ -284,23 +292,17 @@ def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K) -> Da
 
 def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[Evaluation, ModelBundle]:
     """Fit on `train`, measure on `test`; the same split for the baselines. Returns the evaluation and the fitted bundle."""
-    train = train.cache()
-    test = test.cache()
-    try:
+    with _cached(train), _cached(test):
         bundle = fit_bundle(train, params)
         # One pass over the test split for both: the predictions keep the bias baseline beside them.
-        predictions = predict_ratings(bundle, test, keep_baseline=True).cache()
-        errors = rating_errors(predictions, "predicted_rating")
-        bias_errors = rating_errors(predictions.withColumn("baseline", clip_rating(F.col("baseline"))), "baseline")
-        predictions.unpersist()
+        with _cached(predict_ratings(bundle, test, keep_baseline=True)) as predictions:
+            errors = rating_errors(predictions, "predicted_rating")
+            bias_errors = rating_errors(predictions.withColumn("baseline", clip_rating(F.col("baseline"))), "baseline")
         seen = train.select("user_id", "movie_id")
         ranking = ranking_metrics(recommend_top_k(bundle, seen, k), test, k)
         test_users = test.select("user_id").distinct()
         popular = ranking_metrics(most_popular_top_k(train, test_users, k), test, k)
         test_rows = test.count()
-    finally:
-        train.unpersist()
-        test.unpersist()
     evaluated_users = ranking.pop("evaluated_users")
     popular.pop("evaluated_users")
     return (
@@ -345,12 +347,15 @@ def grid_search(
     """
     fit, validation = split(train, validation_fraction, base.seed + 1)
     points = []
-    for rank, reg_param, alpha in product(ranks or [base.ranking_rank], reg_params or [base.ranking_reg_param], alphas or [base.alpha]):
-        params = replace(
-            base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param, alpha=alpha
-        )
-        evaluation, _ = evaluate(fit, validation, params, k)
-        points.append({"rank": rank, "reg_param": reg_param, "alpha": alpha, **evaluation.metrics})
+    grid = product(ranks or [base.ranking_rank], reg_params or [base.ranking_reg_param], alphas or [base.alpha])
+    with _cached(fit), _cached(validation):
+        for rank, reg_param, alpha in grid:
+            params = replace(
+                base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param,
+                alpha=alpha,
+            )
+            evaluation, _ = evaluate(fit, validation, params, k)
+            points.append({"rank": rank, "reg_param": reg_param, "alpha": alpha, **evaluation.metrics})
     best_rating = min(points, key=lambda point: point["rmse"])
     best_ranking = max(points, key=lambda point: point[f"ndcg_at_{k}"])
     chosen = replace(

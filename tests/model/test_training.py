@@ -110,3 +110,15 @@ def test_evaluate_reports_metrics_and_both_baselines(spark):
     assert evaluation.test_rows == test.count()
     assert 0.0 <= evaluation.metrics["ndcg_at_10"] <= 1.0
     assert bundle.ranking_model.rank == 2
+
+
+def test_evaluate_leaves_the_callers_cache_alone_and_releases_its_own(spark):
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
+    train.cache()
+    try:
+        training.evaluate(train, test, TINY)
+        assert train.is_cached and train.storageLevel.useMemory
+        assert not test.is_cached
+    finally:
+        train.unpersist()
