@@ -30,7 +30,7 @@ class Deployment:
 
 
 def movierec_home(environ: dict[str, str]) -> Path:
-    return Path(environ.get("MOVIEREC_HOME", DEFAULT_HOME)).expanduser().resolve()
+    return Path(environ.get("MOVIEREC_HOME", "").strip() or DEFAULT_HOME).expanduser().resolve()
 
 
 def _movielens_location(environ: dict[str, str]) -> str:

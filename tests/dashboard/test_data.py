@@ -14,6 +14,7 @@ from movierec_dagster.dashboard.data import (
     genre_counts,
     lake_location,
 )
+from movierec_dagster.deployment import build_deployment
 from tests.dashboard.lakes import CHAMPION, MODEL_METRICS, MODEL_VERSION, NEWEST_DATE, TinyLake, build_lake
 
 
@@ -23,6 +24,12 @@ def test_lake_location_prefers_movierec_lake_then_home(tmp_path: Path):
     assert lake_location({}) == str(Path(".movierec/lake").resolve())
     url = "abfss://lake@account.dfs.core.windows.net/movierec/"
     assert lake_location({"MOVIEREC_LAKE": url}) == url.rstrip("/")
+
+
+@pytest.mark.parametrize("home", [None, "", " ", "custom-home"])
+def test_dashboard_reads_the_lake_the_local_deployment_writes(home):
+    environ = {} if home is None else {"MOVIEREC_HOME": home}
+    assert lake_location(environ) == build_deployment(environ=environ).resources["lake"].root
 
 
 def test_spark_abfss_url_is_rewritten_for_duckdb():
