@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions
 
+from bench.paths import MOVIELENS as REAL_MOVIELENS
 from movierec_dagster.resources import LocalLake, LocalSpark
 from tests.synthetic import SyntheticMovieLens, planted_movielens
 
-REAL_MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "movielens" / "ml-latest-small.zip"
 
 
 @pytest.fixture(scope="session")

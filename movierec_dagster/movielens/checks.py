@@ -57,8 +57,9 @@ def rated_movies_exist(context: AssetCheckExecutionContext, spark: LocalSpark, l
     session = spark.session()
     orphans = transforms.orphan_movie_ids(lake.read_table(session, "ratings"), lake.read_table(session, "movies"))
     orphan_count = orphans.count()
-    sample = [row.movie_id for row in orphans.limit(ORPHAN_SAMPLE).collect()] if orphan_count else []
+    sample = []
     if orphan_count:
+        sample = [row.movie_id for row in orphans.limit(ORPHAN_SAMPLE).collect()]
         context.log.warning(f"{orphan_count} rated movie ids are not in movies, e.g. {sample}")
     return AssetCheckResult(
         passed=orphan_count == 0, metadata={"unknown_movie_ids": orphan_count, "sample": str(sample)}

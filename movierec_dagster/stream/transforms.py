@@ -221,12 +221,7 @@ def classify_batch(
     def broadcast(frame: DataFrame) -> DataFrame:
         return F.broadcast(frame) if small else frame
 
-    suspects = (
-        valid.groupBy("event_id")
-        .agg(F.count(F.lit(1)).alias("_copies"))
-        .where(F.col("_copies") > 1)
-        .select("event_id", F.lit(False).alias("_seen"))
-    )
+    suspects = duplicate_event_ids(valid).select("event_id", F.lit(False).alias("_seen"))
     if ingested_ids is not None:
         seen = ingested_ids.join(broadcast(valid.select("event_id")), "event_id", "left_semi")
         suspects = (
