@@ -15,6 +15,14 @@ def test_write_replaces_and_reads_back(spark, lake):
     assert not any(lake.path(STAGING).iterdir())
 
 
+def test_a_missing_table_is_named_or_none(spark, lake):
+    with pytest.raises(FileNotFoundError, match="materialize the asset 'numbers'"):
+        lake.read_table(spark, "numbers")
+    assert lake.read_table_if_exists(spark, "numbers") is None
+    lake.write_table(spark.range(2), "numbers")
+    assert lake.read_table_if_exists(spark, "numbers").count() == 2
+
+
 def test_failed_write_leaves_the_previous_table(spark, lake):
     lake.write_table(spark.range(3), "numbers")
     failing = spark.range(10).withColumn("boom", F.when(F.col("id") == 7, F.raise_error(F.lit("killed"))))

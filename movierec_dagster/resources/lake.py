@@ -52,6 +52,10 @@ class LocalLake(ConfigurableResource):
             )
         return spark.read.parquet(self.table_uri(key, area))
 
+    def read_table_if_exists(self, spark: SparkSession, key: str, area: str = TABLES) -> DataFrame | None:
+        """The table, or None while nothing has written it."""
+        return self.read_table(spark, key, area) if self.table_exists(key, area) else None
+
     def write_table(
         self,
         df: DataFrame,

@@ -74,13 +74,15 @@ def rating_events(
     ingest = _ingest_metadata(result, seconds)
     events_metadata = dict(ingest)
     rejected_metadata = {"rejected": ingest["rejected"], "rejected_by_reason": ingest["rejected_by_reason"]}
-    if lake.table_exists(EVENTS_TABLE):
+    events = lake.read_table_if_exists(session, EVENTS_TABLE)
+    if events is not None:
         events_metadata = table_metadata(
-            lake.read_table(session, EVENTS_TABLE), location=MetadataValue.path(lake.table_uri(EVENTS_TABLE)), **ingest
+            events, location=MetadataValue.path(lake.table_uri(EVENTS_TABLE)), **ingest
         )
-    if lake.table_exists(REJECTED_TABLE):
+    rejected = lake.read_table_if_exists(session, REJECTED_TABLE)
+    if rejected is not None:
         rejected_metadata = table_metadata(
-            lake.read_table(session, REJECTED_TABLE),
+            rejected,
             location=MetadataValue.path(lake.table_uri(REJECTED_TABLE)),
             **rejected_metadata,
         )

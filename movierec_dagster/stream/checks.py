@@ -1,7 +1,6 @@
 """Checks on the stream tables: each event once, ratings on the scale, no null fields, every rejection explained."""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
-from pyspark.sql import DataFrame
 
 from movierec_dagster.movielens.transforms import invalid_rating_count, null_key_count
 from movierec_dagster.resources import LocalLake, LocalSpark
@@ -12,11 +11,6 @@ DUPLICATE_SAMPLE = 10
 NOTHING_YET = "no events ingested yet"
 
 
-def _table(spark: LocalSpark, lake: LocalLake, key: str) -> DataFrame | None:
-    """The table, or None while no ingest has written it (a run that found no events writes nothing)."""
-    return lake.read_table(spark.session(), key) if lake.table_exists(key) else None
-
-
 @asset_check(
     asset=EVENTS_TABLE,
     name="event_ids_unique",
@@ -24,7 +18,7 @@ def _table(spark: LocalSpark, lake: LocalLake, key: str) -> DataFrame | None:
     description="Every event_id occurs once in rating_events: nothing was ingested twice.",
 )
 def event_ids_unique(context: AssetCheckExecutionContext, spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = _table(spark, lake, EVENTS_TABLE)
+    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
     if events is None:
         return AssetCheckResult(passed=True, description=NOTHING_YET, metadata={"duplicated_event_ids": 0})
     duplicated = transforms.duplicate_event_ids(events).cache()
@@ -45,7 +39,7 @@ def event_ids_unique(context: AssetCheckExecutionContext, spark: LocalSpark, lak
     description="Every rating in rating_events is 0.5 to 5.0 in steps of 0.5.",
 )
 def event_rating_on_scale(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = _table(spark, lake, EVENTS_TABLE)
+    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
     invalid = 0 if events is None else invalid_rating_count(events)
     return AssetCheckResult(passed=invalid == 0, metadata={"ratings_off_scale": invalid})
 
@@ -57,7 +51,7 @@ def event_rating_on_scale(spark: LocalSpark, lake: LocalLake) -> AssetCheckResul
     description=f"No row of rating_events has a null {', '.join(transforms.EVENT_COLUMNS)}.",
 )
 def event_fields_not_null(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = _table(spark, lake, EVENTS_TABLE)
+    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
     nulls = 0 if events is None else null_key_count(events, list(transforms.EVENT_COLUMNS))
     return AssetCheckResult(passed=nulls == 0, metadata={"rows_with_null_field": nulls})
 
@@ -69,7 +63,7 @@ def event_fields_not_null(spark: LocalSpark, lake: LocalLake) -> AssetCheckResul
     description="Every rejected event keeps a reason and its raw text.",
 )
 def every_rejection_has_a_reason(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    rejected = _table(spark, lake, REJECTED_TABLE)
+    rejected = lake.read_table_if_exists(spark.session(), REJECTED_TABLE)
     unexplained = 0 if rejected is None else null_key_count(rejected, [transforms.REASON, transforms.RAW])
     return AssetCheckResult(passed=unexplained == 0, metadata={"rows_without_reason_or_raw": unexplained})
 

@@ -37,8 +37,7 @@ class Lake(Protocol):
     """What the ingest needs of the lake resource."""
 
     def uri(self, *parts: str) -> str: ...
-    def table_exists(self, key: str) -> bool: ...
-    def read_table(self, spark: SparkSession, key: str) -> DataFrame: ...
+    def read_table_if_exists(self, spark: SparkSession, key: str) -> DataFrame | None: ...
     def write_table(self, df: DataFrame, key: str, *, subpath: str | None = None) -> str: ...
 
 
@@ -62,12 +61,7 @@ class IngestResult:
         """How far the newest accepted event is behind the end of this ingest."""
         if self.stats.newest_event is None:
             return None
-        return (self.finished_at - _utc(self.stats.newest_event)).total_seconds()
-
-
-def _utc(moment: datetime) -> datetime:
-    """Spark returns timestamps as naive datetimes in the driver's local zone."""
-    return moment.astimezone(UTC) if moment.tzinfo is None else moment
+        return (self.finished_at - self.stats.newest_event).total_seconds()
 
 
 def batch_folder(batch_id: int) -> str:
@@ -77,9 +71,9 @@ def batch_folder(batch_id: int) -> str:
 def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, batch_id: int) -> BatchStats:
     """Validate one micro-batch and write its two folders; safe to run again for the same batch id."""
     now = datetime.now(UTC)
-    earlier = None
-    if lake.table_exists(EVENTS_TABLE):
-        earlier = lake.read_table(spark, EVENTS_TABLE).where(F.col(BATCH) < batch_id).select("event_id")
+    earlier = lake.read_table_if_exists(spark, EVENTS_TABLE)
+    if earlier is not None:
+        earlier = earlier.where(F.col(BATCH) < batch_id).select("event_id")
     parsed = transforms.parse_events(lines, now).cache()
     classified = transforms.classify_batch(parsed, earlier, now).cache()
     try:

@@ -13,7 +13,7 @@ derived from the event's content, so a resent seed event is a duplicate).
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -166,11 +166,9 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
 
 @dataclass
 class BatchStats:
-    """What one micro-batch did; `add` sums batches into a run's totals."""
+    """What one micro-batch did; `add` sums batches into a run's totals. Times are in UTC."""
 
-    read: int = 0
     accepted: int = 0
-    duplicates: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     newest_event: datetime | None = None
     oldest_landed: datetime | None = None
@@ -180,10 +178,16 @@ class BatchStats:
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
+    @property
+    def read(self) -> int:
+        return self.accepted + self.rejected
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.rejected_by_reason.get(reason, 0) for reason in (DUPLICATE, DUPLICATE_EARLIER))
+
     def add(self, other: "BatchStats") -> None:
-        self.read += other.read
         self.accepted += other.accepted
-        self.duplicates += other.duplicates
         for reason, count in other.rejected_by_reason.items():
             self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + count
         self.newest_event = max(filter(None, (self.newest_event, other.newest_event)), default=None)
@@ -269,16 +273,18 @@ def batch_stats(classified: DataFrame) -> BatchStats:
     )
     stats = BatchStats(batches=1)
     for row in rows:
-        stats.read += row["n"]
-        stats.oldest_landed = min(filter(None, (stats.oldest_landed, row["landed"])), default=None)
+        stats.oldest_landed = min(filter(None, (stats.oldest_landed, _utc(row["landed"]))), default=None)
         if row[REASON] is None:
-            stats.accepted += row["n"]
-            stats.newest_event = row["newest"]
+            stats.accepted = row["n"]
+            stats.newest_event = _utc(row["newest"])
         else:
             stats.rejected_by_reason[row[REASON]] = row["n"]
-            if row[REASON] in (DUPLICATE, DUPLICATE_EARLIER):
-                stats.duplicates += row["n"]
     return stats
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Spark returns timestamps as naive datetimes in the driver's local zone."""
+    return None if moment is None else moment.astimezone(UTC)
 
 
 def duplicate_event_ids(events: DataFrame) -> DataFrame:
