@@ -14,9 +14,11 @@ from dagster import (
     asset,
 )
 from pydantic import Field
+from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import markdown_table, table_metadata
 from movierec_dagster.model import gate, registry, training
+from movierec_dagster.model.comparison import comparison_markdown
 from movierec_dagster.resources import LocalLake, LocalSpark
 from movierec_dagster.resources.lake import CHECKPOINTS
 
@@ -31,19 +33,22 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
     started = time.perf_counter()
     session = spark.session()
     history = lake.read_table(session, "ratings")
-    events = lake.read_table(session, "rating_events") if lake.table_exists("rating_events") else None
+    events = lake.read_table_if_exists(session, "rating_events")
     if events is None:
         context.log.info("No rating_events table yet: training on the history alone.")
     lake.write_table(training.merge_ratings(history, events), "training_ratings")
     table = lake.read_table(session, "training_ratings")
     history_rows = history.count()
     event_rows = events.count() if events is not None else 0
+    distinct = table.agg(
+        F.count_distinct("user_id").alias("users"), F.count_distinct("movie_id").alias("movies")
+    ).first()
     metadata = table_metadata(
         table,
         history_rows=MetadataValue.int(history_rows),
         streamed_rows=MetadataValue.int(event_rows),
-        users=MetadataValue.int(table.select("user_id").distinct().count()),
-        movies=MetadataValue.int(table.select("movie_id").distinct().count()),
+        users=MetadataValue.int(distinct["users"]),
+        movies=MetadataValue.int(distinct["movies"]),
         location=MetadataValue.path(lake.table_uri("training_ratings")),
         seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
     )
@@ -91,15 +96,7 @@ class AlsModelConfig(Config):
 
 
 def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
-    metrics, baselines = info["metrics"], info["baselines"]
-    rows = [
-        {"model": "ours", **{name: f"{metrics[name]:.4f}" for name in ("rmse", "mae", "precision_at_10", "recall_at_10", "ndcg_at_10")}},
-        {"model": "user+movie bias", "rmse": f"{baselines['bias']['rmse']:.4f}", "mae": f"{baselines['bias']['mae']:.4f}",
-         "precision_at_10": "", "recall_at_10": "", "ndcg_at_10": ""},
-        {"model": "most popular", "rmse": "", "mae": "",
-         **{name: f"{baselines['most_popular'][name]:.4f}" for name in ("precision_at_10", "recall_at_10", "ndcg_at_10")}},
-    ]
-    text = f"### Model {info['version']}\n\n{markdown_table(rows)}\n\n**Gate:** {decision.summary}\n"
+    text = f"### Model {info['version']}\n\n{comparison_markdown(info)}\n\n**Gate:** {decision.summary}\n"
     if grid:
         shown = [{key: (f"{value:.4f}" if isinstance(value, float) else value) for key, value in point.items()} for point in grid]
         text += f"\n### Grid search (validation split)\n\n{markdown_table(shown)}\n"
@@ -157,6 +154,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Loc
     now = datetime.now(UTC)
     version = registry.new_version(now)
     registry.save_bundle(lake, version, bundle)
+    bundle.release()
     info = {
         "version": version,
         "trained_at": registry.utc_iso(now),

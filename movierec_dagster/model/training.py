@@ -70,6 +70,11 @@ class ModelBundle:
     rating_model: ALSModel
     ranking_model: ALSModel
 
+    def release(self) -> None:
+        """Drop the biases from Spark's cache (`fit_biases` caches them) once the bundle is done with."""
+        self.biases.user_bias.unpersist()
+        self.biases.item_bias.unpersist()
+
 
 @dataclass
 class Evaluation:
@@ -325,7 +330,8 @@ def evaluate_and_refit(
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit") as pool:
         refit = pool.submit(fit_bundle, ratings, params)
-        evaluation, _ = evaluate(train, test, params, k)
+        evaluation, evaluated = evaluate(train, test, params, k)
+        evaluated.release()
         return evaluation, refit.result()
 
 
@@ -354,7 +360,8 @@ def grid_search(
                 base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param,
                 alpha=alpha,
             )
-            evaluation, _ = evaluate(fit, validation, params, k)
+            evaluation, bundle = evaluate(fit, validation, params, k)
+            bundle.release()
             points.append({"rank": rank, "reg_param": reg_param, "alpha": alpha, **evaluation.metrics})
     best_rating = min(points, key=lambda point: point["rmse"])
     best_ranking = max(points, key=lambda point: point[f"ndcg_at_{k}"])

@@ -4,24 +4,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import registry
+from movierec_dagster.model.comparison import comparison_lines
 from movierec_dagster.recommendations.assets import TABLE
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.resources.lake import TABLES
-
-
-def metrics_lines(info: dict) -> list[str]:
-    metrics, bias, popular = info["metrics"], info["baselines"]["bias"], info["baselines"]["most_popular"]
-    blank = "      -"
-    lines = [
-        f"Model {info['version']} (trained on {info['training_rows']:,} ratings; held-out {info.get('test_rows', 0):,})",
-        f"   {'':<17}{'RMSE':>7}{'MAE':>7}{'P@10':>7}{'R@10':>7}{'NDCG@10':>8}",
-        f"   {'ours':<17}{metrics['rmse']:>7.3f}{metrics['mae']:>7.3f}{metrics['precision_at_10']:>7.3f}"
-        f"{metrics['recall_at_10']:>7.3f}{metrics['ndcg_at_10']:>8.3f}",
-        f"   {'user+movie bias':<17}{bias['rmse']:>7.3f}{bias['mae']:>7.3f}{blank}{blank}{blank:>8}",
-        f"   {'most popular':<17}{blank}{blank}{popular['precision_at_10']:>7.3f}{popular['recall_at_10']:>7.3f}"
-        f"{popular['ndcg_at_10']:>8.3f}",
-    ]
-    return lines
 
 
 def print_summary(lake: LocalLake, spark: SparkSession, user_id: int | None = None, date: str | None = None) -> None:
@@ -31,7 +17,7 @@ def print_summary(lake: LocalLake, spark: SparkSession, user_id: int | None = No
         print("No champion model yet: run the job retrain_model.")
         return
     print()
-    print("\n".join(metrics_lines(registry.read_model_info(lake, champion["version"]))))
+    print("\n".join(comparison_lines(registry.read_model_info(lake, champion["version"]))))
     if not lake.table_exists(TABLE):
         print("No recommendations yet: run the job score_recommendations.")
         return

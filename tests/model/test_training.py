@@ -122,3 +122,14 @@ def test_evaluate_leaves_the_callers_cache_alone_and_releases_its_own(spark):
         assert not test.is_cached
     finally:
         train.unpersist()
+
+
+def test_evaluate_and_refit_leaves_only_the_returned_bundle_cached(spark):
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    ratings = _ratings(spark, rows)
+    train, test = training.split(ratings, 0.25, seed=1)
+    spark.catalog.clearCache()
+    _, bundle = training.evaluate_and_refit(train, test, ratings, TINY)
+    assert bundle.biases.user_bias.is_cached and bundle.biases.item_bias.is_cached
+    bundle.release()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the evaluated bundle's biases too

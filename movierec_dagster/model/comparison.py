@@ -1,0 +1,32 @@
+"""A model's held-out metrics beside its baselines' (from the model's info), for the console and for Dagster."""
+
+from movierec_dagster.metadata import markdown_table
+
+COLUMNS = {"rmse": "RMSE", "mae": "MAE", "precision_at_10": "P@10", "recall_at_10": "R@10", "ndcg_at_10": "NDCG@10"}
+
+
+def comparison_rows(info: dict) -> list[tuple[str, dict[str, float | None]]]:
+    """(model, metric -> value) for ours and each baseline; None where a baseline has no such metric."""
+    models = {"ours": info["metrics"], "user+movie bias": info["baselines"]["bias"]}
+    models["most popular"] = info["baselines"]["most_popular"]
+    return [(name, {metric: values.get(metric) for metric in COLUMNS}) for name, values in models.items()]
+
+
+def comparison_lines(info: dict) -> list[str]:
+    """The comparison as fixed-width console lines, under a title line."""
+    lines = [
+        f"Model {info['version']} (trained on {info['training_rows']:,} ratings; held-out {info.get('test_rows', 0):,})",
+        f"   {'':<17}" + "".join(f"{label:>8}" for label in COLUMNS.values()),
+    ]
+    for name, values in comparison_rows(info):
+        cells = ("-" if value is None else f"{value:.3f}" for value in values.values())
+        lines.append(f"   {name:<17}" + "".join(f"{cell:>8}" for cell in cells))
+    return lines
+
+
+def comparison_markdown(info: dict) -> str:
+    rows = [
+        {"model": name, **{COLUMNS[metric]: "" if value is None else f"{value:.4f}" for metric, value in values.items()}}
+        for name, values in comparison_rows(info)
+    ]
+    return markdown_table(rows)
