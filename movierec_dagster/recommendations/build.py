@@ -50,27 +50,35 @@ def build_recommendations(
 
 
 def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K) -> dict[str, int]:
-    """What the recommendation check counts; every count but `users` and `users_with_recommendations` should be 0."""
-    seen = ratings.select("user_id", "movie_id")
-    per_user = recommendations.groupBy("user_id").agg(
-        F.count("*").alias("n"), F.countDistinct("movie_id").alias("movies"), F.countDistinct("rank").alias("ranks"),
-        F.min("rank").alias("first"), F.max("rank").alias("last"),
+    """What the recommendation check counts; every count but `users` and `users_with_recommendations` should be 0.
+
+    One aggregate per user (joined with what the user rated), then one over the users.
+    """
+    seen = ratings.select("user_id", "movie_id", F.lit(True).alias("_rated"))
+    predicted = F.col("predicted_rating")
+    per_user = (
+        recommendations.join(seen, ["user_id", "movie_id"], "left")
+        .groupBy("user_id")
+        .agg(
+            F.count("*").alias("n"), F.countDistinct("movie_id").alias("movies"), F.countDistinct("rank").alias("ranks"),
+            F.min("rank").alias("first"), F.max("rank").alias("last"), F.count("_rated").alias("already_rated"),
+            F.count_if(predicted.isNull() | (predicted < MIN_RATING) | (predicted > MAX_RATING)).alias("off_scale"),
+        )
     )
     catalogue = ratings.select("movie_id").distinct().count()
-    unseen = seen.groupBy("user_id").agg((F.lit(catalogue) - F.count("*")).alias("unseen"))
-    short = unseen.join(per_user, "user_id", "left").where(
-        F.coalesce(F.col("n"), F.lit(0)) < F.least(F.col("unseen"), F.lit(k))
+    unseen = ratings.groupBy("user_id").agg((F.lit(catalogue) - F.count("*")).alias("unseen"))
+    n = F.col("n")
+    bad_ranks = (n > k) | (F.col("movies") != n) | (F.col("ranks") != n) | (F.col("first") != 1) | (F.col("last") != n)
+    totals = (
+        unseen.join(per_user, "user_id", "full")
+        .agg(
+            F.count("unseen").alias("users"),
+            F.count("n").alias("users_with_recommendations"),
+            F.count_if(F.coalesce(n, F.lit(0)) < F.least(F.col("unseen"), F.lit(k))).alias("users_short_of_recommendations"),
+            F.count_if(bad_ranks).alias("users_with_bad_ranks"),
+            F.coalesce(F.sum("already_rated"), F.lit(0)).alias("already_rated"),
+            F.coalesce(F.sum("off_scale"), F.lit(0)).alias("predictions_off_scale"),
+        )
+        .first()
     )
-    return {
-        "users": unseen.count(),
-        "users_with_recommendations": per_user.count(),
-        "users_short_of_recommendations": short.count(),
-        "users_with_bad_ranks": per_user.where(
-            (F.col("n") > k) | (F.col("movies") != F.col("n")) | (F.col("ranks") != F.col("n"))
-            | (F.col("first") != 1) | (F.col("last") != F.col("n"))
-        ).count(),
-        "already_rated": recommendations.join(seen, ["user_id", "movie_id"]).count(),
-        "predictions_off_scale": recommendations.where(
-            F.col("predicted_rating").isNull() | (F.col("predicted_rating") < MIN_RATING) | (F.col("predicted_rating") > MAX_RATING)
-        ).count(),
-    }
+    return {name: int(value) for name, value in totals.asDict().items()}
