@@ -3,7 +3,7 @@
 The lake is `$MOVIEREC_LAKE` when set (a folder, or an `abfss://` URL of the ADLS lake), else
 `$MOVIEREC_HOME/lake` (default `./.movierec/lake`), laid out as `LocalLake` writes it:
 `tables/<name>/**/*.parquet` (Spark's partition folders, e.g. `date=2026-11-26/`) and
-`models/als/<version>/model.json` plus `models/als/champion.json`.
+`models/als/versions.json`, `models/als/<version>/model.json` and `models/als/champion.json`.
 """
 
 import json
@@ -16,13 +16,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-# The same default as movierec_dagster.deployment; not imported from there, because that module
-# loads Dagster and PySpark and the dashboard should start in well under a second.
+# Copies of the pipeline's names (deployment, model registry, MovieLens transforms, recommendations),
+# not imported from there: those modules load Dagster and PySpark, and the dashboard should start in
+# well under a second. tests/dashboard/test_data.py holds them equal.
 DEFAULT_HOME = ".movierec"
-FIX_COMMAND = "make demo"
+MODELS = "models/als"
 NO_GENRES = "(no genres listed)"
 COLD_START_SOURCE = "popularity"
+FIX_COMMAND = "make demo"
 
+_NO_FILES = re.compile(r'No files found that match the pattern "[^"]*/tables/(?P<table>[^/"]+)/')
 _DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 # Spark's form: abfss://<container>@<account>.dfs.core.windows.net/<path>
 _SPARK_ABFSS = re.compile(r"^abfss://(?P<container>[^@/]+)@(?P<account>[^./]+)\.dfs\.core\.windows\.net(?P<path>/.*)?$")
@@ -130,6 +133,12 @@ class Lake:
             cursor = self._connection.cursor()
         try:
             return cursor.execute(sql, parameters or []).df()
+        except duckdb.IOException as error:
+            # A query names its tables' globs without listing them first (a network call each on ADLS).
+            missing = _NO_FILES.search(str(error))
+            if missing:
+                raise TableNotFound(f"The table '{missing['table']}' is not in the lake at {self.location} yet.") from error
+            raise
         finally:
             cursor.close()
 
@@ -138,13 +147,11 @@ class Lake:
             return sorted(str(path) for path in Path(self.location).glob(pattern))
         return sorted(self._query("SELECT file FROM glob($1)", [f"{self.url}/{pattern}"])["file"])
 
+    def _location_of(self, relative: str) -> str:
+        return str(Path(self.location) / relative) if not _is_remote(self.location) else f"{self.url}/{relative}"
+
     def _glob(self, name: str) -> str:
         return f"{self.url}/tables/{name}/**/*.parquet"
-
-    def _table_glob(self, name: str) -> str:
-        if not self.has_table(name):
-            raise TableNotFound(f"The table '{name}' is not in the lake at {self.location} yet.")
-        return self._glob(name)
 
     def check_exists(self) -> None:
         """Raise `LakeNotFound` when there is no lake (or no MovieLens tables in it) at the location."""
@@ -185,7 +192,7 @@ class Lake:
             WHERE r.user_id = $3
             ORDER BY r.rank
             """,
-            [self._recommendations_glob(date), self._table_glob("movies"), user_id],
+            [self._recommendations_glob(date), self._glob("movies"), user_id],
         )
         return Recommendations(date=date, rows=rows)
 
@@ -197,7 +204,7 @@ class Lake:
         """(table, glob) of the user's own ratings, listing `training_ratings` once (a network call on ADLS)."""
         if self.has_table("training_ratings"):
             return "training_ratings", self._glob("training_ratings")
-        return "ratings", self._table_glob("ratings")
+        return "ratings", self._glob("ratings")
 
     def top_rated(self, user_id: int, limit: int = 10) -> tuple[str, pd.DataFrame]:
         """The user's own highest-rated movies (newest first among equals), from `training_ratings` if there."""
@@ -213,19 +220,26 @@ class Lake:
             ORDER BY t.rating DESC, t.rated_at DESC, t.movie_id
             LIMIT $4
             """,
-            [ratings, self._table_glob("movies"), user_id, limit],
+            [ratings, self._glob("movies"), user_id, limit],
         )
         return table, rows
 
     def model_history(self) -> ModelHistory:
-        """Every model version's metrics (oldest first) and the champion pointer."""
+        """Every model version the registry lists (metrics, oldest first) and the champion pointer.
+
+        The registry's `versions.json` is the list: a folder it no longer names (a prune
+        interrupted before deleting it) is not a version.
+        """
         records, unreadable = [], []
-        for file in self._files("models/als/*/model.json"):
+        index = self._files(f"{MODELS}/versions.json")
+        versions = json.loads(self._read_text(index[0]))["versions"] if index else []
+        for version in versions:
+            file = self._location_of(f"{MODELS}/{version}/model.json")
             try:
                 records.append(_model_record(json.loads(self._read_text(file))))
-            except (ValueError, KeyError, TypeError) as error:
+            except (ValueError, KeyError, TypeError, OSError, duckdb.Error) as error:
                 unreadable.append(f"{file}: {error}")
-        champion_files = self._files("models/als/champion.json")
+        champion_files = self._files(f"{MODELS}/champion.json")
         champion = json.loads(self._read_text(champion_files[0])) if champion_files else None
         versions = pd.DataFrame.from_records(records, columns=list(_MODEL_COLUMNS))
         if not versions.empty:

@@ -170,6 +170,7 @@ def _write_models(root: Path) -> None:
                 }
             )
         )
+    (models / "versions.json").write_text(json.dumps({"versions": list(MODEL_METRICS)}))
     (models / "champion.json").write_text(
         json.dumps({"version": CHAMPION, "trained_at": "2026-03-02T06:00:00+00:00", "promoted_at": "2026-03-02T06:10:00+00:00"})
     )

@@ -1,11 +1,14 @@
 """The dashboard's lake queries (DuckDB over Spark-style Parquet folders) and the genre summary."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from movierec_dagster import deployment
+from movierec_dagster.dashboard import data
 from movierec_dagster.dashboard.data import (
     Lake,
     LakeNotFound,
@@ -15,6 +18,9 @@ from movierec_dagster.dashboard.data import (
     lake_location,
 )
 from movierec_dagster.deployment import build_deployment
+from movierec_dagster.model import registry
+from movierec_dagster.movielens import transforms
+from movierec_dagster.recommendations import build
 from tests.dashboard.lakes import CHAMPION, MODEL_METRICS, MODEL_VERSION, NEWEST_DATE, TinyLake, build_lake
 
 
@@ -76,10 +82,19 @@ def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path):
         lake.newest_recommendation_date()
 
 
+def test_a_query_on_a_missing_table_names_it(tmp_path: Path):
+    root = build_lake(tmp_path / "lake").root
+    shutil.rmtree(root / "tables" / "ratings")
+    with pytest.raises(TableNotFound, match="The table 'ratings' is not in the lake"):
+        Lake(str(root)).top_rated(1)
+
+
 def test_model_history_is_ordered_with_the_champion_marked(tiny_lake: TinyLake):
-    broken = tiny_lake.root / "models" / "als" / "als-broken"
-    broken.mkdir()
-    (broken / "model.json").write_text("{not json")
+    models = tiny_lake.root / "models" / "als"
+    for version, text in (("als-broken", "{not json"), ("als-pruned", (models / CHAMPION / "model.json").read_text())):
+        (models / version).mkdir()
+        (models / version / "model.json").write_text(text)
+    (models / "versions.json").write_text(json.dumps({"versions": [*MODEL_METRICS, "als-broken"]}))
     history = Lake(str(tiny_lake.root)).model_history()
     assert list(history.versions["version"]) == list(MODEL_METRICS)
     assert list(history.versions["rmse"]) == [rmse for rmse, _ in MODEL_METRICS.values()]
@@ -107,3 +122,10 @@ def test_demo_summary_names_a_real_user_and_what_is_missing(tmp_path: Path, tiny
     assert tiny_lake.movies[tiny_lake.recommended[tiny_lake.users[0]][0]]["title"] in lines[1]
     assert MODEL_VERSION in lines[1]
     assert "no recommendations" in dashboard_summary(str(build_lake(tmp_path / "empty", recommendations=False).root))[0]
+
+
+def test_the_dashboards_copied_names_are_the_pipelines():
+    assert data.DEFAULT_HOME == deployment.DEFAULT_HOME
+    assert data.MODELS == f"{registry.MODELS}/{registry.MODEL_NAME}"
+    assert data.NO_GENRES == transforms.NO_GENRES
+    assert data.COLD_START_SOURCE == build.POPULARITY
