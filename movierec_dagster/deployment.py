@@ -24,7 +24,6 @@ class UnknownDeploymentError(ValueError):
 
 @dataclass(frozen=True)
 class Deployment:
-    name: str
     resources: dict[str, Any]
     executor: ExecutorDefinition
 
@@ -51,7 +50,6 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
     home = movierec_home(environ)
     lake = LocalLake(root=str(home / "lake"))
     return Deployment(
-        name=name,
         resources={
             "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
             "lake": lake,
