@@ -15,6 +15,7 @@ from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInPro
 from movierec_dagster.dashboard.summary import print_dashboard_summary
 from movierec_dagster.definitions import build_definitions
 from movierec_dagster.deployment import movierec_home
+from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.model.assets import MODEL_GATE
 from movierec_dagster.model.schedules import ScheduleSettings
 from movierec_dagster.recommendations.schedules import today_partition
@@ -91,7 +92,7 @@ def print_etl_counts(result: ExecuteInProcessResult) -> None:
     }
     print("\nMovieLens tables")
     for table in ETL_TABLES:
-        rows, rejected = metadata[table]["dagster/row_count"].value, metadata[table]["rejected_rows"].value
+        rows, rejected = metadata[table][ROW_COUNT].value, metadata[table]["rejected_rows"].value
         print(f"   {table:<8} {rows:>9,} rows   {rejected:>4} rejected")
 
 

@@ -6,6 +6,7 @@ from dagster import MetadataValue, TableColumn, TableSchema
 from pyspark.sql import DataFrame
 
 PREVIEW_ROWS = 5
+ROW_COUNT = "dagster/row_count"  # the metadata key Dagster shows as a table's row count
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -29,7 +30,7 @@ def table_metadata(table: DataFrame, **extra: Any) -> dict[str, Any]:
     )
     preview = [row.asDict() for row in table.limit(PREVIEW_ROWS).collect()]
     return {
-        "dagster/row_count": MetadataValue.int(table.count()),
+        ROW_COUNT: MetadataValue.int(table.count()),
         "dagster/column_schema": schema,
         "preview": MetadataValue.md(markdown_table(preview)),
         **extra,

@@ -8,6 +8,7 @@ from dagster import ExecuteInProcessResult
 
 from generator.sinks import LocalSink
 from generator.sources import Counts, Population, encode_events, synthetic
+from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
 
 
@@ -35,7 +36,7 @@ def print_ingest_summary(result: ExecuteInProcessResult) -> None:
     print(f"   read {ingest['events_read'].value:>7,}   accepted {ingest['accepted'].value:>7,}   rejected {ingest['rejected'].value:>5,}")
     for reason, count in sorted(by_reason.items(), key=lambda item: -item[1]):
         print(f"      {count:>5,}  {reason}")
-    total = events[EVENTS_TABLE].get("dagster/row_count")
-    rejected_total = events[REJECTED_TABLE].get("dagster/row_count")
+    total = events[EVENTS_TABLE].get(ROW_COUNT)
+    rejected_total = events[REJECTED_TABLE].get(ROW_COUNT)
     if total is not None:
         print(f"   {EVENTS_TABLE} now holds {total.value:,} events; {REJECTED_TABLE} {rejected_total.value if rejected_total else 0:,}")

@@ -2,12 +2,13 @@
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -19,6 +20,7 @@ from dagster import (
     sensor,
 )
 
+from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.model.registry import read_champion
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.resources.event_source import EventSource
@@ -72,19 +74,29 @@ def retrain_threshold(environ: dict[str, str] | None = None) -> int:
 
 @dataclass
 class RetrainCursor:
-    """What the retrain sensor has counted: for which champion, up to which event, and since when."""
+    """Which champion the retrain sensor counts for, and the rating_events rows it counts from."""
 
     champion: str | None = None
-    after_storage_id: int | None = None
-    since_timestamp: float = 0.0
-    accepted: int = 0
+    counted_from: int = 0
 
     @classmethod
     def load(cls, cursor: str | None) -> "RetrainCursor":
-        return cls(**json.loads(cursor)) if cursor else cls()
+        """The cursor, or a fresh one (counting again from the champion) for none or an earlier version's."""
+        state = json.loads(cursor) if cursor else {}
+        return cls(**state) if set(state) == {field.name for field in fields(cls)} else cls()
 
     def dump(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def _event_rows(instance: DagsterInstance, before_timestamp: float | None = None) -> int:
+    """Rows in rating_events at its latest materialization (before `before_timestamp`); 0 before any."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(EVENTS_TABLE), before_timestamp=before_timestamp), limit=1, ascending=False
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    rows = materialization.metadata.get(ROW_COUNT) if materialization else None
+    return int(rows.value) if rows is not None else 0
 
 
 def _trained_at(champion: dict) -> float:
@@ -98,41 +110,36 @@ def _trained_at(champion: dict) -> float:
 
 @sensor(job_name=RETRAIN_JOB, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
 def retrain_sensor(context: SensorEvaluationContext, lake: LocalLake) -> SensorResult | SkipReason:
-    """Requests a retrain once the ratings accepted since the champion was trained pass MOVIEREC_RETRAIN_THRESHOLD."""
+    """Requests a retrain once the ratings ingested since the champion was trained pass MOVIEREC_RETRAIN_THRESHOLD.
+
+    It counts rows of rating_events (each ingest records the table's row count), not
+    what each run accepted: the batches of a run killed half-way are in the table and
+    are counted once the next ingest reports it.
+    """
     threshold = retrain_threshold()
     champion = read_champion(lake)
     if champion is None:
         return SkipReason("No champion model yet: the first model comes from a retrain run or its schedule.")
     state = RetrainCursor.load(context.cursor)
     if state.champion != str(champion["version"]):
-        # A new champion: count from the moment it was trained.
-        state = RetrainCursor(champion=str(champion["version"]), since_timestamp=_trained_at(champion))
-    records_filter = AssetRecordsFilter(
-        asset_key=AssetKey(EVENTS_TABLE), after_storage_id=state.after_storage_id, after_timestamp=state.since_timestamp
-    )
-    page_cursor = None
-    while True:
-        page = context.instance.fetch_materializations(records_filter, limit=500, cursor=page_cursor, ascending=True)
-        for record in page.records:
-            accepted = record.asset_materialization.metadata.get("accepted") if record.asset_materialization else None
-            state.accepted += int(accepted.value) if accepted is not None else 0
-            state.after_storage_id = record.storage_id
-        if not page.has_more:
-            break
-        page_cursor = page.cursor
-    if state.accepted < threshold:
+        # A new champion: count from the table as it was when the champion was trained.
+        state = RetrainCursor(
+            champion=str(champion["version"]),
+            counted_from=_event_rows(context.instance, before_timestamp=_trained_at(champion)),
+        )
+    rows = _event_rows(context.instance)
+    new = rows - state.counted_from
+    if new < threshold:
         return SensorResult(
-            skip_reason=SkipReason(
-                f"{state.accepted:,} of {threshold:,} new ratings since champion {state.champion} was trained"
-            ),
+            skip_reason=SkipReason(f"{new:,} of {threshold:,} new ratings since champion {state.champion} was trained"),
             cursor=state.dump(),
         )
-    reason = f"{state.accepted:,} new ratings since champion {state.champion} was trained (threshold {threshold:,})"
+    reason = f"{new:,} new ratings since champion {state.champion} was trained (threshold {threshold:,})"
     context.log.info(f"Requesting {RETRAIN_JOB}: {reason}")
-    run_key = f"retrain-{state.champion}-{state.after_storage_id}"
+    run_key = f"retrain-{state.champion}-{rows}"
     # Count again from here: if this retrain does not produce a new champion, the next request
     # waits for another `threshold` ratings instead of firing on every tick.
-    state.accepted = 0
+    state.counted_from = rows
     return SensorResult(
         run_requests=[RunRequest(run_key=run_key, tags={"movierec/retrain_reason": reason})], cursor=state.dump()
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import AssetMaterialization, SkipReason, build_sensor_context
 
+from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.resources import LandingFolderSource, LocalLake
 from movierec_dagster.stream.sensors import (
     INGEST_JOB,
@@ -52,8 +53,11 @@ def _champion(lake: LocalLake, version: str, trained_at: datetime) -> None:
     )
 
 
-def _ingested(instance, accepted: int) -> None:
-    instance.report_runless_asset_event(AssetMaterialization("rating_events", metadata={"accepted": accepted}))
+def _ingested(instance, table_rows: int, accepted: int = 0) -> None:
+    """An ingest run's materialization of rating_events: the table's rows after it, and what the run accepted."""
+    instance.report_runless_asset_event(
+        AssetMaterialization("rating_events", metadata={ROW_COUNT: table_rows, "accepted": accepted})
+    )
 
 
 def _retrain(instance, lake, cursor=None):
@@ -67,11 +71,11 @@ def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake, mon
 
     _ingested(instance, 500)  # before the champion was trained: not counted
     _champion(lake, "v1", datetime.now(UTC))
-    _ingested(instance, 60)
+    _ingested(instance, 560)
     below = _retrain(instance, lake)
     assert not below.run_requests and "60 of 100" in below.skip_reason.skip_message
 
-    _ingested(instance, 50)
+    _ingested(instance, 610)
     above = _retrain(instance, lake, below.cursor)
     assert [r.run_key for r in above.run_requests] and "110 new ratings" in above.run_requests[0].tags[
         "movierec/retrain_reason"
@@ -80,8 +84,18 @@ def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake, mon
     assert not quiet.run_requests, "the counted ratings must not request a second retrain"
 
     _champion(lake, "v2", datetime.now(UTC) + timedelta(seconds=1))
-    _ingested(instance, 99)
+    _ingested(instance, 709)
     assert not _retrain(instance, lake, quiet.cursor).run_requests
+
+
+def test_retrain_counts_the_rows_a_killed_ingest_left(instance, lake, monkeypatch):
+    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
+    _ingested(instance, 1000, accepted=1000)
+    _champion(lake, "v1", datetime.now(UTC))
+    # A run killed after writing 90 events' batches records nothing; the next run accepts 20
+    # and reports the table with all 110.
+    _ingested(instance, 1110, accepted=20)
+    assert "110 new ratings" in _retrain(instance, lake).run_requests[0].tags["movierec/retrain_reason"]
 
 
 def test_retrain_counts_from_the_new_champions_training_time(instance, lake, monkeypatch):
@@ -89,12 +103,18 @@ def test_retrain_counts_from_the_new_champions_training_time(instance, lake, mon
     _champion(lake, "v1", datetime.now(UTC) - timedelta(hours=1))
     _ingested(instance, 8)
     first = _retrain(instance, lake)
-    assert json.loads(first.cursor)["accepted"] == 8
+    assert json.loads(first.cursor) == {"champion": "v1", "counted_from": 0}
     _champion(lake, "v2", datetime.now(UTC) + timedelta(seconds=1))
     later = _retrain(instance, lake, first.cursor)
-    assert json.loads(later.cursor) | {"since_timestamp": 0} == {
-        "accepted": 0, "after_storage_id": None, "champion": "v2", "since_timestamp": 0
-    }
+    assert json.loads(later.cursor) == {"champion": "v2", "counted_from": 8}
+
+
+def test_a_cursor_from_an_earlier_version_counts_afresh(instance, lake, monkeypatch):
+    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
+    _champion(lake, "v1", datetime.now(UTC) - timedelta(hours=1))
+    _ingested(instance, 8)
+    old = json.dumps({"accepted": 500, "after_storage_id": 3, "champion": "v1", "since_timestamp": 0})
+    assert json.loads(_retrain(instance, lake, old).cursor) == {"champion": "v1", "counted_from": 0}
 
 
 def test_retrain_threshold_must_be_a_positive_number():
