@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import table_metadata
 from movierec_dagster.model import registry
+from movierec_dagster.model.training import merge_ratings
 from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import LocalLake, LocalSpark
@@ -47,7 +48,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
     @asset(
         name=TABLE,
         group_name=GROUP,
-        deps=["als_model", "training_ratings"],
+        deps=["als_model", "training_ratings", "rating_events"],
         partitions_def=partitions_def,
         kinds={"spark", "parquet"},
         check_specs=[recommendation_sanity_spec],
@@ -55,7 +56,11 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
     def user_recommendations(
         context: AssetExecutionContext, config: RecommendationConfig, spark: LocalSpark, lake: LocalLake
     ) -> MaterializeResult:
-        """One row per (user, rank 1-10) for the day: an unseen movie, its predicted stars, the model version, the source."""
+        """One row per (user, rank 1-10) for the day: an unseen movie, its predicted stars, the model version, the source.
+
+        "Seen" and "every user" include the ratings streamed since the last retrain: a movie
+        rated a minute ago is not recommended, and a new user gets the popularity fallback.
+        """
         started = time.perf_counter()
         session = spark.session()
         champion = registry.read_champion(lake)
@@ -64,7 +69,9 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         version = champion["version"]
         context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
         bundle = registry.load_bundle(lake, session, version)
-        ratings = lake.read_table(session, "training_ratings").select("user_id", "movie_id", "rating").cache()
+        ratings = merge_ratings(
+            lake.read_table(session, "training_ratings"), lake.read_table_if_exists(session, "rating_events")
+        ).select("user_id", "movie_id", "rating").cache()
         try:
             recommendations = build_recommendations(
                 bundle, ratings, model_version=version, generated_at=datetime.now(UTC), min_ratings=config.min_ratings

@@ -1,17 +1,20 @@
 """The graph from ETL to recommendations on planted synthetic data: training, the gate, scoring, the demo summary."""
 
 from collections import Counter
+from pathlib import Path
 
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import registry
 from movierec_dagster.recommendations.summary import print_summary
 from tests.conftest import local_definitions
+from tests.stream.events import event, write_lines
 
 SMALL = {
     "rating_rank": 4, "rating_max_iter": 8, "ranking_rank": 4, "ranking_max_iter": 8, "bias_iterations": 2,
 }
 DAY = "2025-03-01"
+LATER = "2025-03-03"
 
 
 def _retrain(defs, instance, **config):
@@ -67,6 +70,20 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     per_day = {str(r["date"]): r["count"] for r in table.groupBy("date").count().collect()}
     assert per_day == {DAY: len(rows), "2025-03-02": len(rows)}
     assert {r.source for r in table.where(F.col("date") == "2025-03-02").select("source").distinct().collect()} == {"popularity"}
+
+    # Ratings streamed since the retrain count as seen, and a user who is new in the stream gets the fallback.
+    first_pick = next(r.movie_id for r in rows if r.user_id == 1 and r.rank == 1)
+    new_user = max(synthetic.user_genre) + 1
+    write_lines(
+        Path(defs.resources["event_source"].folder),
+        "since-retrain.jsonl",
+        [event("late-1", user_id=1, movie_id=first_pick).encode(), event("late-2", user_id=new_user).encode()],
+    )
+    assert defs.resolve_job_def("ingest_rating_events").execute_in_process(instance=instance).success
+    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=LATER).success
+    later = spark.read.parquet(lake.uri("tables", "user_recommendations", f"date={LATER}"))
+    assert first_pick not in {r.movie_id for r in later.where(F.col("user_id") == 1).collect()}
+    assert [r.source for r in later.where(F.col("user_id") == new_user).collect()] == ["popularity"] * 10
 
     print_summary(lake, spark, user_id=1, date=DAY)
     printed = capsys.readouterr().out
