@@ -16,13 +16,15 @@ from dagster import (
 from pydantic import Field
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import markdown_table, table_metadata
+from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
 from movierec_dagster.model import gate, registry, training
 from movierec_dagster.model.comparison import comparison_markdown
 from movierec_dagster.resources import LocalLake, LocalSpark
 from movierec_dagster.resources.lake import CHECKPOINTS
 
 GROUP = "model"
+TRAINING_RATINGS = "training_ratings"
+STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (its metadata)
 MODEL_GATE = "model_gate"
 _DEFAULTS = training.ModelParams()
 
@@ -36,8 +38,8 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
     events = lake.read_table_if_exists(session, "rating_events")
     if events is None:
         context.log.info("No rating_events table yet: training on the history alone.")
-    lake.write_table(training.merge_ratings(history, events), "training_ratings")
-    table = lake.read_table(session, "training_ratings")
+    lake.write_table(training.merge_ratings(history, events), TRAINING_RATINGS)
+    table = lake.read_table(session, TRAINING_RATINGS)
     history_rows = history.count()
     event_rows = events.count() if events is not None else 0
     distinct = table.agg(
@@ -46,14 +48,14 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
     metadata = table_metadata(
         table,
         history_rows=MetadataValue.int(history_rows),
-        streamed_rows=MetadataValue.int(event_rows),
+        **{STREAMED_ROWS: MetadataValue.int(event_rows)},
         users=MetadataValue.int(distinct["users"]),
         movies=MetadataValue.int(distinct["movies"]),
-        location=MetadataValue.path(lake.table_uri("training_ratings")),
+        location=MetadataValue.path(lake.table_uri(TRAINING_RATINGS)),
         seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
     )
     context.log.info(
-        f"training_ratings: {metadata['dagster/row_count'].value:,} rows from {history_rows:,} historical "
+        f"training_ratings: {metadata[ROW_COUNT].value:,} rows from {history_rows:,} historical "
         f"and {event_rows:,} streamed ratings"
     )
     return MaterializeResult(metadata=metadata)
@@ -124,7 +126,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Loc
     started = time.perf_counter()
     session = spark.session()
     session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
-    ratings = lake.read_table(session, "training_ratings").select("user_id", "movie_id", "rating").cache()
+    ratings = lake.read_table(session, TRAINING_RATINGS).select("user_id", "movie_id", "rating").cache()
     try:
         training_rows = ratings.count()
         if training_rows == 0:

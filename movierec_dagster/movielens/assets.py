@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pyspark.sql import DataFrame
 
-from movierec_dagster.metadata import table_metadata
+from movierec_dagster.metadata import ROW_COUNT, table_metadata
 from movierec_dagster.movielens import archive, transforms
 from movierec_dagster.resources import LocalLake, LocalSpark, MovieLensSource
 from movierec_dagster.resources.lake import QUARANTINE, RAW
@@ -84,7 +84,7 @@ def load_table(
         location=MetadataValue.path(lake.table_uri(key)),
         seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
     )
-    context.log.info(f"{key}: {metadata['dagster/row_count'].value:,} rows, {rejected_count} rejected")
+    context.log.info(f"{key}: {metadata[ROW_COUNT].value:,} rows, {rejected_count} rejected")
     return MaterializeResult(metadata=metadata)
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     Config,
     DailyPartitionsDefinition,
@@ -13,14 +14,17 @@ from dagster import (
     asset,
 )
 from pydantic import Field
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import table_metadata
+from movierec_dagster.metadata import ROW_COUNT, table_metadata
 from movierec_dagster.model import registry
+from movierec_dagster.model.assets import STREAMED_ROWS, TRAINING_RATINGS
 from movierec_dagster.model.training import merge_ratings
 from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.stream.ingest import EVENTS_TABLE
 
 GROUP = "recommendations"
 TABLE = "user_recommendations"
@@ -36,6 +40,24 @@ def partition_subpath(partition_key: str) -> str:
     return f"date={partition_key}"
 
 
+def _events_since_training(context: AssetExecutionContext, events: DataFrame | None) -> DataFrame | None:
+    """`events` (rating_events), or None when training_ratings was built from all of them.
+
+    rating_events only grows (a replayed batch rewrites the same rows), so the same
+    row count as training_ratings merged means the same rows: no merge needed.
+    """
+    if events is None:
+        return None
+    built = context.instance.get_latest_materialization_event(AssetKey(TRAINING_RATINGS))
+    merged = built.asset_materialization.metadata.get(STREAMED_ROWS) if built and built.asset_materialization else None
+    rows = events.count()
+    if merged is not None and merged.value == rows:
+        context.log.info(f"{TRAINING_RATINGS} holds all {rows:,} rating events")
+        return None
+    context.log.info(f"Counting {rows:,} rating events as seen, some of them newer than {TRAINING_RATINGS}")
+    return events
+
+
 class RecommendationConfig(Config):
     min_ratings: int = Field(
         default=5, description="Users with fewer ratings than this get the popularity fallback instead of the model."
@@ -48,7 +70,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
     @asset(
         name=TABLE,
         group_name=GROUP,
-        deps=["als_model", "training_ratings", "rating_events"],
+        deps=["als_model", TRAINING_RATINGS, EVENTS_TABLE],
         partitions_def=partitions_def,
         kinds={"spark", "parquet"},
         check_specs=[recommendation_sanity_spec],
@@ -69,9 +91,11 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         version = champion["version"]
         context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
         bundle = registry.load_bundle(lake, session, version)
-        ratings = merge_ratings(
-            lake.read_table(session, "training_ratings"), lake.read_table_if_exists(session, "rating_events")
-        ).select("user_id", "movie_id", "rating").cache()
+        ratings = lake.read_table(session, TRAINING_RATINGS)
+        streamed = _events_since_training(context, lake.read_table_if_exists(session, EVENTS_TABLE))
+        if streamed is not None:
+            ratings = merge_ratings(ratings, streamed)
+        ratings = ratings.select("user_id", "movie_id", "rating").cache()
         try:
             recommendations = build_recommendations(
                 bundle, ratings, model_version=version, generated_at=datetime.now(UTC), min_ratings=config.min_ratings
@@ -92,7 +116,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
             seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
         )
         context.log.info(
-            f"{metadata['dagster/row_count'].value:,} recommendations for {metadata['users'].value:,} users "
+            f"{metadata[ROW_COUNT].value:,} recommendations for {metadata['users'].value:,} users "
             f"({fallback_users} on the popularity fallback)"
         )
         return MaterializeResult(metadata=metadata, check_results=[check])
