@@ -12,7 +12,7 @@ from dagster import ExecutorDefinition, in_process_executor
 
 from movierec_dagster.movielens.archive import DEFAULT_SOURCE
 from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark, MovieLensSource
-from movierec_dagster.resources.lake import LANDING
+from movierec_dagster.resources.lake import LANDING, LANDING_ARCHIVE
 
 DEPLOYMENTS = ("local",)
 DEFAULT_HOME = ".movierec"
@@ -54,7 +54,9 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
             "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
             "lake": lake,
             "movielens": MovieLensSource(location=_movielens_location(environ)),
-            "event_source": LandingFolderSource(folder=lake.uri(LANDING, "rating_events")),
+            "event_source": LandingFolderSource(
+                folder=lake.uri(LANDING, "rating_events"), archive_folder=lake.uri(LANDING_ARCHIVE)
+            ),
         },
         # One process for the whole run: every step shares one Spark session (one JVM).
         executor=in_process_executor,

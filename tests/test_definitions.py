@@ -25,6 +25,13 @@ def test_unknown_deployment_is_a_clear_error():
         build_deployment(environ={"MOVIEREC_DEPLOYMENT": "mars"})
 
 
+def test_local_landing_folder_and_its_archive_are_in_the_lake(tmp_path):
+    resources = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)}).resources
+    lake = Path(resources["lake"].root)
+    assert Path(resources["event_source"].folder) == lake / "landing" / "rating_events"
+    assert Path(resources["event_source"].archive_folder) == lake / "landing_archive"
+
+
 def test_default_source_is_the_grouplens_url(tmp_path):
     deployment = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)})
     assert deployment.resources["movielens"].location.startswith("https://files.grouplens.org/")

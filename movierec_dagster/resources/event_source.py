@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -53,19 +53,31 @@ class LandingFolderSource(EventSource):
 
     folder: str
     max_files_per_batch: int = 1000
+    archive_folder: str | None = Field(
+        default=None,
+        description="Where processed files are moved, each under its full path (None: they stay in the folder).",
+    )
 
     def describe(self) -> str:
         return f"landing folder {self.folder}"
 
     def read_stream(self, spark: SparkSession) -> DataFrame:
         Path(self.folder).mkdir(parents=True, exist_ok=True)
-        return (
+        reader = (
             spark.readStream.format("text")
             .option("maxFilesPerTrigger", self.max_files_per_batch)
             # Spark skips files more than maxFileAge older than the newest it saw (7 days by
             # default): a file copied in with an old modification time must still be read.
             .option("maxFileAge", "36500d")
-            .load(self.folder)
+        )
+        if self.archive_folder:
+            # Spark moves a batch's files once the batch is committed, when the next batch starts
+            # (so a run's last batch moves at the start of the next run): the folder, which the
+            # sensor and every batch list, stays small. Best effort: a file Spark fails to move
+            # stays, and is never read twice.
+            reader = reader.option("cleanSource", "archive").option("sourceArchiveDir", self.archive_folder)
+        return (
+            reader.load(self.folder)
             .select(
                 F.col("value"),
                 F.col("_metadata.file_path").alias("source"),

@@ -22,6 +22,7 @@ RAW = "raw"
 MODELS = "models"
 CHECKPOINTS = "checkpoints"
 LANDING = "landing"
+LANDING_ARCHIVE = "landing_archive"
 STAGING = "_staging"
 
 

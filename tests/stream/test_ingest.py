@@ -67,6 +67,22 @@ def test_each_run_takes_only_new_events_and_drops_ids_seen_before(spark, lake):
     assert first.lag_seconds is not None and first.lag_seconds > 0
 
 
+def test_processed_files_move_to_the_archive_and_count_once(spark, lake):
+    archive = Path(lake.uri("landing_archive"))
+    source = LandingFolderSource(folder=str(_landing(lake)), archive_folder=str(archive))
+    write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode()])
+    ingest.ingest_rating_events(spark, lake, source, log=lambda _: None)
+    write_lines(_landing(lake), "2.jsonl", [event("c").encode()])
+    second = ingest.ingest_rating_events(spark, lake, source, log=lambda _: None)
+
+    # A run's files move once their batch is committed, when the next batch starts: 1.jsonl at the
+    # start of the second run; 2.jsonl waits for the next one.
+    assert sorted(path.name for path in _landing(lake).iterdir()) == ["2.jsonl"]
+    assert [path.name for path in archive.rglob("*.jsonl")] == ["1.jsonl"]
+    assert second.stats.read == 1
+    assert sorted(row.event_id for row in lake.read_table(spark, "rating_events").collect()) == ["a", "b", "c"]
+
+
 def test_a_batch_run_twice_replaces_its_own_output(spark, lake):
     write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode(), b"junk"])
     lines = _source(lake)
