@@ -7,6 +7,8 @@ module scope, and that is `defs`.
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from dagster import Definitions
 
@@ -17,9 +19,15 @@ from movierec_dagster.recommendations import definitions as recommendations_doma
 from movierec_dagster.stream import definitions as stream_domain
 
 
+def build_definitions(
+    deployment: str | None = None,
+    environ: dict[str, str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> Definitions:
+    """The code location for `deployment`, configured from `environ` (default: the process environment).
 
-def build_definitions(deployment: str | None = None, environ: dict[str, str] | None = None) -> Definitions:
-    """The code location for `deployment`, configured from `environ` (default: the process environment)."""
+    `resources` replace the deployment's of the same keys.
+    """
     environ = dict(os.environ if environ is None else environ)
     resolved = build_deployment(deployment, environ)
     return Definitions.merge(
@@ -27,7 +35,7 @@ def build_definitions(deployment: str | None = None, environ: dict[str, str] | N
         stream_domain.defs,
         model_domain.build_defs(environ),
         recommendations_domain.build_defs(environ),
-        Definitions(resources=resolved.resources, executor=resolved.executor),
+        Definitions(resources={**resolved.resources, **(resources or {})}, executor=resolved.executor),
     )
 
 
