@@ -117,7 +117,10 @@ def _landed_files(folder: Path) -> dict[str, int]:
         for entry in entries:
             if entry.name.startswith((".", "_")) or not entry.is_file():
                 continue
-            files[entry.name] = entry.stat().st_ctime_ns
+            try:
+                files[entry.name] = entry.stat().st_ctime_ns
+            except FileNotFoundError:  # moved to the archive since the listing
+                continue
     return files
 
 

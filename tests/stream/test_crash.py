@@ -19,7 +19,9 @@ import sys
 from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark
 from movierec_dagster.stream.ingest import ingest_rating_events
 lake = LocalLake(root=sys.argv[1])
-source = LandingFolderSource(folder=lake.uri("landing", "rating_events"), max_files_per_batch=1)
+source = LandingFolderSource(
+    folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=1
+)
 ingest_rating_events(LocalSpark(master="local[1]", shuffle_partitions=1, driver_memory="1g").session(), lake, source)
 """
 
@@ -59,7 +61,8 @@ def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path)
     done_at_kill = _batches_done(table)
     assert 3 <= done_at_kill < FILES, "the kill must land mid-stream"
 
-    source = LandingFolderSource(folder=str(landing), max_files_per_batch=5)
+    archive = Path(lake.uri("landing_archive"))
+    source = LandingFolderSource(folder=str(landing), archive_folder=str(archive), max_files_per_batch=5)
     ingest_rating_events(spark, lake, source, log=lambda _: None)
 
     events = lake.read_table(spark, "rating_events")
@@ -68,3 +71,6 @@ def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path)
     assert set(ids) == expected, "an event is missing"
     rejected = lake.read_table(spark, "rejected_rating_events")
     assert rejected.where("reject_reason LIKE 'not valid JSON%'").count() == FILES
+    # Archiving moved files, never lost one: the last batch's files wait in the landing folder.
+    archived, waiting = {p.name for p in archive.rglob("*.jsonl")}, {p.name for p in landing.glob("*.jsonl")}
+    assert archived and not archived & waiting and len(archived | waiting) == FILES
