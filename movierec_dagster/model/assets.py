@@ -8,7 +8,9 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     Config,
+    DagsterInstance,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -21,6 +23,7 @@ from movierec_dagster.model import gate, registry, training
 from movierec_dagster.model.comparison import comparison_markdown
 from movierec_dagster.resources import LocalLake, LocalSpark
 from movierec_dagster.resources.lake import CHECKPOINTS
+from movierec_dagster.stream.ingest import EVENTS_TABLE
 
 GROUP = "model"
 TRAINING_RATINGS = "training_ratings"
@@ -29,13 +32,13 @@ MODEL_GATE = "model_gate"
 _DEFAULTS = training.ModelParams()
 
 
-@asset(group_name=GROUP, deps=["ratings", "rating_events"], kinds={"spark", "parquet"})
+@asset(group_name=GROUP, deps=["ratings", EVENTS_TABLE], kinds={"spark", "parquet"})
 def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
     """One row per (user, movie): the latest rating, from the MovieLens history plus streamed rating events."""
     started = time.perf_counter()
     session = spark.session()
     history = lake.read_table(session, "ratings")
-    events = lake.read_table_if_exists(session, "rating_events")
+    events = lake.read_table_if_exists(session, EVENTS_TABLE)
     if events is None:
         context.log.info("No rating_events table yet: training on the history alone.")
     lake.write_table(training.merge_ratings(history, events), TRAINING_RATINGS)
@@ -59,6 +62,13 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
         f"and {event_rows:,} streamed ratings"
     )
     return MaterializeResult(metadata=metadata)
+
+
+def merged_event_rows(instance: DagsterInstance) -> int | None:
+    """How many rating_events rows the latest training_ratings merged (its metadata); None before any."""
+    built = instance.get_latest_materialization_event(AssetKey(TRAINING_RATINGS))
+    rows = built.asset_materialization.metadata.get(STREAMED_ROWS) if built and built.asset_materialization else None
+    return int(rows.value) if rows is not None else None
 
 
 class AlsModelConfig(Config):
@@ -127,6 +137,8 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Loc
     session = spark.session()
     session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
     ratings = lake.read_table(session, TRAINING_RATINGS).select("user_id", "movie_id", "rating").cache()
+    # The rating_events rows in this training data: the retrain sensor counts new ratings from here.
+    streamed_rows = merged_event_rows(context.instance)
     try:
         training_rows = ratings.count()
         if training_rows == 0:
@@ -155,12 +167,15 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Loc
         ratings.unpersist()
     now = datetime.now(UTC)
     version = registry.new_version(now)
-    registry.save_bundle(lake, version, bundle)
-    bundle.release()
+    try:
+        registry.save_bundle(lake, version, bundle)
+    finally:
+        bundle.release()
     info = {
         "version": version,
         "trained_at": registry.utc_iso(now),
         "training_rows": training_rows,
+        STREAMED_ROWS: streamed_rows,
         "test_rows": evaluation.test_rows,
         "evaluated_users": evaluation.evaluated_users,
         "params": params.as_dict(),

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     Config,
     DailyPartitionsDefinition,
@@ -19,7 +18,7 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import ROW_COUNT, table_metadata
 from movierec_dagster.model import registry
-from movierec_dagster.model.assets import STREAMED_ROWS, TRAINING_RATINGS
+from movierec_dagster.model.assets import TRAINING_RATINGS, merged_event_rows
 from movierec_dagster.model.training import merge_ratings
 from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
@@ -48,10 +47,8 @@ def _events_since_training(context: AssetExecutionContext, events: DataFrame | N
     """
     if events is None:
         return None
-    built = context.instance.get_latest_materialization_event(AssetKey(TRAINING_RATINGS))
-    merged = built.asset_materialization.metadata.get(STREAMED_ROWS) if built and built.asset_materialization else None
     rows = events.count()
-    if merged is not None and merged.value == rows:
+    if merged_event_rows(context.instance) == rows:
         context.log.info(f"{TRAINING_RATINGS} holds all {rows:,} rating events")
         return None
     context.log.info(f"Counting {rows:,} rating events as seen, some of them newer than {TRAINING_RATINGS}")

@@ -21,7 +21,8 @@ from dagster import (
 )
 
 from movierec_dagster.metadata import ROW_COUNT
-from movierec_dagster.model.registry import read_champion
+from movierec_dagster.model.assets import STREAMED_ROWS
+from movierec_dagster.model.registry import read_champion, read_model_info
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.stream.assets import INGEST_POOL
@@ -112,9 +113,9 @@ def _trained_at(champion: dict) -> float:
 def retrain_sensor(context: SensorEvaluationContext, lake: LocalLake) -> SensorResult | SkipReason:
     """Requests a retrain once the ratings ingested since the champion was trained pass MOVIEREC_RETRAIN_THRESHOLD.
 
-    It counts rows of rating_events (each ingest records the table's row count), not
-    what each run accepted: the batches of a run killed half-way are in the table and
-    are counted once the next ingest reports it.
+    It counts rows of rating_events (each ingest records the table's row count) past
+    those the champion was trained on, not what each run accepted: the batches of a run
+    killed half-way are in the table and are counted once the next ingest reports it.
     """
     threshold = retrain_threshold()
     champion = read_champion(lake)
@@ -122,11 +123,12 @@ def retrain_sensor(context: SensorEvaluationContext, lake: LocalLake) -> SensorR
         return SkipReason("No champion model yet: the first model comes from a retrain run or its schedule.")
     state = RetrainCursor.load(context.cursor)
     if state.champion != str(champion["version"]):
-        # A new champion: count from the table as it was when the champion was trained.
-        state = RetrainCursor(
-            champion=str(champion["version"]),
-            counted_from=_event_rows(context.instance, before_timestamp=_trained_at(champion)),
-        )
+        # A new champion: count from the rating_events rows it was trained on (in its model.json),
+        # or, for a model that did not record them, from the table as it was when it was trained.
+        trained_on = (read_model_info(lake, champion["version"]) or {}).get(STREAMED_ROWS)
+        if trained_on is None:
+            trained_on = _event_rows(context.instance, before_timestamp=_trained_at(champion))
+        state = RetrainCursor(champion=str(champion["version"]), counted_from=trained_on)
     rows = _event_rows(context.instance)
     new = rows - state.counted_from
     if new < threshold:

@@ -46,11 +46,14 @@ def test_ingest_job_carries_the_concurrency_tag(tmp_path):
     assert defs.resolve_assets_def("rating_events").op.pool == "rating_events_ingest"
 
 
-def _champion(lake: LocalLake, version: str, trained_at: datetime) -> None:
+def _champion(lake: LocalLake, version: str, trained_at: datetime, trained_on_events: int | None = None) -> None:
+    """The champion pointer and, when `trained_on_events` is given, a model.json recording them."""
     lake.write_json(
         {"version": version, "trained_at": trained_at.isoformat(), "promoted_at": trained_at.isoformat()},
         "models", "als", "champion.json",
     )
+    if trained_on_events is not None:
+        lake.write_json({"version": version, "streamed_rows": trained_on_events}, "models", "als", version, "model.json")
 
 
 def _ingested(instance, table_rows: int, accepted: int = 0) -> None:
@@ -86,6 +89,15 @@ def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake, mon
     _champion(lake, "v2", datetime.now(UTC) + timedelta(seconds=1))
     _ingested(instance, 709)
     assert not _retrain(instance, lake, quiet.cursor).run_requests
+
+
+def test_retrain_counts_from_the_rows_the_champion_was_trained_on(instance, lake, monkeypatch):
+    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
+    _ingested(instance, 500)  # training_ratings is built from these 500 rows...
+    _ingested(instance, 600)  # ...and 100 more arrive while the model trains
+    _champion(lake, "v1", datetime.now(UTC), trained_on_events=500)
+    _ingested(instance, 640)
+    assert "140 new ratings" in _retrain(instance, lake).run_requests[0].tags["movierec/retrain_reason"]
 
 
 def test_retrain_counts_the_rows_a_killed_ingest_left(instance, lake, monkeypatch):
