@@ -25,7 +25,6 @@ NO_GENRES = "(no genres listed)"
 COLD_START_SOURCE = "popularity"
 FIX_COMMAND = "make demo"
 
-_NO_FILES = re.compile(r'No files found that match the pattern "[^"]*/tables/(?P<table>[^/"]+)/')
 _DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 # Spark's form: abfss://<container>@<account>.dfs.core.windows.net/<path>
 _SPARK_ABFSS = re.compile(r"^abfss://(?P<container>[^@/]+)@(?P<account>[^./]+)\.dfs\.core\.windows\.net(?P<path>/.*)?$")
@@ -126,6 +125,10 @@ class Lake:
         self.location = location
         self.url = duckdb_url(location)
         self._connection = _connect(location)
+        # DuckDB's error for a glob that matches nothing, on one of this lake's tables.
+        self._missing_table = re.compile(
+            'No files found that match the pattern "' + re.escape(self.url) + '/tables/(?P<table>[^/"]+)/'
+        )
         self._lock = threading.Lock()
 
     def _query(self, sql: str, parameters: list | None = None) -> pd.DataFrame:
@@ -135,7 +138,7 @@ class Lake:
             return cursor.execute(sql, parameters or []).df()
         except duckdb.IOException as error:
             # A query names its tables' globs without listing them first (a network call each on ADLS).
-            missing = _NO_FILES.search(str(error))
+            missing = self._missing_table.search(str(error))
             if missing:
                 raise TableNotFound(f"The table '{missing['table']}' is not in the lake at {self.location} yet.") from error
             raise
@@ -230,10 +233,13 @@ class Lake:
         The registry's `versions.json` is the list: a folder it no longer names (a prune
         interrupted before deleting it) is not a version.
         """
-        records, unreadable = [], []
-        index = self._files(f"{MODELS}/versions.json")
-        versions = json.loads(self._read_text(index[0]))["versions"] if index else []
-        for version in versions:
+        records, unreadable, listed = [], [], []
+        for index in self._files(f"{MODELS}/versions.json"):
+            try:
+                listed = list(json.loads(self._read_text(index))["versions"])
+            except (ValueError, KeyError, TypeError) as error:
+                unreadable.append(f"{index}: {error}")
+        for version in listed:
             file = self._location_of(f"{MODELS}/{version}/model.json")
             try:
                 records.append(_model_record(json.loads(self._read_text(file))))

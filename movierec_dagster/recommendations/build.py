@@ -54,7 +54,7 @@ def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K
 
     One aggregate per user (joined with what the user rated), then one over the users.
     """
-    seen = ratings.select("user_id", "movie_id", F.lit(True).alias("_rated"))
+    seen = ratings.select("user_id", "movie_id").distinct().withColumn("_rated", F.lit(True))
     predicted = F.col("predicted_rating")
     per_user = (
         recommendations.join(seen, ["user_id", "movie_id"], "left")

@@ -105,6 +105,13 @@ def test_model_history_is_ordered_with_the_champion_marked(tiny_lake: TinyLake):
     assert json.loads(history.versions["params"].iloc[0]) == {"rank": 8, "regParam": 0.1}
 
 
+def test_an_unreadable_version_list_is_reported_not_raised(tiny_lake: TinyLake):
+    (tiny_lake.root / "models" / "als" / "versions.json").write_text("{not json")
+    history = Lake(str(tiny_lake.root)).model_history()
+    assert history.versions.empty and history.champion["version"] == CHAMPION
+    assert len(history.unreadable) == 1 and "versions.json" in history.unreadable[0]
+
+
 def test_genre_counts_sum_to_the_genre_labels():
     recs = pd.DataFrame({"genres": [["Drama", "Comedy"], ["Drama"], [], ["Action", "Drama"]]})
     genres = genre_counts(recs)

@@ -4,9 +4,11 @@ from movierec_dagster.recommendations.build import sanity_counts
 
 
 def test_each_problem_is_counted(spark):
-    # Catalogue: movies 1-4. User 1 rated movie 1, user 2 movies 1-2, user 3 movie 3, user 4 movie 4.
+    # Catalogue: movies 1-4. User 1 rated movie 1, user 2 movies 1-2, user 3 movie 3, user 4 movie 4,
+    # user 5 movie 2 (and has no recommendations at all).
     ratings = spark.createDataFrame(
-        [(1, 1, 4.0), (2, 1, 3.0), (2, 2, 5.0), (3, 3, 2.0), (4, 4, 1.0)], "user_id int, movie_id int, rating double"
+        [(1, 1, 4.0), (2, 1, 3.0), (2, 2, 5.0), (3, 3, 2.0), (4, 4, 1.0), (5, 2, 4.0)],
+        "user_id int, movie_id int, rating double",
     )
     recommendations = spark.createDataFrame(
         [
@@ -18,9 +20,9 @@ def test_each_problem_is_counted(spark):
         "user_id int, movie_id int, rank int, predicted_rating double",
     )
     assert sanity_counts(recommendations, ratings, k=3) == {
-        "users": 4,
+        "users": 5,
         "users_with_recommendations": 4,
-        "users_short_of_recommendations": 1,
+        "users_short_of_recommendations": 2,
         "users_with_bad_ranks": 1,
         "already_rated": 1,
         "predictions_off_scale": 1,

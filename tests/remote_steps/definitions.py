@@ -20,19 +20,18 @@ SCRATCH_ENV = "MOVIEREC_TEST_STEP_SCRATCH"
 
 
 class OutOfProcessSpark(LocalSpark, StepLauncher):
-    """Local Spark for a step that runs in a new process: its own JVM, nothing shared with the plan process."""
+    """Local Spark for a step that runs in a new process: its own JVM, nothing shared with the plan process.
 
-    scratch_dir: str
+    The launcher passes files to the step's process through the folder in `MOVIEREC_TEST_STEP_SCRATCH`.
+    """
 
     def launch_step(self, step_context):
-        return LocalExternalStepLauncher(self.scratch_dir).launch_step(step_context)
+        return LocalExternalStepLauncher(os.environ[SCRATCH_ENV]).launch_step(step_context)
 
 
 defs = build_definitions(
     "local",
     resources={
-        "spark": OutOfProcessSpark(
-            master="local[2]", shuffle_partitions=2, driver_memory="1g", scratch_dir=os.environ.get(SCRATCH_ENV, "")
-        )
+        "spark": OutOfProcessSpark(master="local[2]", shuffle_partitions=2, driver_memory="1g")
     },
 )
