@@ -36,6 +36,8 @@ KEPT_UP = 0.97  # the share of the arrival rate that counts as keeping up (the s
 def report(total: int, landed_in: float, runs: list[tuple[int, float, bool]], tail: float) -> None:
     arrival = total / landed_in
     during = [(read, seconds) for read, seconds, finished in runs if read and not finished]
+    if len(during) < 2:
+        raise SystemExit(f"only {len(during)} ingest(s) ran while events arrived: run for longer (--seconds)")
     settled = during[len(during) // 2 :]
     taken = sum(read for read, _ in settled) / sum(seconds for _, seconds in settled)
     kept_up = taken >= KEPT_UP * arrival
@@ -57,7 +59,9 @@ def main() -> None:
     spark = LocalSpark(master="local[2]").session()
     with tempfile.TemporaryDirectory() as root:
         lake = LocalLake(root=root)
-        source = LandingFolderSource(folder=lake.uri("landing", "rating_events"), max_files_per_batch=10_000)
+        source = LandingFolderSource(
+            folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=10_000
+        )
         for round_ in range(1, args.warm_ups + 1):
             land(Path(source.folder), 20, 10_000, seed=round_)
             ingest_rating_events(spark, lake, source, log=lambda _: None)

@@ -57,7 +57,9 @@ def main() -> None:
     print(f"Spark session: {time.perf_counter() - started:.1f} s ({args.master})")
     with tempfile.TemporaryDirectory() as root:
         lake = LocalLake(root=root)
-        source = LandingFolderSource(folder=lake.uri("landing", "rating_events"), max_files_per_batch=10_000)
+        source = LandingFolderSource(
+            folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=10_000
+        )
         landing = Path(source.folder)
         rounds = args.warm_ups + 1
         for round_ in range(1, rounds + 1):
