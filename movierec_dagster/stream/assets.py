@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, RetryPolicy, multi_asset
 
 from movierec_dagster.metadata import table_metadata
 from movierec_dagster.resources import LocalLake, LocalSpark
@@ -14,6 +14,10 @@ GROUP = "stream"
 # Ingest runs must never overlap: this pool has limit 1 (infra/local/dagster.yaml), and the ingest
 # job's runs carry a tag the run queue limits to one at a time.
 INGEST_POOL = "rating_events_ingest"
+# A failed ingest is tried again: the ingest is idempotent (checkpoint, per-batch folders), and its
+# usual failure passes, e.g. a killed run's JVM still holding the checkpoint for a few seconds
+# (CONCURRENT_STREAM_LOG_UPDATE).
+INGEST_RETRY = RetryPolicy(max_retries=2, delay=10)
 
 
 def _ingest_metadata(result: IngestResult, seconds: float) -> dict[str, Any]:
@@ -54,6 +58,7 @@ def _ingest_metadata(result: IngestResult, seconds: float) -> dict[str, Any]:
         ),
     ],
     pool=INGEST_POOL,
+    retry_policy=INGEST_RETRY,
 )
 def rating_events(
     context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake, event_source: EventSource

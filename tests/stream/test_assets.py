@@ -1,6 +1,11 @@
 """The ingest job in Dagster on the local deployment: a burst of events in, tables and metadata out."""
 
-from dagster import DagsterInstance
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, materialize
+
+from movierec_dagster.resources import LandingFolderSource, LocalSpark
+from movierec_dagster.stream.assets import rating_events
 
 from movierec_dagster.stream.demo import land_burst, print_ingest_summary
 from movierec_dagster.stream.sensors import INGEST_JOB
@@ -30,3 +35,28 @@ def test_ingest_job_materializes_both_tables_with_counts(spark, home, synthetic_
     assert f"accepted {counts.valid:>7,}" in capsys.readouterr().out
     second = {m.asset_key.to_user_string(): m.metadata for m in again.asset_materializations_for_node("rating_events")}
     assert second["rating_events"]["events_read"].value == 0
+
+
+class FailsOnce(LandingFolderSource):
+    """A landing folder that is not there the first time it is read (marked by a file)."""
+
+    marker: str
+
+    def read_stream(self, spark):
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            raise ConnectionError("the event source is not reachable")
+        return super().read_stream(spark)
+
+
+def test_a_failed_ingest_is_tried_again(spark, lake, instance, tmp_path):
+    source = FailsOnce(folder=lake.uri("landing", "rating_events"), marker=str(tmp_path / "failed-once"))
+    land_burst(source.folder, count=50, malformed=0.0, seed=4)
+    result = materialize(
+        [rating_events],
+        resources={"spark": LocalSpark(master="local[2]"), "lake": lake, "event_source": source},
+        instance=instance,
+    )
+    assert result.success
+    assert [e.event_type for e in result.all_events].count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    assert lake.read_table(spark, "rating_events").count() == 50
