@@ -38,7 +38,7 @@ def default_landing(environ: dict[str, str]) -> Path:
     Written out rather than imported from movierec_dagster.deployment so that the
     generator runs without Dagster or Spark; a test holds the two to the same path.
     """
-    home = Path(environ.get("MOVIEREC_HOME", ".movierec")).expanduser().resolve()
+    home = Path(environ.get("MOVIEREC_HOME", "").strip() or ".movierec").expanduser().resolve()
     return home / "lake" / "landing" / "rating_events"
 
 

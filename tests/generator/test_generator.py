@@ -146,6 +146,7 @@ def test_ctrl_c_flushes_and_leaves_no_partial_file(tmp_path):
     assert lines and all(json.loads(line)["event_id"] for line in lines)
 
 
-def test_default_landing_is_where_the_local_deployment_ingests_from(tmp_path):
-    environ = {"MOVIEREC_HOME": str(tmp_path / "home")}
+@pytest.mark.parametrize("home", ["{tmp}/home", "", "  "], ids=["set", "blank", "spaces"])
+def test_default_landing_is_where_the_local_deployment_ingests_from(tmp_path, home):
+    environ = {"MOVIEREC_HOME": home.format(tmp=tmp_path)}
     assert default_landing(environ) == Path(build_deployment(environ=environ).resources["event_source"].folder)
