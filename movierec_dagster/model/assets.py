@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     Config,
     DagsterInstance,
     MaterializeResult,
@@ -18,7 +17,7 @@ from dagster import (
 from pydantic import Field
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
+from movierec_dagster.metadata import ROW_COUNT, latest_int_metadata, markdown_table, table_metadata
 from movierec_dagster.model import gate, registry, training
 from movierec_dagster.model.comparison import comparison_markdown
 from movierec_dagster.resources import LocalLake, LocalSpark
@@ -66,9 +65,7 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
 
 def merged_event_rows(instance: DagsterInstance) -> int | None:
     """How many rating_events rows the latest training_ratings merged (its metadata); None before any."""
-    built = instance.get_latest_materialization_event(AssetKey(TRAINING_RATINGS))
-    rows = built.asset_materialization.metadata.get(STREAMED_ROWS) if built and built.asset_materialization else None
-    return int(rows.value) if rows is not None else None
+    return latest_int_metadata(instance, TRAINING_RATINGS, STREAMED_ROWS)
 
 
 class AlsModelConfig(Config):

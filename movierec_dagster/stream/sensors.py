@@ -6,8 +6,6 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -20,7 +18,7 @@ from dagster import (
     sensor,
 )
 
-from movierec_dagster.metadata import ROW_COUNT
+from movierec_dagster.metadata import ROW_COUNT, latest_int_metadata
 from movierec_dagster.model.assets import STREAMED_ROWS
 from movierec_dagster.model.registry import read_champion, read_model_info
 from movierec_dagster.resources import LocalLake
@@ -92,12 +90,7 @@ class RetrainCursor:
 
 def _event_rows(instance: DagsterInstance, before_timestamp: float | None = None) -> int:
     """Rows in rating_events at its latest materialization (before `before_timestamp`); 0 before any."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(EVENTS_TABLE), before_timestamp=before_timestamp), limit=1, ascending=False
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    rows = materialization.metadata.get(ROW_COUNT) if materialization else None
-    return int(rows.value) if rows is not None else 0
+    return latest_int_metadata(instance, EVENTS_TABLE, ROW_COUNT, before_timestamp) or 0
 
 
 def _trained_at(champion: dict) -> float:
