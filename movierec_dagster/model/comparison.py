@@ -7,8 +7,8 @@ COLUMNS = {"rmse": "RMSE", "mae": "MAE", "precision_at_10": "P@10", "recall_at_1
 
 def comparison_rows(info: dict) -> list[tuple[str, dict[str, float | None]]]:
     """(model, metric -> value) for ours and each baseline; None where a baseline has no such metric."""
-    models = {"ours": info["metrics"], "user+movie bias": info["baselines"]["bias"]}
-    models["most popular"] = info["baselines"]["most_popular"]
+    baselines = info["baselines"]
+    models = {"ours": info["metrics"], "user+movie bias": baselines["bias"], "most popular": baselines["most_popular"]}
     return [(name, {metric: values.get(metric) for metric in COLUMNS}) for name, values in models.items()]
 
 

@@ -13,8 +13,8 @@ Layout under `lake/models/als/`:
 A version counts only once its model.json is written (last), and every JSON file
 is replaced atomically, so a reader never sees a half-saved model or pointer.
 Plain functions of the lake: the stream's retrain sensor reads through
-`read_champion`; the dashboard, which loads no Spark, reads model.json and
-champion.json with DuckDB.
+`read_champion` and `read_model_info`; the dashboard, which loads no Spark, reads
+versions.json, model.json and champion.json with DuckDB.
 """
 
 import uuid

@@ -54,7 +54,8 @@ def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K
 
     One aggregate per user (joined with what the user rated), then one over the users.
     """
-    seen = ratings.select("user_id", "movie_id").distinct().withColumn("_rated", F.lit(True))
+    pairs = ratings.select("user_id", "movie_id").distinct()
+    seen = pairs.withColumn("_rated", F.lit(True))
     predicted = F.col("predicted_rating")
     per_user = (
         recommendations.join(seen, ["user_id", "movie_id"], "left")
@@ -66,7 +67,7 @@ def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K
         )
     )
     catalogue = ratings.select("movie_id").distinct().count()
-    unseen = ratings.groupBy("user_id").agg((F.lit(catalogue) - F.count("*")).alias("unseen"))
+    unseen = pairs.groupBy("user_id").agg((F.lit(catalogue) - F.count("*")).alias("unseen"))
     n = F.col("n")
     bad_ranks = (n > k) | (F.col("movies") != n) | (F.col("ranks") != n) | (F.col("first") != 1) | (F.col("last") != n)
     totals = (
