@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.ingest_throughput import land
-from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark
+from bench.ingest_throughput import land, landing_source
+from movierec_dagster.resources import LocalLake, LocalSpark
 from movierec_dagster.stream.ingest import ingest_rating_events
 
 KEPT_UP = 0.97  # the share of the arrival rate that counts as keeping up (the sizes vary a little)
@@ -59,9 +59,7 @@ def main() -> None:
     spark = LocalSpark(master="local[2]").session()
     with tempfile.TemporaryDirectory() as root:
         lake = LocalLake(root=root)
-        source = LandingFolderSource(
-            folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=10_000
-        )
+        source = landing_source(lake)
         for round_ in range(1, args.warm_ups + 1):
             land(Path(source.folder), 20, 10_000, seed=round_)
             ingest_rating_events(spark, lake, source, log=lambda _: None)

@@ -22,6 +22,7 @@ from pathlib import Path
 from generator.sinks import LocalSink
 from generator.sources import Population, encode_events, synthetic
 from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark
+from movierec_dagster.resources.lake import LANDING, LANDING_ARCHIVE
 from movierec_dagster.stream.ingest import ingest_rating_events
 
 
@@ -33,6 +34,13 @@ def land(folder: Path, files: int, per_file: int, seed: int) -> int:
         sink.write(line)
     sink.close()
     return files * per_file
+
+
+def landing_source(lake: LocalLake) -> LandingFolderSource:
+    """The lake's landing folder, archived as the local deployment does, every landed file in one batch."""
+    return LandingFolderSource(
+        folder=lake.uri(LANDING, "rating_events"), archive_folder=lake.uri(LANDING_ARCHIVE), max_files_per_batch=10_000
+    )
 
 
 def jvm_cpu_seconds() -> float | None:
@@ -57,9 +65,7 @@ def main() -> None:
     print(f"Spark session: {time.perf_counter() - started:.1f} s ({args.master})")
     with tempfile.TemporaryDirectory() as root:
         lake = LocalLake(root=root)
-        source = LandingFolderSource(
-            folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=10_000
-        )
+        source = landing_source(lake)
         landing = Path(source.folder)
         rounds = args.warm_ups + 1
         for round_ in range(1, rounds + 1):
