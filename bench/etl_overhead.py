@@ -17,56 +17,40 @@ from pathlib import Path
 
 from bench.paths import MOVIELENS
 
-ETL_ASSETS = ["movielens_archive", "movies", "ratings", "tags", "links"]
-
-
 def plain(home: Path, source: str) -> None:
-    """The same work as the ETL assets, with no Dagster: unpack, parse, write, quarantine."""
+    """The same work as the ETL assets, with no Dagster and no checks: unpack, parse, write, quarantine."""
     from movierec_dagster.movielens import archive, transforms
+    from movierec_dagster.movielens.assets import ARCHIVE_KEY, SOURCE_TABLES, raw_csv_uri
     from movierec_dagster.resources import LocalLake, LocalSpark
-    from movierec_dagster.resources.lake import QUARANTINE
+    from movierec_dagster.resources.lake import QUARANTINE, RAW
 
     lake = LocalLake(root=str(home / "lake"))
     spark = LocalSpark().session()
     with tempfile.TemporaryDirectory() as folder:
         unpacked = archive.unpack(source, Path(folder))
-        lake.put_directory(unpacked.folder, "raw", "movielens")
-    tables = {
-        "movies": ("movies.csv", transforms.MOVIES_COLUMNS, transforms.parse_movies, ()),
-        "ratings": ("ratings.csv", transforms.RATINGS_COLUMNS, transforms.parse_ratings, ("year",)),
-        "tags": ("tags.csv", transforms.TAGS_COLUMNS, transforms.parse_tags, ()),
-        "links": ("links.csv", transforms.LINKS_COLUMNS, transforms.parse_links, ()),
-    }
-    for key, (file_name, columns, parse, partition_by) in tables.items():
-        parsed = parse(transforms.read_csv(spark, lake.uri("raw", "movielens", file_name), columns)).cache()
+        lake.put_directory(unpacked.folder, ARCHIVE_KEY, RAW)
+    for key, table in SOURCE_TABLES.items():
+        parsed = table.parse(transforms.read_csv(spark, raw_csv_uri(lake, table.file_name), table.columns)).cache()
         valid, rejected = transforms.split_valid(parsed)
-        lake.write_table(valid, key, partition_by=partition_by)
+        lake.write_table(valid, key, partition_by=table.partition_by)
         lake.write_table(rejected, key, area=QUARANTINE)
         parsed.unpersist()
         print(key, lake.read_table(spark, key).count(), lake.read_table(spark, key, area=QUARANTINE).count())
     spark.stop()
 
 
-def dagster(home: Path, source: str, with_checks: bool) -> None:
-    """The ETL assets (and optionally their checks) materialized in one Dagster run."""
-    from dagster import AssetSelection, DagsterEventType, DagsterInstance, Definitions, define_asset_job
+def dagster(home: Path, source: str) -> None:
+    """The ETL job materialized in one Dagster run; its checks run in the tables' step."""
+    from dagster import DagsterInstance
 
     from movierec_dagster.definitions import build_definitions
 
-    selection = AssetSelection.assets(*ETL_ASSETS)
-    if not with_checks:
-        selection = selection.without_checks()
-    defs = Definitions.merge(
-        build_definitions("local", {"MOVIEREC_HOME": str(home), "MOVIELENS_SOURCE": source}),
-        Definitions(jobs=[define_asset_job("benchmark_etl", selection=selection)]),
-    )
+    defs = build_definitions("local", {"MOVIEREC_HOME": str(home), "MOVIELENS_SOURCE": source})
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("benchmark_etl").execute_in_process(
+        result = defs.resolve_job_def("movielens_etl").execute_in_process(
             instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         )
     assert result.success
-    checks = [event for event in result.all_events if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert bool(checks) == with_checks, "the benchmark must run the checks exactly when asked"
 
 
 def _timed(variant: str, source: str) -> float:
@@ -80,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default=str(MOVIELENS))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--run", choices=["plain", "dagster", "dagster+checks"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=["plain", "dagster"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -88,9 +72,9 @@ def main() -> None:
         if args.run == "plain":
             plain(home, args.source)
         else:
-            dagster(home, args.source, with_checks=args.run == "dagster+checks")
+            dagster(home, args.source)
         return
-    timings: dict[str, list[float]] = {"plain": [], "dagster": [], "dagster+checks": []}
+    timings: dict[str, list[float]] = {"plain": [], "dagster": []}
     for repeat in range(args.repeats):
         for variant in timings:
             timings[variant].append(_timed(variant, args.source))

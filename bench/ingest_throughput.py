@@ -39,7 +39,7 @@ def land(folder: Path, files: int, per_file: int, seed: int) -> int:
 def landing_source(lake: LocalLake) -> LandingFolderSource:
     """The lake's landing folder, archived as the local deployment does, every landed file in one batch."""
     return LandingFolderSource(
-        folder=lake.uri(LANDING, "rating_events"), archive_folder=lake.uri(LANDING_ARCHIVE), max_files_per_batch=10_000
+        folder=lake.fs_path(LANDING, "rating_events"), archive_folder=lake.fs_path(LANDING_ARCHIVE), max_files_per_batch=10_000
     )
 
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from bench.model_data import movielens_ratings, session
 from movierec_dagster.model import training
-from movierec_dagster.recommendations.scoring import top_k_unseen
+from movierec_dagster.model.topk import top_k_unseen
 
 
 def timed(label: str, frame: DataFrame) -> float:

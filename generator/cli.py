@@ -28,18 +28,9 @@ from generator.sources import (
     replay,
     synthetic,
 )
+from movierec_dagster.home import local_landing_folder
 
 DEFAULT_MOVIELENS = "../shared/movielens/ml-latest-small.zip"
-
-
-def default_landing(environ: dict[str, str]) -> Path:
-    """The local deployment's landing folder: $MOVIEREC_HOME/lake/landing/rating_events.
-
-    Written out rather than imported from movierec_dagster.deployment so that the
-    generator runs without Dagster or Spark; a test holds the two to the same path.
-    """
-    home = Path(environ.get("MOVIEREC_HOME", "").strip() or ".movierec").expanduser().resolve()
-    return home / "lake" / "landing" / "rating_events"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +98,7 @@ def build_lines(args: argparse.Namespace, environ: dict[str, str], counts: Count
 def build_sink(args: argparse.Namespace, environ: dict[str, str]) -> Sink:
     if args.sink == "eventhub":
         return EventHubSink(eventhub_producer(environ))
-    landing = args.landing or default_landing(environ)
+    landing = args.landing or local_landing_folder(environ)
     return LocalSink(landing, roll_events=args.roll_events, roll_seconds=args.roll_seconds)
 
 

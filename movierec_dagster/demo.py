@@ -14,13 +14,13 @@ from dagster import DagsterEventType, DagsterInstance, Definitions, ExecuteInPro
 
 from movierec_dagster.dashboard.summary import print_dashboard_summary
 from movierec_dagster.definitions import build_definitions
-from movierec_dagster.deployment import movierec_home
+from movierec_dagster.home import movierec_home
 from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.model.assets import MODEL_GATE
 from movierec_dagster.model.schedules import ScheduleSettings
 from movierec_dagster.recommendations.schedules import today_partition
 from movierec_dagster.recommendations.summary import print_summary
-from movierec_dagster.resources import LocalSpark
+from movierec_dagster.resources import SparkResource
 from movierec_dagster.stream.demo import land_burst, print_ingest_summary
 
 ETL_TABLES = ("movies", "ratings", "tags", "links")
@@ -96,7 +96,7 @@ def print_etl_counts(result: ExecuteInProcessResult) -> None:
         print(f"   {table:<8} {rows:>9,} rows   {rejected:>4} rejected")
 
 
-def _start_spark_early(spark: LocalSpark) -> None:
+def _start_spark_early(spark: SparkResource) -> None:
     """Start Spark's JVM (about 5 s) while Dagster opens its instance and starts the first run.
 
     The first step then finds the session there. A failure is left to that step, which reports it.
@@ -128,7 +128,7 @@ def main() -> None:
         run_job(defs, instance, "score_recommendations", partition_key=today)
     lake = defs.resources["lake"]
     print_summary(lake, defs.resources["spark"].session())
-    print_dashboard_summary(lake.root)
+    print_dashboard_summary(lake.uri())
     print(f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI.")
 
 

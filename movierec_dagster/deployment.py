@@ -10,12 +10,12 @@ from typing import Any
 
 from dagster import ExecutorDefinition, in_process_executor
 
+from movierec_dagster.home import LANDING_EVENTS, local_lake
 from movierec_dagster.movielens.archive import DEFAULT_SOURCE
 from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark, MovieLensSource
-from movierec_dagster.resources.lake import LANDING, LANDING_ARCHIVE
+from movierec_dagster.resources.lake import LANDING_ARCHIVE
 
 DEPLOYMENTS = ("local",)
-DEFAULT_HOME = ".movierec"
 
 
 class UnknownDeploymentError(ValueError):
@@ -26,10 +26,6 @@ class UnknownDeploymentError(ValueError):
 class Deployment:
     resources: dict[str, Any]
     executor: ExecutorDefinition
-
-
-def movierec_home(environ: dict[str, str]) -> Path:
-    return Path(environ.get("MOVIEREC_HOME", "").strip() or DEFAULT_HOME).expanduser().resolve()
 
 
 def _movielens_location(environ: dict[str, str]) -> str:
@@ -47,15 +43,15 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
         raise UnknownDeploymentError(
             f"MOVIEREC_DEPLOYMENT={name!r} is not a deployment movierec knows; choose one of {', '.join(DEPLOYMENTS)}."
         )
-    home = movierec_home(environ)
-    lake = LocalLake(root=str(home / "lake"))
+    lake = LocalLake(root=str(local_lake(environ)))
     return Deployment(
         resources={
             "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
             "lake": lake,
             "movielens": MovieLensSource(location=_movielens_location(environ)),
+            # The landing folder is this machine's: the source reads it as a plain path.
             "event_source": LandingFolderSource(
-                folder=lake.uri(LANDING, "rating_events"), archive_folder=lake.uri(LANDING_ARCHIVE)
+                folder=lake.fs_path(*LANDING_EVENTS), archive_folder=lake.fs_path(LANDING_ARCHIVE)
             ),
         },
         # One process for the whole run: every step shares one Spark session (one JVM).

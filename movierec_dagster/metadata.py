@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MetadataValue, TableColumn, TableSchema
+from dagster import MetadataValue, TableColumn, TableSchema
 from pyspark.sql import DataFrame
 
 PREVIEW_ROWS = 5
@@ -18,18 +18,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         cells = (str(row[column]).replace("|", "\\|").replace("\n", " ") for column in columns)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def latest_int_metadata(
-    instance: DagsterInstance, asset: str, key: str, before_timestamp: float | None = None
-) -> int | None:
-    """`key` in the metadata of `asset`'s latest materialization (before `before_timestamp`); None without one."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), before_timestamp=before_timestamp), limit=1, ascending=False
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    value = materialization.metadata.get(key) if materialization else None
-    return int(value.value) if value is not None else None
 
 
 def table_metadata(table: DataFrame, **extra: Any) -> dict[str, Any]:

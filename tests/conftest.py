@@ -10,7 +10,6 @@ from movierec_dagster.resources import LocalLake, LocalSpark
 from tests.synthetic import SyntheticMovieLens, planted_movielens
 
 
-
 @pytest.fixture(scope="session")
 def spark():
     """The test session's only Spark session; every resource's `session()` returns it."""
@@ -58,3 +57,24 @@ def real_movielens() -> Path:
     if not REAL_MOVIELENS.is_file():
         pytest.skip(f"the real MovieLens archive is not at {REAL_MOVIELENS}")
     return REAL_MOVIELENS
+
+
+@pytest.fixture(scope="session")
+def graph_run(spark, synthetic: SyntheticMovieLens, synthetic_zip: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The whole graph materialized in one process (tests.pipeline.run_graph), shared by the tests that read its lake."""
+    from tests.pipeline import GraphRun, run_graph
+
+    home = tmp_path_factory.mktemp("graph") / "home"
+    defs = local_definitions(home, synthetic_zip)
+    new_user = max(synthetic.user_genre) + 1
+    with DagsterInstance.ephemeral() as instance:
+
+        def run_job(name, run_config=None, tags=None):
+            partition = (tags or {}).get("dagster/partition")
+            result = defs.resolve_job_def(name).execute_in_process(
+                instance=instance, run_config=run_config, partition_key=partition
+            )
+            assert result.success, name
+
+        run_graph(run_job, Path(defs.resources["event_source"].folder), new_user)
+    return GraphRun(defs=defs, home=home, new_user=new_user)

@@ -1,6 +1,7 @@
 """The code location loads, for the local deployment, with every job, schedule and sensor; unknown deployments fail clearly."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,37 @@ from movierec_dagster.deployment import UnknownDeploymentError, build_deployment
 from tests.conftest import local_definitions
 
 
-def test_local_definitions_load(home, synthetic_zip):
+ASSETS = {
+    "movielens_archive", "movies", "ratings", "tags", "links", "rating_events", "rejected_rating_events",
+    "training_ratings", "als_model", "user_recommendations",
+}
+JOBS = {"movielens_etl", "ingest_rating_events", "retrain_model", "score_recommendations"}
+SCHEDULES = {"nightly_retrain": "retrain_model", "daily_recommendations": "score_recommendations"}
+SENSORS = {"rating_events_sensor", "retrain_sensor", "recommendations_after_retrain"}
+# Contracts, not implementations: only resources/ and deployment.py may name these.
+IMPLEMENTATIONS = re.compile(r"\b(LocalLake|LocalSpark|LandingFolderSource|EventHubsSource)\b")
+PACKAGE = Path(__file__).resolve().parents[1] / "movierec_dagster"
+
+
+def test_local_definitions_load_with_every_asset_job_schedule_and_sensor(home, synthetic_zip):
     defs = local_definitions(home, synthetic_zip)
-    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert {"movielens_archive", "movies", "ratings", "tags", "links"} <= keys
-    assert defs.resolve_job_def("movielens_etl") is not None
-    assert defs.resources["lake"].root == str(home.resolve() / "lake")
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == ASSETS
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs() if not job.name.startswith("__")} == JOBS
+    assert {schedule.name: schedule.job_name for schedule in repository.schedule_defs} == SCHEDULES
+    assert {sensor.name for sensor in repository.sensor_defs} == SENSORS
+    assert defs.resources["lake"].uri() == (home.resolve() / "lake").as_uri()
     assert defs.resources["movielens"].location == str(synthetic_zip)
+
+
+def test_steps_ask_for_contracts_not_implementations():
+    offenders = [
+        f"{path.relative_to(PACKAGE)}: {match}"
+        for path in PACKAGE.rglob("*.py")
+        if path.parent.name != "resources" and path.name != "deployment.py"
+        for match in IMPLEMENTATIONS.findall(path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_unknown_deployment_is_a_clear_error():
@@ -27,7 +52,7 @@ def test_unknown_deployment_is_a_clear_error():
 
 def test_local_landing_folder_and_its_archive_are_in_the_lake(tmp_path):
     resources = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)}).resources
-    lake = Path(resources["lake"].root)
+    lake = Path(resources["lake"].fs_path())
     assert Path(resources["event_source"].folder) == lake / "landing" / "rating_events"
     assert Path(resources["event_source"].archive_folder) == lake / "landing_archive"
 

@@ -1,18 +1,17 @@
-"""The local lake: atomic table replacement and recovery from a run killed between the swap's renames."""
-
-import os
+"""The lake resource: tables through Spark on file:// URIs, readers during a replace, JSON and listing on memory://, URIs joined as strings."""
 
 import pytest
 from pyspark.sql import functions as F
 
-from movierec_dagster.resources.lake import STAGING
+from movierec_dagster.resources import Lake, LocalLake
 
 
 def test_write_replaces_and_reads_back(spark, lake):
+    assert lake.uri().startswith("file:///")
     lake.write_table(spark.range(3), "numbers")
     lake.write_table(spark.range(5), "numbers")
     assert lake.read_table(spark, "numbers").count() == 5
-    assert not any(lake.path(STAGING).iterdir())
+    assert lake.read_table(spark, "numbers").columns == ["id"]
 
 
 def test_a_missing_table_is_named_or_none(spark, lake):
@@ -31,29 +30,61 @@ def test_failed_write_leaves_the_previous_table(spark, lake):
     assert sorted(r.id for r in lake.read_table(spark, "numbers").collect()) == [0, 1, 2]
 
 
-def test_interrupted_swap_is_restored(spark, lake):
+def test_a_reader_that_started_before_a_replace_finishes_on_the_old_version(spark, lake):
     lake.write_table(spark.range(3), "numbers")
-    # Simulate a run killed after moving the old table aside and before moving the new one in.
-    retired = lake.path(STAGING) / "tables__numbers-dead.retired"
-    os.rename(lake.path("tables", "numbers"), retired)
-    assert lake.table_exists("numbers")
-    assert lake.read_table(spark, "numbers").count() == 3
+    before = lake.read_table(spark, "numbers")  # planned now, read later
+    lake.write_table(spark.range(100, 110), "numbers")
+    assert sorted(r.id for r in before.collect()) == [0, 1, 2]
+    assert lake.read_table(spark, "numbers").count() == 10
 
 
 def test_partition_subpaths_replace_only_their_own(spark, lake):
-    lake.write_table(spark.range(2), "daily", subpath="date=2026-01-01")
-    lake.write_table(spark.range(3), "daily", subpath="date=2026-01-02")
-    lake.write_table(spark.range(4), "daily", subpath="date=2026-01-01")
+    lake.write_table(spark.range(2), "daily", subpath="date=2026-01-01", rows=2)
+    lake.write_table(spark.range(3), "daily", subpath="date=2026-01-02", rows=3)
+    lake.write_table(spark.range(4), "daily", subpath="date=2026-01-01", rows=4)
     counts = {str(r.date): r["count"] for r in lake.read_table(spark, "daily").groupBy("date").count().collect()}
     assert counts == {"2026-01-01": 4, "2026-01-02": 3}
+    assert lake.table_version("daily").rows == 7
 
 
-def test_reading_a_missing_table_says_what_to_materialize(spark, lake):
-    with pytest.raises(FileNotFoundError, match="materialize the asset 'ghost'"):
-        lake.read_table(spark, "ghost")
+def test_partitioned_writes_keep_their_partition_columns(spark, lake):
+    frame = spark.range(6).withColumn("year", (F.col("id") % 2 + 2000).cast("int"))
+    lake.write_table(frame, "ratings", partition_by=["year"])
+    table = lake.read_table(spark, "ratings")
+    assert table.columns == ["id", "year"]
+    assert {r.year: r["count"] for r in table.groupBy("year").count().collect()} == {2000: 3, 2001: 3}
 
 
-def test_json_round_trip(lake):
+def test_properties_travel_with_the_commit(spark, lake):
+    lake.write_table(spark.range(1), "training", properties={"streamed_rows": 12})
+    assert lake.table_version("training").properties == {"streamed_rows": 12}
+
+
+def test_a_local_lake_takes_a_folder_or_a_file_uri(tmp_path):
+    assert LocalLake(root=str(tmp_path)).uri("tables", "t") == f"{tmp_path.as_uri()}/tables/t"
+    assert LocalLake(root=tmp_path.as_uri()).fs_path("tables", "t") == str(tmp_path / "tables" / "t")
+
+
+def test_adls_uris_are_joined_as_strings():
+    lake = Lake(root="abfss://lake@account.dfs.core.windows.net/movierec/")
+    assert lake.uri("tables", "ratings") == "abfss://lake@account.dfs.core.windows.net/movierec/tables/ratings"
+    assert lake.table_uri("ratings", area="quarantine") == "abfss://lake@account.dfs.core.windows.net/movierec/quarantine/ratings"
+
+
+def test_json_listing_and_deleting_on_memory():
+    lake = Lake(root="memory://lake-test-json")
     assert lake.read_json("models", "champion.json") is None
     lake.write_json({"version": "v1"}, "models", "champion.json")
+    lake.write_json({"version": "v2"}, "models", "v2", "model.json")
     assert lake.read_json("models", "champion.json") == {"version": "v1"}
+    assert lake.list_names("models") == ["champion.json", "v2"]
+    assert lake.glob("models", "*", "model.json") == ["models/v2/model.json"]
+    lake.delete("models")
+    assert lake.list_names("models") == [] and not lake.exists("models", "champion.json")
+
+
+def test_json_on_a_local_lake_is_replaced_whole(lake):
+    lake.write_json({"n": 1}, "state.json")
+    lake.write_json({"n": 2}, "state.json")
+    assert lake.read_json("state.json") == {"n": 2}
+    assert lake.list_names() == ["state.json"], "no temporary file is left behind"

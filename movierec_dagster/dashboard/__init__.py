@@ -1,1 +1,1 @@
-"""The user dashboard: a Streamlit app reading the lake's Parquet tables with DuckDB (no Spark)."""
+"""The user dashboard: a Streamlit app reading the lake's committed tables through fsspec (no Spark)."""

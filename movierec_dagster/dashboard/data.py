@@ -1,11 +1,21 @@
-"""What the dashboard reads from the lake, with DuckDB over the Parquet tables: no Spark, no Streamlit.
+"""What the dashboard reads from the lake, through fsspec as the pipeline does: no Spark, no Dagster, no Streamlit.
 
-The lake is `$MOVIEREC_LAKE` when set (a folder, or an `abfss://` URL of the ADLS lake), else
-`$MOVIEREC_HOME/lake` (default `./.movierec/lake`), laid out as `LocalLake` writes it:
-`tables/<name>/**/*.parquet` (Spark's partition folders, e.g. `date=2026-11-26/`) and
-`models/als/versions.json`, `models/als/<version>/model.json` and `models/als/champion.json`.
+The lake is `$MOVIEREC_LAKE` when set (a folder, or a URI: `file://`, `memory://`, or the ADLS lake's
+`abfss://<container>@<account>.dfs.core.windows.net/<path>` through adlfs), else the local deployment's
+`$MOVIEREC_HOME/lake` (`movierec_dagster.home`). Every listing and every read goes through one fsspec
+filesystem for that location:
+
+- a table `tables/<name>/` is what its newest commit says (`movierec_dagster.tables`): the log names each
+  part's snapshot folder, and only the Parquet files in those folders are read, never an older or
+  uncommitted snapshot still on disk. pyarrow reads them (a dataset on the fsspec filesystem, Hive columns
+  such as `date` from the folder names) and DuckDB runs the queries on those datasets. (Not DuckDB's
+  `register_filesystem`: DuckDB seeks and reads one fsspec file from several threads, which garbles
+  reads from a local folder, and from ADLS alike; pyarrow reads each range under the file's lock);
+- the newest recommendation date is the newest committed `date=` part of `user_recommendations`;
+- the model registry `models/als/`: every `<version>/model.json` is a version, `champion.json` the champion.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -14,20 +24,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
-# Copies of the pipeline's names (deployment, model registry, MovieLens transforms, recommendations),
-# not imported from there: those modules load Dagster and PySpark, and the dashboard should start in
-# well under a second. tests/dashboard/test_data.py holds them equal.
-DEFAULT_HOME = ".movierec"
+from movierec_dagster.home import local_lake
+from movierec_dagster.tables import Table, TableVersion, join
+
+# Copies of the pipeline's names (lake, model registry, MovieLens, training, recommendations), not imported
+# from there: those modules load Dagster and PySpark, and the dashboard should start in well under a
+# second. tests/dashboard/test_data.py holds them equal.
+TABLES = "tables"
 MODELS = "models/als"
+MODEL_INFO = "model.json"
+CHAMPION = "champion.json"
+MOVIES, RATINGS, TRAINING_RATINGS = "movies", "ratings", "training_ratings"
+RECOMMENDATIONS = "user_recommendations"
 NO_GENRES = "(no genres listed)"
 COLD_START_SOURCE = "popularity"
 FIX_COMMAND = "make demo"
 
-_DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
-# Spark's form: abfss://<container>@<account>.dfs.core.windows.net/<path>
-_SPARK_ABFSS = re.compile(r"^abfss://(?P<container>[^@/]+)@(?P<account>[^./]+)\.dfs\.core\.windows\.net(?P<path>/.*)?$")
+ADLS_PROTOCOLS = ("abfss", "abfs", "az")
+_DATE_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
 class LakeError(Exception):
@@ -43,57 +62,52 @@ class TableNotFound(LakeError):
 
 
 def lake_location(environ: dict[str, str] | None = None) -> str:
-    """`MOVIEREC_LAKE`, else `$MOVIEREC_HOME/lake` as an absolute path."""
+    """`MOVIEREC_LAKE` (a URI, or a folder made absolute), else `$MOVIEREC_HOME/lake`."""
     environ = dict(os.environ if environ is None else environ)
     override = environ.get("MOVIEREC_LAKE", "").strip()
-    if override:
-        return override.rstrip("/") if _is_remote(override) else str(Path(override).expanduser().resolve())
-    home = Path(environ.get("MOVIEREC_HOME", "").strip() or DEFAULT_HOME).expanduser().resolve()
-    return str(home / "lake")
+    if not override:
+        return str(local_lake(environ))
+    return override.rstrip("/") if "://" in override else str(Path(override).expanduser().resolve())
 
 
-def _is_remote(location: str) -> bool:
-    return "://" in location
+def adls_storage_options(environ: dict[str, str]) -> dict[str, str | bool]:
+    """adlfs's options: a connection string, else a service principal, else DefaultAzureCredential.
 
-
-def duckdb_url(location: str) -> str:
-    """The URL DuckDB's azure extension reads for a lake location (Spark's abfss form rewritten)."""
-    match = _SPARK_ABFSS.match(location)
-    if not match:
-        return location
-    return f"abfss://{match['account']}.dfs.core.windows.net/{match['container']}{match['path'] or ''}"
-
-
-def _connect(location: str) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    if not _is_remote(location):
-        return connection
-    connection.execute("INSTALL azure; LOAD azure;")
-    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
+    The account comes from the URL (`<container>@<account>.dfs.core.windows.net`). Listings are not
+    cached (adlfs would keep them for the life of the process), so a new commit shows up.
+    """
+    options: dict[str, str | bool] = {"use_listings_cache": False}
+    connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
     if connection_string:
-        connection.execute(f"CREATE SECRET lake (TYPE azure, CONNECTION_STRING {_sql_string(connection_string)})")
-    else:
-        match = _SPARK_ABFSS.match(location) or re.match(r"^abfss://(?P<account>[^./]+)\.dfs\.", location)
-        if not match:
-            raise LakeNotFound(
-                f"MOVIEREC_LAKE={location} is not an ADLS URL of the form "
-                "abfss://<container>@<account>.dfs.core.windows.net/<path>."
-            )
-        # Service principal from AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, else managed identity or az CLI.
-        connection.execute(
-            f"CREATE SECRET lake (TYPE azure, PROVIDER credential_chain, ACCOUNT_NAME {_sql_string(match['account'])})"
-        )
-    return connection
+        return {**options, "connection_string": connection_string}
+    principal = {
+        "tenant_id": environ.get("AZURE_TENANT_ID", "").strip(),
+        "client_id": environ.get("AZURE_CLIENT_ID", "").strip(),
+        "client_secret": environ.get("AZURE_CLIENT_SECRET", "").strip(),
+    }
+    if all(principal.values()):
+        return {**options, **principal}
+    return {**options, "anon": False}  # a managed identity, or `az login`
 
 
-def _sql_string(value: str) -> str:
-    """A SQL string literal (CREATE SECRET takes no query parameters)."""
-    return "'" + value.replace("'", "''") + "'"
+def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for `location`, and the lake's root in that filesystem's path form."""
+    protocol = location.split("://", 1)[0] if "://" in location else "file"
+    options = {}
+    if protocol in ADLS_PROTOCOLS:
+        if importlib.util.find_spec("adlfs") is None:
+            raise LakeNotFound(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
+        options = adls_storage_options(dict(os.environ))
+    try:
+        fs, root = fsspec.core.url_to_fs(location, **options)
+    except ValueError as error:  # "Protocol not known"
+        raise LakeNotFound(f"The lake at {location} cannot be read: {error}.") from error
+    return fs, root.rstrip("/")
 
 
 @dataclass(frozen=True)
 class Recommendations:
-    """One user's recommendations from the newest `date=` partition, joined with `movies`."""
+    """One user's recommendations from one `date=` part, joined with `movies`."""
 
     date: str
     rows: pd.DataFrame  # rank, movie_id, title, year, genres, predicted_rating, model_version, generated_at, source
@@ -123,65 +137,68 @@ class Lake:
 
     def __init__(self, location: str):
         self.location = location
-        self.url = duckdb_url(location)
-        self._connection = _connect(location)
-        # DuckDB's error for a glob that matches nothing, on one of this lake's tables.
-        self._missing_table = re.compile(
-            'No files found that match the pattern "' + re.escape(self.url) + '/tables/(?P<table>[^/"]+)/'
-        )
+        self._fs, self._root = _filesystem(location)
+        self._arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(self._fs))
+        self._connection = duckdb.connect()
         self._lock = threading.Lock()
 
-    def _query(self, sql: str, parameters: list | None = None) -> pd.DataFrame:
+    def _query(self, sql: str, parameters: list, **tables: ds.Dataset) -> pd.DataFrame:
+        """Run `sql` with each of `tables` as a view of that name."""
         with self._lock:
             cursor = self._connection.cursor()
         try:
-            return cursor.execute(sql, parameters or []).df()
-        except duckdb.IOException as error:
-            # A query names its tables' globs without listing them first (a network call each on ADLS).
-            missing = self._missing_table.search(str(error))
-            if missing:
-                raise TableNotFound(f"The table '{missing['table']}' is not in the lake at {self.location} yet.") from error
-            raise
+            for name, dataset in tables.items():
+                cursor.register(name, dataset)
+            return cursor.execute(sql, parameters).df()
         finally:
             cursor.close()
 
-    def _files(self, pattern: str) -> list[str]:
-        if not _is_remote(self.location):
-            return sorted(str(path) for path in Path(self.location).glob(pattern))
-        return sorted(self._query("SELECT file FROM glob($1)", [f"{self.url}/{pattern}"])["file"])
+    def _table(self, name: str) -> Table:
+        return Table(self._fs, join(self._root, TABLES, name), join(self.location, TABLES, name))
 
-    def _location_of(self, relative: str) -> str:
-        return str(Path(self.location) / relative) if not _is_remote(self.location) else f"{self.url}/{relative}"
+    def _version(self, name: str) -> TableVersion | None:
+        return self._table(name).current()
 
-    def _glob(self, name: str) -> str:
-        return f"{self.url}/tables/{name}/**/*.parquet"
+    def _dataset(self, name: str, version: TableVersion | None = None, part: str | None = None) -> ds.Dataset:
+        """The rows of table `name` as committed (in `version`, when given), or of its one `part`."""
+        table = self._table(name)
+        version = version or table.current()
+        if version is None:
+            raise TableNotFound(f"The table '{name}' is not in the lake at {self.location} yet.")
+        parts = version.parts if part is None else {part: version.parts[part]}
+        folders = [table.snapshot_path(p.snapshot, part_name) for part_name, p in sorted(parts.items())]
+        files = sorted(file for folder in folders for file in self._fs.find(folder) if file.endswith(".parquet"))
+        return ds.dataset(
+            files, filesystem=self._arrow_fs, format="parquet", partitioning="hive", partition_base_dir=table.path
+        )
 
     def check_exists(self) -> None:
         """Raise `LakeNotFound` when there is no lake (or no MovieLens tables in it) at the location."""
-        if not _is_remote(self.location) and not Path(self.location).is_dir():
+        if not self._fs.isdir(self._root):
             raise LakeNotFound(f"There is no lake at {self.location} yet.")
-        if not self.has_table("movies"):
+        if not self.has_table(MOVIES):
             raise LakeNotFound(f"The lake at {self.location} has no MovieLens tables yet.")
 
     def has_table(self, name: str) -> bool:
-        return bool(self._files(f"tables/{name}/**/*.parquet"))
+        return self._version(name) is not None
 
     def newest_recommendation_date(self) -> str:
-        files = self._files("tables/user_recommendations/date=*/*.parquet")
-        dates = {match[1] for file in files if (match := _DATE_PARTITION.search(file.replace("\\", "/")))}
+        version = self._version(RECOMMENDATIONS)
+        dates = [match[1] for part in (version.parts if version else {}) if (match := _DATE_PART.fullmatch(part))]
         if not dates:
             raise TableNotFound(f"There are no recommendations in the lake at {self.location} yet.")
         return max(dates)
 
-    def _recommendations_glob(self, date: str) -> str:
-        return f"{self.url}/tables/user_recommendations/date={date}/*.parquet"
+    def _recommendations(self, date: str) -> ds.Dataset:
+        version, part = self._version(RECOMMENDATIONS), f"date={date}"
+        if version is None or part not in version.parts:
+            raise TableNotFound(f"There are no recommendations for {date} in the lake at {self.location}.")
+        return self._dataset(RECOMMENDATIONS, version, part)
 
     def recommended_users(self, date: str) -> list[int]:
-        """The users with recommendations in the `date` partition, ascending."""
-        frame = self._query(
-            "SELECT DISTINCT user_id FROM read_parquet($1, hive_partitioning = false) ORDER BY user_id",
-            [self._recommendations_glob(date)],
-        )
+        """The users with recommendations in the `date` part, ascending."""
+        recommendations = self._recommendations(date)
+        frame = self._query("SELECT DISTINCT user_id FROM r ORDER BY user_id", [], r=recommendations)
         return [int(user) for user in frame["user_id"]]
 
     def recommendations(self, date: str, user_id: int) -> Recommendations:
@@ -190,12 +207,13 @@ class Lake:
             SELECT r.rank, r.movie_id, coalesce(m.title, 'movie ' || r.movie_id) AS title, m.year,
                    coalesce(m.genres, []::VARCHAR[]) AS genres, r.predicted_rating,
                    r.model_version, r.generated_at, r.source
-            FROM read_parquet($1, hive_partitioning = false) AS r
-            LEFT JOIN read_parquet($2, hive_partitioning = false) AS m USING (movie_id)
-            WHERE r.user_id = $3
+            FROM recommendations AS r LEFT JOIN movies AS m USING (movie_id)
+            WHERE r.user_id = $1
             ORDER BY r.rank
             """,
-            [self._recommendations_glob(date), self._glob("movies"), user_id],
+            [user_id],
+            recommendations=self._recommendations(date),
+            movies=self._dataset(MOVIES),
         )
         return Recommendations(date=date, rows=rows)
 
@@ -203,11 +221,12 @@ class Lake:
         """Where a user's own ratings are: `training_ratings` (history plus stream) when it exists, else `ratings`."""
         return self._own_ratings()[0]
 
-    def _own_ratings(self) -> tuple[str, str]:
-        """(table, glob) of the user's own ratings, listing `training_ratings` once (a network call on ADLS)."""
-        if self.has_table("training_ratings"):
-            return "training_ratings", self._glob("training_ratings")
-        return "ratings", self._glob("ratings")
+    def _own_ratings(self) -> tuple[str, ds.Dataset]:
+        """(table, rows) of the users' own ratings, reading `training_ratings`' log once."""
+        version = self._version(TRAINING_RATINGS)
+        if version is not None:
+            return TRAINING_RATINGS, self._dataset(TRAINING_RATINGS, version)
+        return RATINGS, self._dataset(RATINGS)
 
     def top_rated(self, user_id: int, limit: int = 10) -> tuple[str, pd.DataFrame]:
         """The user's own highest-rated movies (newest first among equals), from `training_ratings` if there."""
@@ -216,48 +235,41 @@ class Lake:
             """
             SELECT coalesce(m.title, 'movie ' || t.movie_id) AS title, m.year,
                    coalesce(m.genres, []::VARCHAR[]) AS genres, t.rating, t.rated_at
-            FROM (SELECT user_id, movie_id, rating, rated_at
-                  FROM read_parquet($1, hive_partitioning = true, union_by_name = true)) AS t
-            LEFT JOIN read_parquet($2, hive_partitioning = false) AS m USING (movie_id)
-            WHERE t.user_id = $3
+            FROM ratings AS t LEFT JOIN movies AS m USING (movie_id)
+            WHERE t.user_id = $1
             ORDER BY t.rating DESC, t.rated_at DESC, t.movie_id
-            LIMIT $4
+            LIMIT $2
             """,
-            [ratings, self._glob("movies"), user_id, limit],
+            [user_id, limit],
+            ratings=ratings,
+            movies=self._dataset(MOVIES),
         )
         return table, rows
 
     def model_history(self) -> ModelHistory:
-        """Every model version the registry lists (metrics, oldest first) and the champion pointer.
+        """Every model version (a `<version>/model.json`; metrics, oldest first) and the champion pointer.
 
-        The registry's `versions.json` is the list: a folder it no longer names (a prune
-        interrupted before deleting it) is not a version.
+        A folder without model.json (a prune interrupted after deleting it) is not a version.
         """
-        records, unreadable, listed = [], [], []
-        for index in self._files(f"{MODELS}/versions.json"):
+        models = join(self._root, MODELS)
+        records, unreadable = [], []
+        for file in sorted(self._fs.glob(join(models, "*", MODEL_INFO))):
             try:
-                listed = list(json.loads(self._read_text(index))["versions"])
-            except (ValueError, KeyError, TypeError) as error:
-                unreadable.append(f"{index}: {error}")
-        for version in listed:
-            file = self._location_of(f"{MODELS}/{version}/model.json")
-            try:
-                records.append(_model_record(json.loads(self._read_text(file))))
-            except (ValueError, KeyError, TypeError, OSError, duckdb.Error) as error:
+                records.append(_model_record(json.loads(self._fs.cat_file(file))))
+            except FileNotFoundError:
+                continue  # pruned since the listing
+            except (ValueError, KeyError, TypeError, OSError) as error:
                 unreadable.append(f"{file}: {error}")
-        champion_files = self._files(f"{MODELS}/champion.json")
-        champion = json.loads(self._read_text(champion_files[0])) if champion_files else None
+        try:
+            champion = json.loads(self._fs.cat_file(join(models, CHAMPION)))
+        except FileNotFoundError:
+            champion = None
         versions = pd.DataFrame.from_records(records, columns=list(_MODEL_COLUMNS))
         if not versions.empty:
             versions["trained_at"] = pd.to_datetime(versions["trained_at"], utc=True)
             versions = versions.sort_values(["trained_at", "version"], ignore_index=True)
         versions["champion"] = versions["version"] == (champion or {}).get("version")
         return ModelHistory(versions=versions, champion=champion, unreadable=unreadable)
-
-    def _read_text(self, file: str) -> str:
-        if not _is_remote(self.location):
-            return Path(file).read_text()
-        return str(self._query("SELECT content FROM read_text($1)", [file])["content"].iloc[0])
 
 
 _MODEL_COLUMNS = {

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from movierec_dagster.dashboard.data import (
@@ -81,7 +82,7 @@ def shown_problems() -> Iterator[None]:
         show_fix(f"{problem} Build it with the demo pipeline (or point MOVIEREC_LAKE at an existing lake).")
     except LakeError as problem:
         show_fix(f"{problem} The demo pipeline makes it.")
-    except (duckdb.Error, OSError, json.JSONDecodeError) as problem:
+    except (duckdb.Error, pa.ArrowException, OSError, json.JSONDecodeError) as problem:
         show_fix(
             f"The lake at {lake_location()} could not be read ({type(problem).__name__}: {problem}). "
             "If a pipeline run is rewriting it, reload in a moment; otherwise rebuild it.",

@@ -9,8 +9,8 @@ DEFAULT_URL = "http://localhost:8501"
 
 def dashboard_summary(lake_location: str, url: str = DEFAULT_URL) -> list[str]:
     """Lines telling a person how to open the dashboard on a real user, or what is still missing."""
-    lake = Lake(lake_location)
     try:
+        lake = Lake(lake_location)
         lake.check_exists()
         date = lake.newest_recommendation_date()
         users = lake.recommended_users(date)

@@ -4,46 +4,49 @@ import time
 from dataclasses import fields
 from datetime import UTC, datetime
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Config,
-    DagsterInstance,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import ROW_COUNT, latest_int_metadata, markdown_table, table_metadata
+from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
 from movierec_dagster.model import gate, registry, training
+from movierec_dagster.model.checks import TRAINING_RATINGS, training_ratings_check_specs, training_ratings_checks
 from movierec_dagster.model.comparison import comparison_markdown
-from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources import Lake, SparkResource
 from movierec_dagster.resources.lake import CHECKPOINTS
 from movierec_dagster.stream.ingest import EVENTS_TABLE
 
 GROUP = "model"
-TRAINING_RATINGS = "training_ratings"
-STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (its metadata)
+STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (a property of its commit)
 MODEL_GATE = "model_gate"
+# One training (and promotion) at a time, across runs: the nightly schedule and retrain_sensor may both ask.
+TRAINING_POOL = "model_training"
 _DEFAULTS = training.ModelParams()
 
 
-@asset(group_name=GROUP, deps=["ratings", EVENTS_TABLE], kinds={"spark", "parquet"})
-def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    deps=["ratings", EVENTS_TABLE],
+    kinds={"spark", "parquet"},
+    check_specs=training_ratings_check_specs,
+)
+def training_ratings(context: AssetExecutionContext, spark: SparkResource, lake: Lake) -> MaterializeResult:
     """One row per (user, movie): the latest rating, from the MovieLens history plus streamed rating events."""
     started = time.perf_counter()
     session = spark.session()
     history = lake.read_table(session, "ratings")
-    events = lake.read_table_if_exists(session, EVENTS_TABLE)
+    events_version = lake.table_version(EVENTS_TABLE)
+    events = lake.read_table(session, EVENTS_TABLE, version=events_version) if events_version else None
     if events is None:
         context.log.info("No rating_events table yet: training on the history alone.")
-    lake.write_table(training.merge_ratings(history, events), TRAINING_RATINGS)
+    # The rating_events rows merged, kept with the table: the model records them, and the retrain
+    # sensor and scoring count what streamed in since.
+    event_rows = (events_version.rows or 0) if events_version else 0
+    lake.write_table(
+        training.merge_ratings(history, events), TRAINING_RATINGS, properties={STREAMED_ROWS: event_rows}
+    )
     table = lake.read_table(session, TRAINING_RATINGS)
     history_rows = history.count()
-    event_rows = events.count() if events is not None else 0
     distinct = table.agg(
         F.count_distinct("user_id").alias("users"), F.count_distinct("movie_id").alias("movies")
     ).first()
@@ -60,12 +63,13 @@ def training_ratings(context: AssetExecutionContext, spark: LocalSpark, lake: Lo
         f"training_ratings: {metadata[ROW_COUNT].value:,} rows from {history_rows:,} historical "
         f"and {event_rows:,} streamed ratings"
     )
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=metadata, check_results=training_ratings_checks(table))
 
 
-def merged_event_rows(instance: DagsterInstance) -> int | None:
-    """How many rating_events rows the latest training_ratings merged (its metadata); None before any."""
-    return latest_int_metadata(instance, TRAINING_RATINGS, STREAMED_ROWS)
+def merged_event_rows(lake: Lake) -> int | None:
+    """How many rating_events rows the committed training_ratings merged; None before it exists."""
+    version = lake.table_version(TRAINING_RATINGS)
+    return None if version is None else int(version.properties.get(STREAMED_ROWS, 0))
 
 
 class AlsModelConfig(Config):
@@ -116,6 +120,7 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
     group_name=GROUP,
     deps=[training_ratings],
     kinds={"spark", "sparkml"},
+    pool=TRAINING_POOL,
     check_specs=[
         AssetCheckSpec(
             MODEL_GATE,
@@ -128,14 +133,15 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
         )
     ],
 )
-def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
+def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake) -> MaterializeResult:
     """A ranking model (implicit ALS) and a star-rating model (biases + ALS), evaluated, saved under lake/models/als/<version>/."""
     started = time.perf_counter()
     session = spark.session()
     session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
-    ratings = lake.read_table(session, TRAINING_RATINGS).select("user_id", "movie_id", "rating").cache()
+    trained_on = lake.table_version(TRAINING_RATINGS)
+    ratings = lake.read_table(session, TRAINING_RATINGS, version=trained_on).select("user_id", "movie_id", "rating").cache()
     # The rating_events rows in this training data: the retrain sensor counts new ratings from here.
-    streamed_rows = merged_event_rows(context.instance)
+    streamed_rows = int(trained_on.properties.get(STREAMED_ROWS, 0))
     try:
         training_rows = ratings.count()
         if training_rows == 0:

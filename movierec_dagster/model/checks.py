@@ -1,24 +1,33 @@
-"""Checks on what the model trains on: one rating per (user, movie), every rating on the scale."""
+"""Checks on what the model trains on, evaluated in training_ratings' step: one rating per (user, movie), ratings on the scale."""
 
-from dagster import AssetCheckResult, asset_check
+from dagster import AssetCheckResult, AssetCheckSpec
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movierec_dagster.model.assets import training_ratings
-from movierec_dagster.movielens.transforms import invalid_rating_count
-from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.checks import rating_on_scale, rating_on_scale_spec
+
+TRAINING_RATINGS = "training_ratings"
+ONE_RATING_PER_USER_AND_MOVIE = "one_rating_per_user_and_movie"
+
+training_ratings_check_specs = [
+    AssetCheckSpec(
+        ONE_RATING_PER_USER_AND_MOVIE,
+        asset=TRAINING_RATINGS,
+        blocking=True,
+        description="Exactly one rating per (user, movie): the latest.",
+    ),
+    rating_on_scale_spec(TRAINING_RATINGS),
+]
 
 
-@asset_check(asset=training_ratings, blocking=True, description="Exactly one rating per (user, movie): the latest.")
-def one_rating_per_user_and_movie(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    table = lake.read_table(spark.session(), "training_ratings")
+def training_ratings_checks(table: DataFrame) -> list[AssetCheckResult]:
     duplicated = table.groupBy("user_id", "movie_id").count().where(F.col("count") > 1).count()
-    return AssetCheckResult(passed=duplicated == 0, metadata={"duplicated_pairs": duplicated})
-
-
-@asset_check(asset=training_ratings, blocking=True, description="Every rating is 0.5 to 5.0 in steps of 0.5.")
-def training_rating_on_scale(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    invalid = invalid_rating_count(lake.read_table(spark.session(), "training_ratings"))
-    return AssetCheckResult(passed=invalid == 0, metadata={"ratings_off_scale": invalid})
-
-
-model_checks = [one_rating_per_user_and_movie, training_rating_on_scale]
+    return [
+        AssetCheckResult(
+            asset_key=TRAINING_RATINGS,
+            check_name=ONE_RATING_PER_USER_AND_MOVIE,
+            passed=duplicated == 0,
+            metadata={"duplicated_pairs": duplicated},
+        ),
+        rating_on_scale(TRAINING_RATINGS, table),
+    ]

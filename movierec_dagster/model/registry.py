@@ -7,14 +7,15 @@ Layout under `lake/models/als/`:
     <version>/user_bias/      Parquet: user_id, user_bias
     <version>/item_bias/      Parquet: movie_id, item_bias
     <version>/model.json      version, trained_at, training_rows, params, metrics, baselines, global_mean
-    versions.json             {"versions": [...]}: complete versions, oldest first
     champion.json             {"version", "trained_at", "promoted_at"}: the model in use
 
-A version counts only once its model.json is written (last), and every JSON file
-is replaced atomically, so a reader never sees a half-saved model or pointer.
-Plain functions of the lake: the stream's retrain sensor reads through
-`read_champion` and `read_model_info`; the dashboard, which loads no Spark, reads
-versions.json, model.json and champion.json with DuckDB.
+A version exists once its model.json is written (last), so the versions are the
+folders holding one: there is no shared index that two trainings could both
+rewrite, and neither can drop the other's version. Every JSON file is replaced
+atomically, so a reader never sees a half-saved model or pointer. Plain functions
+of the lake: the retrain sensor reads through `read_champion` and
+`read_model_info`; the dashboard, which loads no Spark, lists the model.json files
+and reads them and champion.json through the same filesystem layer.
 """
 
 import uuid
@@ -25,15 +26,14 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import SparkSession
 
 from movierec_dagster.model.training import Biases, ModelBundle
-from movierec_dagster.resources.lake import MODELS, LocalLake
+from movierec_dagster.resources.lake import MODELS, Lake
 
 MODEL_NAME = "als"
 MODEL_INFO = "model.json"
 CHAMPION = "champion.json"
-VERSIONS = "versions.json"
 
 
-def version_uri(lake: LocalLake, version: str, *parts: str) -> str:
+def version_uri(lake: Lake, version: str, *parts: str) -> str:
     return lake.uri(MODELS, MODEL_NAME, version, *parts)
 
 
@@ -46,15 +46,16 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def save_bundle(lake: LocalLake, version: str, bundle: ModelBundle) -> None:
+def save_bundle(lake: Lake, version: str, bundle: ModelBundle) -> None:
     """Persist the fitted models of `version` (Spark ML persistence + Parquet biases)."""
     bundle.ranking_model.write().overwrite().save(version_uri(lake, version, "ranking"))
     bundle.rating_model.write().overwrite().save(version_uri(lake, version, "rating"))
-    lake.write_table(bundle.biases.user_bias, MODEL_NAME, area=MODELS, subpath=f"{version}/user_bias")
-    lake.write_table(bundle.biases.item_bias, MODEL_NAME, area=MODELS, subpath=f"{version}/item_bias")
+    # A version's folder is written once, before its model.json: no table commit needed.
+    bundle.biases.user_bias.write.parquet(version_uri(lake, version, "user_bias"))
+    bundle.biases.item_bias.write.parquet(version_uri(lake, version, "item_bias"))
 
 
-def load_bundle(lake: LocalLake, spark: SparkSession, version: str) -> ModelBundle:
+def load_bundle(lake: Lake, spark: SparkSession, version: str) -> ModelBundle:
     info = read_model_info(lake, version)
     if info is None:
         raise FileNotFoundError(f"Model version {version} is not in the registry ({version_uri(lake, version)}).")
@@ -70,41 +71,37 @@ def load_bundle(lake: LocalLake, spark: SparkSession, version: str) -> ModelBund
     )
 
 
-def write_model_info(lake: LocalLake, info: dict[str, Any]) -> None:
-    """Write `<version>/model.json` (which completes the version) and add it to versions.json."""
-    version = info["version"]
-    lake.write_json(info, MODELS, MODEL_NAME, version, MODEL_INFO)
-    versions = [v for v in list_versions(lake) if v != version] + [version]
-    lake.write_json({"versions": versions}, MODELS, MODEL_NAME, VERSIONS)
+def write_model_info(lake: Lake, info: dict[str, Any]) -> None:
+    """Write `<version>/model.json`, which completes the version."""
+    lake.write_json(info, MODELS, MODEL_NAME, info["version"], MODEL_INFO)
 
 
-def read_model_info(lake: LocalLake, version: str) -> dict[str, Any] | None:
+def read_model_info(lake: Lake, version: str) -> dict[str, Any] | None:
     return lake.read_json(MODELS, MODEL_NAME, version, MODEL_INFO)
 
 
-def list_versions(lake: LocalLake) -> list[str]:
-    """Complete model versions, oldest first."""
-    index = lake.read_json(MODELS, MODEL_NAME, VERSIONS)
-    return list(index["versions"]) if index else []
+def list_versions(lake: Lake) -> list[str]:
+    """Complete model versions (those with a model.json), oldest first: version names sort by training time."""
+    return sorted(path.split("/")[-2] for path in lake.glob(MODELS, MODEL_NAME, "*", MODEL_INFO))
 
 
-def read_champion(lake: LocalLake) -> dict[str, Any] | None:
+def read_champion(lake: Lake) -> dict[str, Any] | None:
     """The champion pointer {"version", "trained_at", "promoted_at"}, or None before the first promotion."""
     return lake.read_json(MODELS, MODEL_NAME, CHAMPION)
 
 
-def promote(lake: LocalLake, info: dict[str, Any], now: datetime) -> dict[str, Any]:
+def promote(lake: Lake, info: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Make the version described by `info` the champion (one atomic write)."""
     pointer = {"version": info["version"], "trained_at": info["trained_at"], "promoted_at": utc_iso(now)}
     lake.write_json(pointer, MODELS, MODEL_NAME, CHAMPION)
     return pointer
 
 
-def prune(lake: LocalLake, keep: int) -> list[str]:
+def prune(lake: Lake, keep: int) -> list[str]:
     """Delete all but the newest `keep` versions (never the champion); `keep` 0 keeps everything.
 
-    Returns the deleted versions. The version list is rewritten first, so a prune
-    killed half-way leaves only unlisted folders behind.
+    Returns the deleted versions. Each version's model.json goes first, so a prune
+    killed half-way leaves only folders that are not listed.
     """
     if keep <= 0:
         return []
@@ -113,7 +110,7 @@ def prune(lake: LocalLake, keep: int) -> list[str]:
     doomed = [v for v in versions[:-keep] if v != champion]
     if not doomed:
         return []
-    lake.write_json({"versions": [v for v in versions if v not in doomed]}, MODELS, MODEL_NAME, VERSIONS)
     for version in doomed:
+        lake.delete(MODELS, MODEL_NAME, version, MODEL_INFO)
         lake.delete(MODELS, MODEL_NAME, version)
     return doomed

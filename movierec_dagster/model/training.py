@@ -23,8 +23,8 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec_dagster.movielens.transforms import MAX_RATING, MIN_RATING
-from movierec_dagster.recommendations.scoring import popularity_factors, top_k_unseen
+from movierec_dagster.validation import MAX_RATING, MIN_RATING
+from movierec_dagster.model.topk import popularity_factors, top_k_unseen
 
 RELEVANT_RATING = 4.0
 TOP_K = 10

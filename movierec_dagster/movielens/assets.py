@@ -1,28 +1,63 @@
-"""MovieLens ETL: the archive, then one typed table per CSV."""
+"""MovieLens ETL: the archive, then its four typed tables in one step, each checked as it is made."""
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
-from pyspark.sql import DataFrame
+from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, MetadataValue, asset, multi_asset
+from pyspark.sql import DataFrame, SparkSession
 
 from movierec_dagster.metadata import ROW_COUNT, table_metadata
-from movierec_dagster.movielens import archive, transforms
-from movierec_dagster.resources import LocalLake, LocalSpark, MovieLensSource
+from movierec_dagster.movielens import archive, checks, transforms
+from movierec_dagster.resources import Lake, MovieLensSource, SparkResource
 from movierec_dagster.resources.lake import QUARANTINE, RAW
+from movierec_dagster.tables import join
 
 GROUP = "movielens"
-RAW_FOLDER = (RAW, "movielens")
+ARCHIVE_KEY = "movielens"  # the raw CSVs' folder: lake/raw/movielens/
 
 
-def raw_csv_uri(lake: LocalLake, file_name: str) -> str:
-    return lake.uri(*RAW_FOLDER, file_name)
+@dataclass(frozen=True)
+class SourceTable:
+    """A table made from one MovieLens CSV."""
+
+    file_name: str
+    columns: tuple[str, ...]
+    parse: Callable[[DataFrame], DataFrame]
+    keys: tuple[str, ...]
+    description: str
+    partition_by: tuple[str, ...] = ()
+
+
+SOURCE_TABLES = {
+    "movies": SourceTable(
+        "movies.csv", transforms.MOVIES_COLUMNS, transforms.parse_movies, ("movie_id",),
+        "One row per movie: movie_id, title, release year (parsed from the title), genres; from movies.csv.",
+    ),
+    "ratings": SourceTable(
+        "ratings.csv", transforms.RATINGS_COLUMNS, transforms.parse_ratings, ("user_id", "movie_id"),
+        "One row per historical rating: user_id, movie_id, rating, rated_at, year; from ratings.csv, stored by year.",
+        partition_by=("year",),
+    ),
+    "tags": SourceTable(
+        "tags.csv", transforms.TAGS_COLUMNS, transforms.parse_tags, ("user_id", "movie_id"),
+        "One row per tag a user put on a movie: user_id, movie_id, tag, tagged_at; from tags.csv.",
+    ),
+    "links": SourceTable(
+        "links.csv", transforms.LINKS_COLUMNS, transforms.parse_links, ("movie_id",),
+        "One row per movie's external ids: movie_id, imdb_id, tmdb_id; from links.csv.",
+    ),
+}
+
+
+def raw_csv_uri(lake: Lake, file_name: str) -> str:
+    return join(lake.current_location(ARCHIVE_KEY, RAW), file_name)
 
 
 @asset(group_name=GROUP, kinds={"python"})
-def movielens_archive(context: AssetExecutionContext, lake: LocalLake, movielens: MovieLensSource) -> MaterializeResult:
+def movielens_archive(context: AssetExecutionContext, lake: Lake, movielens: MovieLensSource) -> MaterializeResult:
     """The MovieLens CSVs, fetched from MOVIELENS_SOURCE and unpacked under lake/raw/movielens/."""
     context.log.info(f"Fetching MovieLens from {movielens.location}")
     with tempfile.TemporaryDirectory() as folder:
@@ -30,7 +65,7 @@ def movielens_archive(context: AssetExecutionContext, lake: LocalLake, movielens
             unpacked = archive.unpack(movielens.location, Path(folder))
         except archive.MovieLensSourceError as error:
             raise Failure(description=str(error)) from error
-        destination = lake.put_directory(unpacked.folder, *RAW_FOLDER)
+        destination = lake.put_directory(unpacked.folder, ARCHIVE_KEY, RAW)
     context.log.info(f"Unpacked {', '.join(unpacked.files)} into {destination}")
     return MaterializeResult(
         metadata={
@@ -45,28 +80,19 @@ def movielens_archive(context: AssetExecutionContext, lake: LocalLake, movielens
     )
 
 
-def load_table(
-    context: AssetExecutionContext,
-    spark: LocalSpark,
-    lake: LocalLake,
-    *,
-    file_name: str,
-    columns: tuple[str, ...],
-    parse: Callable[[DataFrame], DataFrame],
-    partition_by: tuple[str, ...] = (),
-) -> MaterializeResult:
-    """Parse one MovieLens CSV into the asset's table; malformed rows go to the quarantine."""
-    key = context.asset_key.to_user_string()
+def load_table(context: AssetExecutionContext, session: SparkSession, lake: Lake, key: str) -> MaterializeResult:
+    """Parse one MovieLens CSV into its table, malformed rows to the quarantine, and check the result."""
+    source = SOURCE_TABLES[key]
     started = time.perf_counter()
-    session = spark.session()
+    source_uri = raw_csv_uri(lake, source.file_name)
     try:
-        raw = transforms.read_csv(session, raw_csv_uri(lake, file_name), columns)
+        raw = transforms.read_csv(session, source_uri, source.columns)
     except transforms.MovieLensFormatError as error:
         raise Failure(description=str(error)) from error
-    parsed = parse(raw).cache()
+    parsed = source.parse(raw).cache()
     try:
         valid, rejected = transforms.split_valid(parsed)
-        lake.write_table(valid, key, partition_by=partition_by)
+        lake.write_table(valid, key, partition_by=source.partition_by)
         lake.write_table(rejected, key, area=QUARANTINE)
     finally:
         parsed.unpersist()
@@ -75,52 +101,38 @@ def load_table(
     rejected_count = quarantined.count()
     if rejected_count:
         reasons = {row[transforms.REASON]: row["count"] for row in quarantined.groupBy(transforms.REASON).count().collect()}
-        context.log.warning(f"{file_name}: {rejected_count} malformed rows quarantined: {reasons}")
+        context.log.warning(f"{source.file_name}: {rejected_count} malformed rows quarantined: {reasons}")
     metadata = table_metadata(
         table,
         rejected_rows=MetadataValue.int(rejected_count),
         rejected_location=MetadataValue.path(lake.table_uri(key, area=QUARANTINE)),
-        source_file=file_name,
+        source_file=source.file_name,
         location=MetadataValue.path(lake.table_uri(key)),
         seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
     )
     context.log.info(f"{key}: {metadata[ROW_COUNT].value:,} rows, {rejected_count} rejected")
-    return MaterializeResult(metadata=metadata)
-
-
-@asset(group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"})
-def movies(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
-    """One row per movie: movie_id, title, release year (parsed from the title), genres; from movies.csv."""
-    return load_table(
-        context, spark, lake, file_name="movies.csv", columns=transforms.MOVIES_COLUMNS, parse=transforms.parse_movies
-    )
-
-
-@asset(group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"})
-def ratings(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
-    """One row per historical rating: user_id, movie_id, rating, rated_at, year; from ratings.csv, stored by year."""
-    return load_table(
+    results = checks.table_checks(
         context,
-        spark,
-        lake,
-        file_name="ratings.csv",
-        columns=transforms.RATINGS_COLUMNS,
-        parse=transforms.parse_ratings,
-        partition_by=("year",),
+        key,
+        list(source.keys),
+        table,
+        source_rows=transforms.count_source_rows(session, source_uri),
+        table_rows=metadata[ROW_COUNT].value,
+        quarantined_rows=rejected_count,
+        movies=lake.read_table(session, "movies") if key == "ratings" else None,
     )
+    return MaterializeResult(asset_key=key, metadata=metadata, check_results=results)
 
 
-@asset(group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"})
-def tags(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
-    """One row per tag a user put on a movie: user_id, movie_id, tag, tagged_at; from tags.csv."""
-    return load_table(
-        context, spark, lake, file_name="tags.csv", columns=transforms.TAGS_COLUMNS, parse=transforms.parse_tags
-    )
-
-
-@asset(group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"})
-def links(context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake) -> MaterializeResult:
-    """One row per movie's external ids: movie_id, imdb_id, tmdb_id; from links.csv."""
-    return load_table(
-        context, spark, lake, file_name="links.csv", columns=transforms.LINKS_COLUMNS, parse=transforms.parse_links
-    )
+@multi_asset(
+    specs=[
+        AssetSpec(key, group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"}, description=table.description)
+        for key, table in SOURCE_TABLES.items()
+    ],
+    check_specs=checks.check_specs(SOURCE_TABLES),
+)
+def movielens_tables(context: AssetExecutionContext, spark: SparkResource, lake: Lake) -> Iterator[MaterializeResult]:
+    """The four MovieLens tables, one unit of work: movies first, so that ratings can be checked against it."""
+    session = spark.session()
+    for key in SOURCE_TABLES:
+        yield load_table(context, session, lake, key)

@@ -1,14 +1,13 @@
 """Everything the movielens domain adds to the code location."""
 
-from dagster import AssetSelection, Definitions, define_asset_job, load_assets_from_modules
+from dagster import AssetSelection, Definitions, define_asset_job
 
-from movierec_dagster.movielens import assets
-from movierec_dagster.movielens.checks import movielens_checks
+from movierec_dagster.movielens.assets import GROUP, movielens_archive, movielens_tables
 
 movielens_etl = define_asset_job(
     "movielens_etl",
-    selection=AssetSelection.groups(assets.GROUP),
+    selection=AssetSelection.groups(GROUP),
     description="Fetch MovieLens and load its tables.",
 )
 
-defs = Definitions(assets=load_assets_from_modules([assets]), asset_checks=movielens_checks, jobs=[movielens_etl])
+defs = Definitions(assets=[movielens_archive, movielens_tables], jobs=[movielens_etl])

@@ -9,15 +9,14 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from movierec_dagster.validation import RAW, REASON, first_failure, rating_value_failure
+
 MOVIES_COLUMNS = ("movieId", "title", "genres")
 RATINGS_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 TAGS_COLUMNS = ("userId", "movieId", "tag", "timestamp")
 LINKS_COLUMNS = ("movieId", "imdbId", "tmdbId")
 
 NO_GENRES = "(no genres listed)"
-MIN_RATING, MAX_RATING, RATING_STEP = 0.5, 5.0, 0.5
-REASON = "reject_reason"
-RAW = "raw"
 MALFORMED = "malformed_line"
 # "Toy Story (1995)", "Fawlty Towers (1975-1979)" with an en dash, trailing blanks allowed.
 _TITLE_WITH_YEAR = r"^(.*?)\s*\((\d{4})(?:\s*[-\u2013]\s*\d{4})?\)\s*$"
@@ -59,14 +58,6 @@ def read_csv(spark: SparkSession, path: str, columns: tuple[str, ...]) -> DataFr
 def count_source_rows(spark: SparkSession, path: str) -> int:
     """Data rows in a CSV file, malformed ones included."""
     return spark.read.option("header", True).csv(path).count()
-
-
-def first_failure(checks: list[tuple[Column, str]]) -> Column:
-    """The reason of the first failing (condition, reason) pair, else null."""
-    reason = F.lit(None).cast("string")
-    for failed, message in reversed(checks):
-        reason = F.when(failed, F.lit(message)).otherwise(reason)
-    return reason
 
 
 def _positive_int(column: str) -> Column:
@@ -112,17 +103,6 @@ def parse_movies(raw: DataFrame) -> DataFrame:
         .alias("genres"),
         reason.alias(REASON),
         _raw_line(MOVIES_COLUMNS),
-    )
-
-
-def rating_value_failure(rating: Column) -> Column:
-    """Why a rating value is invalid (range 0.5-5.0 in steps of 0.5), or null when it is valid."""
-    return first_failure(
-        [
-            (rating.isNull() | F.isnan(rating), "rating is not a number"),
-            ((rating < MIN_RATING) | (rating > MAX_RATING), "rating is outside 0.5-5.0"),
-            ((rating / RATING_STEP) != F.floor(rating / RATING_STEP), "rating is not a multiple of 0.5"),
-        ]
     )
 
 
@@ -206,18 +186,6 @@ def split_valid(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
     valid = parsed.where(F.col(REASON).isNull()).drop(REASON, RAW)
     rejected = parsed.where(F.col(REASON).isNotNull()).select(RAW, REASON)
     return valid, rejected
-
-
-def invalid_rating_count(ratings: DataFrame) -> int:
-    """Ratings outside 0.5-5.0 or off the 0.5 step."""
-    return ratings.where(rating_value_failure(F.col("rating")).isNotNull()).count()
-
-
-def null_key_count(df: DataFrame, keys: list[str]) -> int:
-    condition = F.lit(False)
-    for key in keys:
-        condition = condition | F.col(key).isNull()
-    return df.where(condition).count()
 
 
 def orphan_movie_ids(df: DataFrame, movies: DataFrame) -> DataFrame:

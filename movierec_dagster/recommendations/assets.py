@@ -13,16 +13,16 @@ from dagster import (
     asset,
 )
 from pydantic import Field
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import ROW_COUNT, table_metadata
 from movierec_dagster.model import registry
 from movierec_dagster.model.assets import TRAINING_RATINGS, merged_event_rows
 from movierec_dagster.model.training import merge_ratings
-from movierec_dagster.recommendations.build import POPULARITY, build_recommendations
+from movierec_dagster.recommendations.scoring import POPULARITY, build_recommendations
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
-from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources import Lake, SparkResource
 from movierec_dagster.stream.ingest import EVENTS_TABLE
 
 GROUP = "recommendations"
@@ -39,20 +39,20 @@ def partition_subpath(partition_key: str) -> str:
     return f"date={partition_key}"
 
 
-def _events_since_training(context: AssetExecutionContext, events: DataFrame | None) -> DataFrame | None:
-    """`events` (rating_events), or None when training_ratings was built from all of them.
+def _events_since_training(context: AssetExecutionContext, lake: Lake, spark: SparkSession) -> DataFrame | None:
+    """rating_events, or None when training_ratings was built from all of them.
 
-    rating_events only grows (a replayed batch rewrites the same rows), so the same
-    row count as training_ratings merged means the same rows: no merge needed.
+    rating_events only grows (a replayed batch rewrites the same rows), so as many rows
+    as training_ratings merged means the same rows: no merge needed.
     """
+    events = lake.table_version(EVENTS_TABLE)
     if events is None:
         return None
-    rows = events.count()
-    if merged_event_rows(context.instance) == rows:
-        context.log.info(f"{TRAINING_RATINGS} holds all {rows:,} rating events")
+    if merged_event_rows(lake) == events.rows:
+        context.log.info(f"{TRAINING_RATINGS} holds all {events.rows:,} rating events")
         return None
-    context.log.info(f"Counting {rows:,} rating events as seen, some of them newer than {TRAINING_RATINGS}")
-    return events
+    context.log.info(f"Counting the rating events as seen, some of them newer than {TRAINING_RATINGS}")
+    return lake.read_table(spark, EVENTS_TABLE, version=events)
 
 
 class RecommendationConfig(Config):
@@ -73,7 +73,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         check_specs=[recommendation_sanity_spec],
     )
     def user_recommendations(
-        context: AssetExecutionContext, config: RecommendationConfig, spark: LocalSpark, lake: LocalLake
+        context: AssetExecutionContext, config: RecommendationConfig, spark: SparkResource, lake: Lake
     ) -> MaterializeResult:
         """One row per (user, rank 1-10) for the day: an unseen movie, its predicted stars, the model version, the source.
 
@@ -89,7 +89,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
         bundle = registry.load_bundle(lake, session, version)
         ratings = lake.read_table(session, TRAINING_RATINGS)
-        streamed = _events_since_training(context, lake.read_table_if_exists(session, EVENTS_TABLE))
+        streamed = _events_since_training(context, lake, session)
         if streamed is not None:
             ratings = merge_ratings(ratings, streamed)
         ratings = ratings.select("user_id", "movie_id", "rating").cache()

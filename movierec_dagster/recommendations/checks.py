@@ -4,7 +4,7 @@ from dagster import AssetCheckResult, AssetCheckSpec
 from pyspark.sql import DataFrame
 
 from movierec_dagster.model.training import TOP_K
-from movierec_dagster.recommendations.build import sanity_counts
+from movierec_dagster.recommendations.scoring import sanity_counts
 
 RECOMMENDATION_SANITY = "recommendation_sanity"
 

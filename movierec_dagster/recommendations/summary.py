@@ -6,11 +6,10 @@ from pyspark.sql import functions as F
 from movierec_dagster.model import registry
 from movierec_dagster.model.comparison import comparison_lines
 from movierec_dagster.recommendations.assets import TABLE
-from movierec_dagster.resources import LocalLake
-from movierec_dagster.resources.lake import TABLES
+from movierec_dagster.resources import Lake
 
 
-def print_summary(lake: LocalLake, spark: SparkSession, user_id: int | None = None, date: str | None = None) -> None:
+def print_summary(lake: Lake, spark: SparkSession, user_id: int | None = None, date: str | None = None) -> None:
     """Print the champion's metrics and `user_id`'s recommendations of `date` (defaults: lowest user id, latest day)."""
     champion = registry.read_champion(lake)
     if champion is None:
@@ -21,9 +20,9 @@ def print_summary(lake: LocalLake, spark: SparkSession, user_id: int | None = No
     if not lake.table_exists(TABLE):
         print("No recommendations yet: run the job score_recommendations.")
         return
-    recommendations = spark.read.parquet(lake.table_uri(TABLE))
+    recommendations = lake.read_table(spark, TABLE)
     date = date or recommendations.agg(F.max("date")).first()[0].strftime("%Y-%m-%d")
-    day = spark.read.parquet(lake.uri(TABLES, TABLE, f"date={date}"))
+    day = recommendations.where(F.col("date") == F.lit(date).cast("date"))
     user_id = user_id if user_id is not None else day.agg(F.min("user_id")).first()[0]
     rows = (
         day.where(F.col("user_id") == user_id)

@@ -1,55 +1,63 @@
 """Where rating events come from: a landing folder locally, Azure Event Hubs on Azure.
 
 Both sources give the ingest the same stream of raw lines (`value`: the event's
-text, `source`: where it came from, `landed_at`: when it arrived), and give the
-sensor the same question: are there events past this cursor?
+text, `source`: where it came from, `landed_at`: when it arrived), and answer the
+sensor the same question: what do you hold that the ingest's checkpoint has not taken in?
 """
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+import fsspec
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from movierec_dagster.stream.checkpoint import StreamCheckpoint
+
 EVENTHUB_KAFKA_PORT = 9093
 EVENTHUB_SUFFIX = "servicebus.windows.net"
 
 
 @dataclass(frozen=True)
-class NewEvents:
-    """The answer to "anything new past `cursor`?": how much, a description, the cursor after it."""
+class PendingEvents:
+    """What the source holds that the ingest's checkpoint has not taken in: how much, and a description."""
 
     count: int
     description: str
-    cursor: str | None
-
-    @property
-    def run_key(self) -> str:
-        """The same new events always give the same key, so Dagster never runs them twice for the sensor."""
-        return "events-" + hashlib.sha256((self.cursor or "").encode()).hexdigest()[:20]
 
 
 class EventSource(ConfigurableResource):
-    """A source of rating events: a stream for Spark and a cheap "anything new?" for the sensor."""
+    """A source of rating events: a stream for Spark, and for the sensor "what have you that the checkpoint lacks?"."""
 
     def read_stream(self, spark: SparkSession) -> DataFrame:
         raise NotImplementedError
 
-    def new_events(self, cursor: str | None) -> NewEvents:
+    def checkpoint_name(self) -> str:
+        """The name of this source's ingest checkpoint: each source (and each landing folder) has its own."""
+        raise NotImplementedError
+
+    def pending_events(self, checkpoint: StreamCheckpoint) -> PendingEvents:
         raise NotImplementedError
 
     def describe(self) -> str:
         raise NotImplementedError
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class LandingFolderSource(EventSource):
-    """JSON-lines files dropped into a folder (`lake/landing/rating_events/`); hidden files (`.x`, `_x`) are ignored."""
+    """JSON-lines files dropped into a folder (`lake/landing/rating_events/`); hidden files (`.x`, `_x`) are ignored.
+
+    `folder` and `archive_folder` are URIs (or paths) of this machine's filesystem.
+    """
 
     folder: str
     max_files_per_batch: int = 1000
@@ -61,8 +69,17 @@ class LandingFolderSource(EventSource):
     def describe(self) -> str:
         return f"landing folder {self.folder}"
 
+    def checkpoint_name(self) -> str:
+        # Spark's file-source checkpoint holds the files' absolute paths: a folder that moved (a copied lake)
+        # gets a checkpoint of its own instead of failing with "Wrong basePath".
+        return f"landing-{_short_hash(self.folder.rstrip('/'))}"
+
+    def _filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        return fsspec.core.url_to_fs(self.folder)
+
     def read_stream(self, spark: SparkSession) -> DataFrame:
-        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        fs, path = self._filesystem()
+        fs.makedirs(path, exist_ok=True)
         reader = (
             spark.readStream.format("text")
             .option("maxFilesPerTrigger", self.max_files_per_batch)
@@ -85,43 +102,24 @@ class LandingFolderSource(EventSource):
             )
         )
 
-    def new_events(self, cursor: str | None) -> NewEvents:
-        """Files that appeared after the cursor: by change time (a rename sets it) and name.
+    def landed_files(self) -> list[str]:
+        """Names of the files in the folder now, hidden ones left out."""
+        fs, path = self._filesystem()
+        try:
+            entries = fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        names = (os.path.basename(entry["name"].rstrip("/")) for entry in entries if entry["type"] == "file")
+        return sorted(name for name in names if not name.startswith((".", "_")))
 
-        The cursor is the newest change time seen and the names that have it, so a
-        file landing in the same clock tick as the last one is still new.
-        """
-        seen = json.loads(cursor) if cursor else {"ctime_ns": 0, "names": []}
-        files = _landed_files(Path(self.folder))
-        new = [
-            (ctime, name)
-            for name, ctime in files.items()
-            if ctime > seen["ctime_ns"] or (ctime == seen["ctime_ns"] and name not in seen["names"])
-        ]
-        if not new:
-            return NewEvents(0, f"no new files in {self.folder}", cursor)
-        newest = max(ctime for ctime, _ in new)
-        names = sorted(name for name, ctime in files.items() if ctime == newest)
-        return NewEvents(
-            len(new),
-            f"{len(new)} new file(s) in {self.folder}",
-            json.dumps({"ctime_ns": newest, "names": names}),
-        )
-
-
-def _landed_files(folder: Path) -> dict[str, int]:
-    if not folder.is_dir():
-        return {}
-    files = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith((".", "_")) or not entry.is_file():
-                continue
-            try:
-                files[entry.name] = entry.stat().st_ctime_ns
-            except FileNotFoundError:  # moved to the archive since the listing
-                continue
-    return files
+    def pending_events(self, checkpoint: StreamCheckpoint) -> PendingEvents:
+        """Files in the folder that no committed batch of the checkpoint read (compared by name: the folder is flat)."""
+        # Spark records each file as a URI, so a name with a space or a % in it is escaped there.
+        taken_in = {unquote(os.path.basename(path)) for path in checkpoint.committed_files()}
+        pending = [name for name in self.landed_files() if name not in taken_in]
+        if not pending:
+            return PendingEvents(0, f"no file in {self.folder} waits for an ingest")
+        return PendingEvents(len(pending), f"{len(pending)} file(s) in {self.folder} wait for an ingest")
 
 
 def parse_connection_string(connection_string: str) -> dict[str, str]:
@@ -263,16 +261,21 @@ class EventHubsSource(EventSource):
             for pid in client.get_partition_ids()
         }
 
-    def new_events(self, cursor: str | None) -> NewEvents:
-        return new_events_past(json.loads(cursor) if cursor else {}, self.partition_positions())
+    def checkpoint_name(self) -> str:
+        return f"eventhub-{_short_hash(self.host() + '/' + self.eventhub_name())}"
+
+    def pending_events(self, checkpoint: StreamCheckpoint) -> PendingEvents:
+        offsets = checkpoint.committed_offsets() or {}
+        return events_past_offsets(offsets.get(self.eventhub_name(), {}), self.partition_positions())
 
 
-def new_events_past(seen: dict[str, int], positions: dict[str, int]) -> NewEvents:
-    """Compare partition sequence numbers with those seen; a new partition counts from its start."""
-    new = {pid: position - seen.get(pid, -1) for pid, position in positions.items() if position > seen.get(pid, -1)}
-    if not new:
-        return NewEvents(0, "no new events on any partition", json.dumps(seen, sort_keys=True) if seen else None)
-    merged = {**seen, **positions}
-    count = sum(new.values())
-    described = ", ".join(f"partition {pid}: +{n}" for pid, n in sorted(new.items()))
-    return NewEvents(count, f"{count} new event(s) ({described})", json.dumps(merged, sort_keys=True))
+def events_past_offsets(offsets: dict[str, int], positions: dict[str, int]) -> PendingEvents:
+    """Events on each partition past the next offset the checkpoint would read (Kafka offsets of an
+    Event Hub are its sequence numbers); a partition the checkpoint has not seen counts from its start."""
+    pending = {pid: position + 1 - int(offsets.get(pid, 0)) for pid, position in positions.items()}
+    pending = {pid: n for pid, n in pending.items() if n > 0}
+    if not pending:
+        return PendingEvents(0, "the checkpoint has taken in every event on every partition")
+    count = sum(pending.values())
+    described = ", ".join(f"partition {pid}: {n}" for pid, n in sorted(pending.items()))
+    return PendingEvents(count, f"{count} event(s) wait for an ingest ({described})")

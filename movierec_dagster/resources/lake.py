@@ -1,20 +1,25 @@
-"""The lake: where tables, models, raw downloads and stream state live.
+"""The lake: where tables, models, raw downloads and stream state live, named by URI strings.
 
-Every write goes to a staging folder first and is then swapped into place, so a
-reader (or a run that is killed half-way) sees the old version or the new one,
-never a half-written one.
+`Lake` is the contract that assets, checks, sensors and the registry ask for. Every
+location is a URI string joined as a string (`file:///...` locally, `abfss://...` on
+ADLS), and all file work goes through fsspec, the same way in a Spark step, a sensor
+and the dashboard: fsspec speaks both schemes in plain Python (adlfs for `abfss://`),
+with no JVM, which the orchestrator and the dashboard do not have. Tables are
+committed through `movierec_dagster.tables` (snapshots and a commit log).
 """
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import fsspec
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
+
+from movierec_dagster.tables import SNAPSHOT, WHOLE, Part, Table, TableVersion, join, new_snapshot_id, put_atomic
 
 TABLES = "tables"
 QUARANTINE = "quarantine"
@@ -23,38 +28,68 @@ MODELS = "models"
 CHECKPOINTS = "checkpoints"
 LANDING = "landing"
 LANDING_ARCHIVE = "landing_archive"
-STAGING = "_staging"
 
 
-class LocalLake(ConfigurableResource):
-    """A folder on this machine laid out as the lake (`$MOVIEREC_HOME/lake`)."""
+class TableNotFoundError(FileNotFoundError):
+    """A table nothing has committed yet; the message names the asset to materialize."""
+
+
+class Lake(ConfigurableResource):
+    """The lake under `root`, a URI (or, for a lake on this machine, a folder)."""
 
     root: str
 
-    def path(self, *parts: str) -> Path:
-        return Path(self.root).joinpath(*parts)
+    _filesystem: Any = PrivateAttr(default=None)
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for `root`'s scheme (credentials, account): none for a local or in-memory lake."""
+        return {}
+
+    def root_uri(self) -> str:
+        return self.root.rstrip("/")
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        if self._filesystem is None:
+            self._filesystem, _ = fsspec.core.url_to_fs(self.root_uri(), **self.storage_options())
+        return self._filesystem
 
     def uri(self, *parts: str) -> str:
-        """The location Spark reads and writes for `parts`."""
-        return str(self.path(*parts))
+        """The location Spark (and DuckDB) read and write for `parts`."""
+        return join(self.root_uri(), *parts)
+
+    def fs_path(self, *parts: str) -> str:
+        """`parts` in the filesystem's own path form (no scheme)."""
+        return self.filesystem()._strip_protocol(self.uri(*parts))
+
+    # Tables
+
+    def table(self, key: str, area: str = TABLES) -> Table:
+        return Table(self.filesystem(), self.fs_path(area, key), self.uri(area, key))
 
     def table_uri(self, key: str, area: str = TABLES) -> str:
         return self.uri(area, key)
 
-    def table_exists(self, key: str, area: str = TABLES) -> bool:
-        self._restore_interrupted_swap(self.path(area, key))
-        return self.path(area, key).is_dir()
+    def table_version(self, key: str, area: str = TABLES) -> TableVersion | None:
+        """The committed version of a table (its parts, row counts and properties), or None before the first commit."""
+        return self.table(key, area).current()
 
-    def read_table(self, spark: SparkSession, key: str, area: str = TABLES) -> DataFrame:
-        if not self.table_exists(key, area):
-            raise FileNotFoundError(
-                f"Table '{key}' does not exist yet at {self.table_uri(key, area)}: "
-                f"materialize the asset '{key}' first."
+    def table_exists(self, key: str, area: str = TABLES) -> bool:
+        return self.table_version(key, area) is not None
+
+    def read_table(
+        self, spark: SparkSession, key: str, area: str = TABLES, version: TableVersion | None = None
+    ) -> DataFrame:
+        """The committed table (or its `version`, as `table_version` returned it)."""
+        table = self.table(key, area)
+        version = version or table.current()
+        if version is None:
+            raise TableNotFoundError(
+                f"Table '{key}' does not exist yet at {table.uri}: materialize the asset '{key}' first."
             )
-        return spark.read.parquet(self.table_uri(key, area))
+        return spark.read.option("basePath", table.uri).parquet(*table.data_uris(version)).drop(SNAPSHOT)
 
     def read_table_if_exists(self, spark: SparkSession, key: str, area: str = TABLES) -> DataFrame | None:
-        """The table, or None while nothing has written it."""
+        """The table, or None while nothing has committed it."""
         return self.read_table(spark, key, area) if self.table_exists(key, area) else None
 
     def write_table(
@@ -65,72 +100,86 @@ class LocalLake(ConfigurableResource):
         area: str = TABLES,
         partition_by: Sequence[str] = (),
         subpath: str | None = None,
+        rows: int | None = None,
+        properties: dict[str, Any] | None = None,
     ) -> str:
-        """Write `df` as Parquet at `area/key[/subpath]`, replacing what was there atomically."""
-        final = self.path(area, key, subpath) if subpath else self.path(area, key)
-        staging = self._new_staging(final)
+        """Write `df` as Parquet into a new snapshot and commit it: as the whole table, or as the part `subpath`.
+
+        A part (e.g. `date=2026-12-01`) replaces only itself. `rows`, when the caller knows it,
+        is recorded with the part; `properties` are merged into the table's. Returns the
+        snapshot's location.
+        """
+        table = self.table(key, area)
+        snapshot, part = new_snapshot_id(), subpath or WHOLE
+        location = table.snapshot_uri(snapshot, part)
         writer = df.write.mode("errorifexists")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        writer.parquet(str(staging))
-        self._swap(staging, final)
-        return str(final)
+        writer.parquet(location)
+        table.commit({part: Part(snapshot, rows)}, replace_all=subpath is None, properties=properties)
+        return location
 
-    def put_directory(self, local_dir: Path, *parts: str) -> str:
-        """Copy a local folder into the lake at `parts`, replacing what was there atomically."""
-        final = self.path(*parts)
-        staging = self._new_staging(final)
-        shutil.copytree(local_dir, staging)
-        self._swap(staging, final)
-        return str(final)
+    def put_directory(self, local_dir: Path, key: str, area: str = RAW) -> str:
+        """Upload a local folder as the new snapshot of `area/key`; returns the snapshot's location."""
+        table = self.table(key, area)
+        snapshot = new_snapshot_id()
+        target = table.snapshot_path(snapshot)
+        fs = self.filesystem()
+        for folder, _, files in os.walk(local_dir):
+            relative = os.path.relpath(folder, local_dir)
+            destination = join(target, "" if relative == "." else relative)
+            fs.makedirs(destination, exist_ok=True)
+            for name in files:
+                fs.put_file(os.path.join(folder, name), join(destination, name))
+        table.commit({WHOLE: Part(snapshot)}, replace_all=True)
+        return table.snapshot_uri(snapshot)
+
+    def current_location(self, key: str, area: str) -> str:
+        """Where the committed snapshot of a whole table (e.g. the raw CSVs) is."""
+        table = self.table(key, area)
+        version = table.current()
+        if version is None or WHOLE not in version.parts:
+            raise TableNotFoundError(f"Nothing is committed at {table.uri} yet: materialize the asset that writes it.")
+        return table.snapshot_uri(version.parts[WHOLE].snapshot)
+
+    # Files
+
+    def write_json(self, value: Any, *parts: str) -> None:
+        put_atomic(self.filesystem(), self.fs_path(*parts), json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def read_json(self, *parts: str) -> Any | None:
+        try:
+            return json.loads(self.filesystem().cat_file(self.fs_path(*parts)))
+        except FileNotFoundError:
+            return None
+
+    def exists(self, *parts: str) -> bool:
+        return self.filesystem().exists(self.fs_path(*parts))
+
+    def list_names(self, *parts: str) -> list[str]:
+        """The names of what is directly inside the folder `parts` (empty when it does not exist)."""
+        try:
+            entries = self.filesystem().ls(self.fs_path(*parts), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(os.path.basename(entry.rstrip("/")) for entry in entries)
+
+    def glob(self, *parts: str) -> list[str]:
+        """Paths (relative to the root, `/`-separated) matching the pattern `parts` (fsspec's glob: `*`, `**`)."""
+        root = self.fs_path().rstrip("/") + "/"
+        return sorted(path.removeprefix(root) for path in self.filesystem().glob(self.fs_path(*parts)))
 
     def delete(self, *parts: str) -> None:
         """Remove a file or folder from the lake; nothing happens when it is not there."""
-        target = self.path(*parts)
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+        path = self.fs_path(*parts)
+        if self.filesystem().exists(path):
+            self.filesystem().rm(path, recursive=True)
 
-    def write_json(self, value: Any, *parts: str) -> None:
-        target = self.path(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        temporary.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
-        os.replace(temporary, target)
 
-    def read_json(self, *parts: str) -> Any | None:
-        target = self.path(*parts)
-        if not target.exists():
-            return None
-        return json.loads(target.read_text())
+class LocalLake(Lake):
+    """A folder on this machine laid out as the lake (`$MOVIEREC_HOME/lake`); `root` is a path or a `file://` URI."""
 
-    def _staging_name(self, final: Path) -> str:
-        relative = final.relative_to(self.root)
-        return "__".join(relative.parts)
-
-    def _new_staging(self, final: Path) -> Path:
-        staging_dir = self.path(STAGING)
-        staging_dir.mkdir(parents=True, exist_ok=True)
-        self._restore_interrupted_swap(final)
-        return staging_dir / f"{self._staging_name(final)}-{uuid.uuid4().hex}"
-
-    def _swap(self, staging: Path, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        retired = staging.with_name(staging.name + ".retired")
-        if final.exists():
-            os.rename(final, retired)
-        os.rename(staging, final)
-        shutil.rmtree(retired, ignore_errors=True)
-
-    def _restore_interrupted_swap(self, final: Path) -> None:
-        """Put back the previous version if a run died between the two renames of a swap."""
-        if final.exists():
-            return
-        staging_dir = self.path(STAGING)
-        if not staging_dir.is_dir():
-            return
-        for retired in staging_dir.glob(f"{self._staging_name(final)}-*.retired"):
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(retired, final)
-            return
+    def root_uri(self) -> str:
+        if "://" in self.root:
+            return self.root.rstrip("/")
+        return Path(self.root).expanduser().resolve().as_uri()

@@ -1,4 +1,4 @@
-"""The Spark session resource for the local deployment."""
+"""The Spark session resources: the contract assets ask for, and the local implementation behind it."""
 
 import os
 import sys
@@ -9,8 +9,26 @@ from pyspark.sql import SparkSession
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
+# Settings that change what the pipeline computes, given to every session wherever it runs. The time
+# zone decides how offset-less ISO timestamps are read and which year a rating falls in.
+RESULT_SETTINGS = {"spark.sql.session.timeZone": "UTC"}
 
-class LocalSpark(ConfigurableResource):
+
+class SparkResource(ConfigurableResource):
+    """A Spark session for a step: `session()` returns it with the settings that decide results applied."""
+
+    def session(self) -> SparkSession:
+        spark = self.get_or_start()
+        for key, value in RESULT_SETTINGS.items():
+            spark.conf.set(key, value)
+        return spark
+
+    def get_or_start(self) -> SparkSession:
+        """The session this implementation provides (a cluster's own, or one it starts)."""
+        raise NotImplementedError
+
+
+class LocalSpark(SparkResource):
     """A local PySpark session, shared by every step of a run.
 
     `session()` returns the process's active session when there is one, so with
@@ -23,7 +41,7 @@ class LocalSpark(ConfigurableResource):
     ui_enabled: bool = False
     app_name: str = "movierec"
 
-    def session(self) -> SparkSession:
+    def get_or_start(self) -> SparkSession:
         # Local Spark binds to loopback; without this it warns about the host name on every start.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         # Python workers (mapInArrow in the scorer) need this interpreter's numpy and pyarrow;
@@ -31,7 +49,7 @@ class LocalSpark(ConfigurableResource):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # The parallel collector: about 10% less CPU than the default G1 for these batch jobs (docs/benchmarks.md).
         java_options = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC"
-        spark = (
+        builder = (
             SparkSession.builder.master(self.master)
             .appName(self.app_name)
             .config("spark.driver.memory", self.driver_memory)
@@ -42,9 +60,9 @@ class LocalSpark(ConfigurableResource):
             .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
             .config("spark.ui.enabled", str(self.ui_enabled).lower())
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-            .getOrCreate()
         )
+        for key, value in RESULT_SETTINGS.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         return spark

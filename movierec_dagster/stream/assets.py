@@ -1,13 +1,14 @@
 """Rating events: the streamed ratings, ingested exactly once, and the quarantine of the bad ones."""
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, RetryPolicy, multi_asset
 
 from movierec_dagster.metadata import table_metadata
-from movierec_dagster.resources import LocalLake, LocalSpark
-from movierec_dagster.resources.event_source import EventSource
+from movierec_dagster.resources import EventSource, Lake, SparkResource
+from movierec_dagster.stream.checks import events_checks, rejected_checks, stream_check_specs
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE, IngestResult, ingest_rating_events
 
 GROUP = "stream"
@@ -57,13 +58,17 @@ def _ingest_metadata(result: IngestResult, seconds: float) -> dict[str, Any]:
             description="One row per rejected rating event: its raw text, the reason, where and when it landed.",
         ),
     ],
+    check_specs=stream_check_specs,
     pool=INGEST_POOL,
     retry_policy=INGEST_RETRY,
 )
 def rating_events(
-    context: AssetExecutionContext, spark: LocalSpark, lake: LocalLake, event_source: EventSource
-) -> Any:
-    """Ingest the rating events that arrived since the last run: valid ones to rating_events, the rest quarantined."""
+    context: AssetExecutionContext, spark: SparkResource, lake: Lake, event_source: EventSource
+) -> Iterator[MaterializeResult]:
+    """Ingest the rating events that arrived since the last run: valid ones to rating_events, the rest quarantined.
+
+    The checks run on the whole tables, in this step: a bad row keeps failing them until it is dealt with.
+    """
     started = time.perf_counter()
     session = spark.session()
     context.log.info(f"Ingesting rating events from {event_source.describe()}")
@@ -91,5 +96,5 @@ def rating_events(
             location=MetadataValue.path(lake.table_uri(REJECTED_TABLE)),
             **rejected_metadata,
         )
-    yield MaterializeResult(asset_key=EVENTS_TABLE, metadata=events_metadata)
-    yield MaterializeResult(asset_key=REJECTED_TABLE, metadata=rejected_metadata)
+    yield MaterializeResult(asset_key=EVENTS_TABLE, metadata=events_metadata, check_results=events_checks(context, events))
+    yield MaterializeResult(asset_key=REJECTED_TABLE, metadata=rejected_metadata, check_results=rejected_checks(rejected))

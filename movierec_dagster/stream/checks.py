@@ -1,76 +1,63 @@
-"""Checks on the stream tables: each event once, ratings on the scale, no null fields, every rejection explained."""
+"""Checks on the stream tables, evaluated in the ingest's step: each event once, ratings on the scale,
+no null fields, every rejection explained. A table nothing was ingested into yet passes."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext
+from pyspark.sql import DataFrame
 
-from movierec_dagster.movielens.transforms import invalid_rating_count, null_key_count
-from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.checks import not_null, not_null_spec, rating_on_scale, rating_on_scale_spec
 from movierec_dagster.stream import transforms
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
 
+EVENT_IDS_UNIQUE = "event_ids_unique"
+FIELDS_NOT_NULL = "fields_not_null"
+EVERY_REJECTION_HAS_A_REASON = "every_rejection_has_a_reason"
 DUPLICATE_SAMPLE = 10
-NOTHING_YET = "no events ingested yet"
+REJECTION_FIELDS = [transforms.REASON, transforms.RAW]
+
+stream_check_specs = [
+    AssetCheckSpec(
+        EVENT_IDS_UNIQUE,
+        asset=EVENTS_TABLE,
+        blocking=True,
+        description="Every event_id occurs once in rating_events: nothing was ingested twice.",
+    ),
+    rating_on_scale_spec(EVENTS_TABLE),
+    not_null_spec(EVENTS_TABLE, FIELDS_NOT_NULL, list(transforms.EVENT_COLUMNS)),
+    AssetCheckSpec(
+        EVERY_REJECTION_HAS_A_REASON,
+        asset=REJECTED_TABLE,
+        blocking=True,
+        description="Every rejected event keeps a reason and its raw text.",
+    ),
+]
 
 
-@asset_check(
-    asset=EVENTS_TABLE,
-    name="event_ids_unique",
-    blocking=True,
-    description="Every event_id occurs once in rating_events: nothing was ingested twice.",
-)
-def event_ids_unique(context: AssetCheckExecutionContext, spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
-    if events is None:
-        return AssetCheckResult(passed=True, description=NOTHING_YET, metadata={"duplicated_event_ids": 0})
-    duplicated = transforms.duplicate_event_ids(events).cache()
-    try:
-        count = duplicated.count()
-        sample = [row.event_id for row in duplicated.limit(DUPLICATE_SAMPLE).collect()]
-    finally:
-        duplicated.unpersist()
+def event_ids_unique(context: AssetExecutionContext, events: DataFrame | None) -> AssetCheckResult:
+    count, sample = 0, []
+    if events is not None:
+        duplicated = transforms.duplicate_event_ids(events).cache()
+        try:
+            count = duplicated.count()
+            sample = [row.event_id for row in duplicated.limit(DUPLICATE_SAMPLE).collect()]
+        finally:
+            duplicated.unpersist()
     if count:
         context.log.warning(f"{count:,} event ids occur more than once in {EVENTS_TABLE}, e.g. {sample}")
-    return AssetCheckResult(passed=count == 0, metadata={"duplicated_event_ids": count, "sample": str(sample)})
+    return AssetCheckResult(
+        asset_key=EVENTS_TABLE,
+        check_name=EVENT_IDS_UNIQUE,
+        passed=count == 0,
+        metadata={"duplicated_event_ids": count, "sample": str(sample)},
+    )
 
 
-@asset_check(
-    asset=EVENTS_TABLE,
-    name="rating_on_scale",
-    blocking=True,
-    description="Every rating in rating_events is 0.5 to 5.0 in steps of 0.5.",
-)
-def event_rating_on_scale(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
-    invalid = 0 if events is None else invalid_rating_count(events)
-    return AssetCheckResult(passed=invalid == 0, metadata={"ratings_off_scale": invalid})
+def events_checks(context: AssetExecutionContext, events: DataFrame | None) -> list[AssetCheckResult]:
+    return [
+        event_ids_unique(context, events),
+        rating_on_scale(EVENTS_TABLE, events),
+        not_null(EVENTS_TABLE, FIELDS_NOT_NULL, events, list(transforms.EVENT_COLUMNS)),
+    ]
 
 
-@asset_check(
-    asset=EVENTS_TABLE,
-    name="fields_not_null",
-    blocking=True,
-    description=f"No row of rating_events has a null {', '.join(transforms.EVENT_COLUMNS)}.",
-)
-def event_fields_not_null(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    events = lake.read_table_if_exists(spark.session(), EVENTS_TABLE)
-    nulls = 0 if events is None else null_key_count(events, list(transforms.EVENT_COLUMNS))
-    return AssetCheckResult(passed=nulls == 0, metadata={"rows_with_null_field": nulls})
-
-
-@asset_check(
-    asset=REJECTED_TABLE,
-    name="every_rejection_has_a_reason",
-    blocking=True,
-    description="Every rejected event keeps a reason and its raw text.",
-)
-def every_rejection_has_a_reason(spark: LocalSpark, lake: LocalLake) -> AssetCheckResult:
-    rejected = lake.read_table_if_exists(spark.session(), REJECTED_TABLE)
-    unexplained = 0 if rejected is None else null_key_count(rejected, [transforms.REASON, transforms.RAW])
-    return AssetCheckResult(passed=unexplained == 0, metadata={"rows_without_reason_or_raw": unexplained})
-
-
-stream_checks: list[AssetChecksDefinition] = [
-    event_ids_unique,
-    event_rating_on_scale,
-    event_fields_not_null,
-    every_rejection_has_a_reason,
-]
+def rejected_checks(rejected: DataFrame | None) -> list[AssetCheckResult]:
+    return [not_null(REJECTED_TABLE, EVERY_REJECTION_HAS_A_REASON, rejected, REJECTION_FIELDS)]

@@ -4,47 +4,40 @@ Plain PySpark and Python, no Dagster: the asset, the crash test and the
 benchmark all call `ingest_rating_events`. Exactly once comes from three
 things together:
 
-- the query's checkpoint (`lake/checkpoints/rating_events/`) records which
+- the query's checkpoint (`lake/checkpoints/rating_events/<source>/`) records which
   input each micro-batch holds before the batch runs, and a batch is marked
-  done only after its output is written, so a killed run replays the same
-  input as the same batch id;
-- each batch writes its valid and rejected rows to its own folder
-  `ingest_batch=<id>`, replaced atomically by the lake, so a replayed batch
-  replaces its half-done output instead of adding to it;
-- duplicates are looked up only in batches before the current one, so a replay
-  classifies its rows exactly as the first attempt did.
+  done only after its output is committed, so a killed run replays the same
+  input as the same batch;
+- each batch commits its valid and rejected rows as its own part of the two tables,
+  `ingest_batch=<checkpoint id>-<batch id>`, so a replayed batch replaces its
+  half-done output instead of adding to it, and a new checkpoint (deleted,
+  reset, or another source) can never overwrite an earlier batch;
+- duplicates are looked up in every other part, so a replay classifies its rows
+  exactly as the first attempt did, and events taken in under an earlier
+  checkpoint still count as seen.
+
+Each source has a checkpoint of its own, named for it: switching the landing
+folder for Event Hubs, or a landing folder that moved with a copied lake, starts
+a new checkpoint, and whatever the new one reads again is rejected as a duplicate.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_dagster.resources.lake import CHECKPOINTS
+from movierec_dagster.resources.event_source import EventSource
+from movierec_dagster.resources.lake import CHECKPOINTS, Lake
 from movierec_dagster.stream import transforms
+from movierec_dagster.stream.checkpoint import StreamCheckpoint
 from movierec_dagster.stream.transforms import BATCH, BatchStats
 
 EVENTS_TABLE = "rating_events"
 REJECTED_TABLE = "rejected_rating_events"
-CHECKPOINT = (CHECKPOINTS, EVENTS_TABLE)
-
-
-class Lake(Protocol):
-    """What the ingest needs of the lake resource."""
-
-    def uri(self, *parts: str) -> str: ...
-    def read_table_if_exists(self, spark: SparkSession, key: str) -> DataFrame | None: ...
-    def write_table(self, df: DataFrame, key: str, *, subpath: str | None = None) -> str: ...
-
-
-class EventLines(Protocol):
-    """What the ingest needs of the event source: its new lines as a stream (`value`, `source`, `landed_at`)."""
-
-    def read_stream(self, spark: SparkSession) -> DataFrame: ...
 
 
 class IngestError(RuntimeError):
@@ -64,24 +57,34 @@ class IngestResult:
         return (self.finished_at - self.stats.newest_event).total_seconds()
 
 
-def batch_folder(batch_id: int) -> str:
-    return f"{BATCH}={batch_id}"
+def checkpoint_uri(lake: Lake, source: EventSource) -> str:
+    return lake.uri(CHECKPOINTS, EVENTS_TABLE, source.checkpoint_name())
 
 
-def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, batch_id: int) -> BatchStats:
-    """Validate one micro-batch and write its two folders; safe to run again for the same batch id."""
+def ingest_checkpoint(lake: Lake, source: EventSource) -> StreamCheckpoint:
+    """The ingest's checkpoint for `source`, read without Spark (what the sensor compares the source with)."""
+    return StreamCheckpoint(lake.filesystem(), lake.fs_path(CHECKPOINTS, EVENTS_TABLE, source.checkpoint_name()))
+
+
+def batch_part(checkpoint_id: str, batch_id: int) -> str:
+    """The table part of one micro-batch: unique across checkpoints, the same when the batch is replayed."""
+    return f"{BATCH}=cp{checkpoint_id[:12]}-{batch_id:08d}"  # "cp" first: Spark reads the value as text
+
+
+def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, part: str) -> BatchStats:
+    """Validate one micro-batch and commit it as the part `part` of both tables; safe to run again for the same part."""
     now = datetime.now(UTC)
     earlier = lake.read_table_if_exists(spark, EVENTS_TABLE)
     if earlier is not None:
-        earlier = earlier.where(F.col(BATCH) < batch_id).select("event_id")
+        earlier = earlier.where(F.col(BATCH) != part.split("=", 1)[1]).select("event_id")
     parsed = transforms.parse_events(lines, now).cache()
     classified = transforms.classify_batch(parsed, earlier, now).cache()
     try:
         stats = transforms.batch_stats(classified)
         if stats.read:
-            # Rejected first: the valid folder appearing is the last step of a batch.
-            lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, subpath=batch_folder(batch_id))
-            lake.write_table(transforms.valid_events(classified), EVENTS_TABLE, subpath=batch_folder(batch_id))
+            # Rejected first: the valid part appearing is the last step of a batch.
+            lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, subpath=part, rows=stats.rejected)
+            lake.write_table(transforms.valid_events(classified), EVENTS_TABLE, subpath=part, rows=stats.accepted)
         return stats
     finally:
         classified.unpersist()
@@ -91,15 +94,18 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, batch_id: i
 def ingest_rating_events(
     spark: SparkSession,
     lake: Lake,
-    source: EventLines,
+    source: EventSource,
     *,
     log: Callable[[str], Any] = print,
 ) -> IngestResult:
     """Process everything the source holds that no earlier ingest processed, then stop."""
     totals = BatchStats()
+    checkpoint = ingest_checkpoint(lake, source)
 
     def on_batch(lines: DataFrame, batch_id: int) -> None:
-        stats = process_batch(spark, lake, lines, batch_id)
+        # Spark writes the checkpoint's id before the first batch, and keeps it for the checkpoint's life.
+        part = batch_part(checkpoint.query_id(), batch_id)
+        stats = process_batch(spark, lake, lines, part)
         totals.add(stats)
         log(
             f"batch {batch_id}: {stats.read:,} events read, {stats.accepted:,} accepted, "
@@ -110,7 +116,7 @@ def ingest_rating_events(
         source.read_stream(spark)
         .writeStream.queryName(f"{EVENTS_TABLE}_ingest")
         .foreachBatch(on_batch)
-        .option("checkpointLocation", lake.uri(*CHECKPOINT))
+        .option("checkpointLocation", checkpoint_uri(lake, source))
         .trigger(availableNow=True)
         .start()
     )

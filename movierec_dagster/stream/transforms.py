@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec_dagster.movielens.transforms import RAW, REASON, first_failure, rating_value_failure
+from movierec_dagster.validation import RAW, REASON, first_failure, rating_value_failure
 
 VALUE, SOURCE, LANDED_AT = "value", "source", "landed_at"
 RAW_BYTES = "raw_length"

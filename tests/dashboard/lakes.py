@@ -1,4 +1,11 @@
-"""Tiny lakes laid out as the pipeline writes them (Spark's part files and partition folders), made with pyarrow."""
+"""Tiny lakes in the pipeline's layout, made with pyarrow and committed through `movierec_dagster.tables`.
+
+A table is Spark-like part files in snapshot folders plus its commit log. As in a real lake, replaced
+snapshots stay on disk for a while: `movies`, `ratings` and the newest `user_recommendations` part each
+have an older snapshot with other rows ("Old movie N", an extra 5-star rating per user, an extra user and
+other movies), and an uncommitted snapshot (a killed writer's) holds a newer `date=` part. Only the
+committed rows may show up in the dashboard.
+"""
 
 import json
 import uuid
@@ -6,47 +13,93 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from movierec_dagster.tables import WHOLE, Part, Table, join, new_snapshot_id
 
 GENRES = ("Action", "Comedy", "Drama", "Sci-Fi", "Romance", "Thriller")
 NEWEST_DATE = "2026-03-02"
 OLDER_DATE = "2026-03-01"
-MODEL_VERSION = "als-20260302T060000"
+UNCOMMITTED_DATE = "2026-03-03"
+STALE_USER = 99  # only in the replaced snapshot of the newest recommendations
+MODEL_VERSION = "20260302T060000Z-c3c3c3"
+OLDER_MODEL_VERSION = "20260301T060000Z-b2b2b2"
+
+RATINGS_SCHEMA = pa.schema(
+    [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rating", pa.float64()), ("rated_at", pa.timestamp("us"))]
+)
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.int32()),
+        ("movie_id", pa.int32()),
+        ("rank", pa.int32()),
+        ("predicted_rating", pa.float64()),
+        ("model_version", pa.string()),
+        ("generated_at", pa.timestamp("us")),
+        ("source", pa.string()),
+    ]
+)
 
 
 @dataclass
 class TinyLake:
-    root: Path
+    location: str  # what MOVIEREC_LAKE names: a folder or a URI
+    fs: fsspec.AbstractFileSystem
+    root: str  # the location in `fs`'s path form
     users: list[int]
     cold_start_users: set[int]
     movies: dict[int, dict] = field(default_factory=dict)
-    recommended: dict[int, list[int]] = field(default_factory=dict)  # the newest partition's movie ids, in rank order
+    recommended: dict[int, list[int]] = field(default_factory=dict)  # the newest part's movie ids, in rank order
+
+    def path(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    def table(self, name: str) -> Table:
+        return Table(self.fs, self.path("tables", name), join(self.location, "tables", name))
+
+    def committed_files(self, name: str) -> list[str]:
+        """The Parquet files of the table's committed snapshots."""
+        table = self.table(name)
+        version = table.current()
+        folders = [table.snapshot_path(p.snapshot, part) for part, p in version.parts.items()]
+        return sorted(f for folder in folders for f in self.fs.find(folder) if f.endswith(".parquet"))
 
 
-def _write_spark_table(table: pa.Table, folder: Path, partition: str | None = None) -> None:
-    """Parquet part files like Spark's, `<partition>=<value>/` folders, and a `_SUCCESS` marker."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if partition is None:
-        pq.write_table(table, folder / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet")
-    else:
-        values = table.column(partition).to_pylist()
-        for value in sorted(set(values)):
-            mask = pa.array([v == value for v in values])
-            part = folder / f"{partition}={value}"
-            part.mkdir(parents=True, exist_ok=True)
-            rows = table.filter(mask).drop_columns([partition])
-            pq.write_table(rows, part / f"part-00000-{uuid.uuid4()}.c000.snappy.parquet")
-    (folder / "_SUCCESS").write_bytes(b"")
+def write_snapshot(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE, partition: str | None = None) -> str:
+    """Part files like Spark's (in `<partition>=<value>/` folders) and `_SUCCESS` in a new, uncommitted snapshot."""
+    snapshot = new_snapshot_id()
+    folder = lake.table(name).snapshot_path(snapshot, part)
+    groups = [("", rows)]
+    if partition is not None:
+        values = sorted(set(rows.column(partition).to_pylist()))
+        groups = [
+            (f"{partition}={value}", rows.filter(pc.equal(rows[partition], value)).drop_columns([partition]))
+            for value in values
+        ]
+    for subfolder, group in groups:
+        lake.fs.makedirs(join(folder, subfolder), exist_ok=True)
+        file = join(folder, subfolder, f"part-00000-{uuid.uuid4()}-c000.snappy.parquet")
+        pq.write_table(group, file, filesystem=lake.fs)
+    lake.fs.pipe_file(join(folder, "_SUCCESS"), b"")
+    return snapshot
 
 
-def movies_table(count: int = 40) -> tuple[pa.Table, dict[int, dict]]:
+def commit(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE, partition: str | None = None) -> None:
+    """Write a snapshot and commit it: as the whole table, or as its `part`."""
+    snapshot = write_snapshot(lake, name, rows, part, partition)
+    lake.table(name).commit({part: Part(snapshot, rows.num_rows)}, replace_all=part == WHOLE)
+
+
+def movies_table(count: int = 40, title: str = "Movie {}") -> tuple[pa.Table, dict[int, dict]]:
     movies = {}
     for movie_id in range(1, count + 1):
         genres = [] if movie_id % 13 == 0 else [GENRES[movie_id % 6], GENRES[(movie_id * 5) % 6]]
         movies[movie_id] = {
             "movie_id": movie_id,
-            "title": f"Movie {movie_id}",
+            "title": title.format(movie_id),
             "year": None if movie_id % 11 == 0 else 1980 + movie_id,
             "genres": sorted(set(genres)),
         }
@@ -57,120 +110,119 @@ def movies_table(count: int = 40) -> tuple[pa.Table, dict[int, dict]]:
 
 
 def build_lake(
-    root: Path,
+    location: str | Path,
     *,
     users: int = 6,
     recommendations: bool = True,
     models: bool = True,
     training_ratings: bool = False,
 ) -> TinyLake:
-    """A lake with movies, ratings (by year), and optionally two recommendation batches and three models."""
-    lake = TinyLake(root=root, users=list(range(1, users + 1)), cold_start_users={users})
+    """A lake with movies, ratings (by year), and optionally two days of recommendations and three models."""
+    fs, root = fsspec.core.url_to_fs(str(location))
+    lake = TinyLake(str(location), fs, root.rstrip("/"), list(range(1, users + 1)), {users})
+    commit(lake, "movies", movies_table(title="Old movie {}")[0])
     movies, lake.movies = movies_table()
-    _write_spark_table(movies, root / "tables" / "movies")
+    commit(lake, "movies", movies)
 
     start = datetime(2019, 6, 1)
-    ratings = []
-    for user in lake.users:
-        for step, movie_id in enumerate(range(user, user + 8)):
-            rated_at = start + timedelta(days=200 * step + user)
-            ratings.append(
-                {"user_id": user, "movie_id": movie_id, "rating": 0.5 + (user + step) % 10 * 0.5, "rated_at": rated_at}
-            )
-    schema = pa.schema(
-        [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rating", pa.float64()), ("rated_at", pa.timestamp("us"))]
-    )
-    history = pa.Table.from_pylist(ratings, schema=schema)
-    _write_spark_table(
-        history.append_column("year", pa.array([r["rated_at"].year for r in ratings], pa.int32())),
-        root / "tables" / "ratings",
-        partition="year",
-    )
+    ratings = [
+        {
+            "user_id": user,
+            "movie_id": movie_id,
+            "rating": 0.5 + (user + step) % 10 * 0.5,
+            "rated_at": start + timedelta(days=200 * step + user),
+        }
+        for user in lake.users
+        for step, movie_id in enumerate(range(user, user + 8))
+    ]
+    extra = [{"user_id": user, "movie_id": 39, "rating": 5.0, "rated_at": datetime(2026, 1, 1)} for user in lake.users]
+    for rows in (ratings + extra, ratings):
+        history = pa.Table.from_pylist(rows, schema=RATINGS_SCHEMA)
+        years = pa.array([r["rated_at"].year for r in rows], pa.int32())
+        commit(lake, "ratings", history.append_column("year", years), partition="year")
     if training_ratings:
-        streamed = pa.Table.from_pylist(
-            [{"user_id": 1, "movie_id": 40, "rating": 5.0, "rated_at": datetime(2026, 3, 1, 12)}], schema=schema
-        )
-        _write_spark_table(pa.concat_tables([history, streamed]), root / "tables" / "training_ratings")
+        streamed = {"user_id": 1, "movie_id": 40, "rating": 5.0, "rated_at": datetime(2026, 3, 1, 12)}
+        commit(lake, "training_ratings", pa.Table.from_pylist([*ratings, streamed], schema=RATINGS_SCHEMA))
 
     if recommendations:
         _write_recommendations(lake)
     if models:
-        _write_models(root)
+        _write_models(lake)
     return lake
 
 
-def _write_recommendations(lake: TinyLake) -> None:
+def _picks(user: int, offset: int) -> list[int]:
+    return [(user + offset + k) % 40 + 1 for k in range(10)]
+
+
+def _recommendation_rows(lake: TinyLake, date: str, users: list[int], offset: int, model_version: str) -> pa.Table:
     rows = []
-    for date, offset in ((OLDER_DATE, 20), (NEWEST_DATE, 10)):
-        for user in lake.users:
-            ids = [(user + offset + k) % 40 + 1 for k in range(10)]
-            if date == NEWEST_DATE:
-                lake.recommended[user] = ids
-            for rank, movie_id in enumerate(ids, start=1):
-                rows.append(
-                    {
-                        "user_id": user,
-                        "movie_id": movie_id,
-                        "rank": rank,
-                        "predicted_rating": 4.9 - rank * 0.1,
-                        "model_version": MODEL_VERSION if date == NEWEST_DATE else "als-20260301T060000",
-                        "generated_at": datetime.fromisoformat(date).replace(hour=6),
-                        "source": "popularity" if user in lake.cold_start_users else "model",
-                        "date": date,
-                    }
-                )
-    schema = pa.schema(
-        [
-            ("user_id", pa.int32()),
-            ("movie_id", pa.int32()),
-            ("rank", pa.int32()),
-            ("predicted_rating", pa.float64()),
-            ("model_version", pa.string()),
-            ("generated_at", pa.timestamp("us")),
-            ("source", pa.string()),
-            ("date", pa.string()),
+    for user in users:
+        rows += [
+            {
+                "user_id": user,
+                "movie_id": movie_id,
+                "rank": rank,
+                "predicted_rating": 4.9 - rank * 0.1,
+                "model_version": model_version,
+                "generated_at": datetime.fromisoformat(date).replace(hour=6),
+                "source": "popularity" if user in lake.cold_start_users else "model",
+            }
+            for rank, movie_id in enumerate(_picks(user, offset), start=1)
         ]
-    )
-    _write_spark_table(
-        pa.Table.from_pylist(rows, schema=schema), lake.root / "tables" / "user_recommendations", partition="date"
-    )
+    return pa.Table.from_pylist(rows, schema=RECOMMENDATIONS_SCHEMA)
+
+
+def _write_recommendations(lake: TinyLake) -> None:
+    """Two committed days, the newest replaced once; a newer day written but never committed."""
+    table = "user_recommendations"
+    older = _recommendation_rows(lake, OLDER_DATE, lake.users, 20, OLDER_MODEL_VERSION)
+    commit(lake, table, older, f"date={OLDER_DATE}")
+    stale = _recommendation_rows(lake, NEWEST_DATE, [*lake.users, STALE_USER], 30, OLDER_MODEL_VERSION)
+    commit(lake, table, stale, f"date={NEWEST_DATE}")
+    commit(lake, table, _recommendation_rows(lake, NEWEST_DATE, lake.users, 10, MODEL_VERSION), f"date={NEWEST_DATE}")
+    lake.recommended = {user: _picks(user, 10) for user in lake.users}
+    write_snapshot(lake, table, stale, f"date={UNCOMMITTED_DATE}")
 
 
 MODEL_METRICS = {  # version: (rmse, ndcg@10)
-    "als-20260228T060000": (0.93, 0.22),
-    "als-20260301T060000": (0.88, 0.27),
-    "als-20260302T060000": (0.86, 0.29),
+    "20260228T060000Z-a1a1a1": (0.93, 0.22),
+    OLDER_MODEL_VERSION: (0.88, 0.27),
+    MODEL_VERSION: (0.86, 0.29),
 }
-CHAMPION = "als-20260302T060000"
+CHAMPION = MODEL_VERSION
 
 
-def _write_models(root: Path) -> None:
-    models = root / "models" / "als"
+def model_info(version: str, rmse: float, ndcg: float) -> dict:
+    """A model.json as the registry writes it."""
+    trained_at = datetime.strptime(version.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return {
+        "version": version,
+        "trained_at": trained_at.isoformat(),
+        "training_rows": 48,
+        "global_mean": 3.5,
+        "params": {"rank": 8, "regParam": 0.1},
+        "metrics": {
+            "rmse": rmse, "mae": rmse * 0.8, "precision_at_10": ndcg / 2, "recall_at_10": ndcg / 3, "ndcg_at_10": ndcg
+        },
+        "baselines": {
+            "bias": {"rmse": 0.9, "mae": 0.7},
+            "most_popular": {"precision_at_10": 0.1, "recall_at_10": 0.05, "ndcg_at_10": 0.15},
+        },
+    }
+
+
+def put(lake: TinyLake, data: bytes, *parts: str) -> None:
+    """Write a file in the lake (its folders made first: a local filesystem does not make them)."""
+    path = lake.path(*parts)
+    lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    lake.fs.pipe_file(path, data)
+
+
+def _write_models(lake: TinyLake) -> None:
     for version, (rmse, ndcg) in MODEL_METRICS.items():
-        trained_at = datetime.strptime(version, "als-%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-        (models / version).mkdir(parents=True)
-        (models / version / "model.json").write_text(
-            json.dumps(
-                {
-                    "version": version,
-                    "trained_at": trained_at.isoformat(),
-                    "training_rows": 48,
-                    "params": {"rank": 8, "regParam": 0.1},
-                    "metrics": {
-                        "rmse": rmse,
-                        "mae": rmse * 0.8,
-                        "precision_at_10": ndcg / 2,
-                        "recall_at_10": ndcg / 3,
-                        "ndcg_at_10": ndcg,
-                    },
-                    "baselines": {
-                        "bias": {"rmse": 0.9, "mae": 0.7},
-                        "most_popular": {"precision_at_10": 0.1, "recall_at_10": 0.05, "ndcg_at_10": 0.15},
-                    },
-                }
-            )
-        )
-    (models / "versions.json").write_text(json.dumps({"versions": list(MODEL_METRICS)}))
-    (models / "champion.json").write_text(
-        json.dumps({"version": CHAMPION, "trained_at": "2026-03-02T06:00:00+00:00", "promoted_at": "2026-03-02T06:10:00+00:00"})
-    )
+        put(lake, json.dumps(model_info(version, rmse, ndcg)).encode(), "models", "als", version, "model.json")
+    champion = {
+        "version": CHAMPION, "trained_at": "2026-03-02T06:00:00+00:00", "promoted_at": "2026-03-02T06:10:00+00:00"
+    }
+    put(lake, json.dumps(champion).encode(), "models", "als", "champion.json")

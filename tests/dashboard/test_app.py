@@ -33,7 +33,7 @@ def shows_fix(app: AppTest) -> bool:
 
 
 def test_selecting_a_user_shows_ten_recommendations_and_puts_the_user_in_the_url(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app()
     assert app.query_params["user"] == str(tiny_lake.users[0])
     app.selectbox[0].select(3).run()
@@ -47,14 +47,14 @@ def test_selecting_a_user_shows_ten_recommendations_and_puts_the_user_in_the_url
 
 
 def test_the_user_in_the_url_is_shown(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app(user="4")
     assert app.selectbox[0].value == 4
     assert list(recommendation_table(app)["Title"]) == [tiny_lake.movies[m]["title"] for m in tiny_lake.recommended[4]]
 
 
 def test_genre_table_counts_the_recommended_movies_genres(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app(user="2")
     genres = app.dataframe[0].value
     labels = [g for m in tiny_lake.recommended[2] for g in (tiny_lake.movies[m]["genres"] or ["(no genres listed)"])]
@@ -64,7 +64,7 @@ def test_genre_table_counts_the_recommended_movies_genres(tiny_lake: TinyLake, u
 
 
 def test_cold_start_user_gets_a_badge(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app(user=str(max(tiny_lake.cold_start_users)))
     assert len(recommendation_table(app)) == 10
     assert cold_start_badges(app)
@@ -73,7 +73,7 @@ def test_cold_start_user_gets_a_badge(tiny_lake: TinyLake, use_lake):
 
 @pytest.mark.parametrize("user", ["999", "abc"])
 def test_unknown_user_in_the_url_says_so_and_offers_the_selector(tiny_lake: TinyLake, use_lake, user: str):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app(user=user)
     assert not app.exception
     assert user in app.error[0].value
@@ -96,8 +96,8 @@ def test_no_lake_says_to_run_the_demo(tmp_path: Path, use_lake):
     assert "no lake" in app.info[0].value
 
 
-def test_no_recommendations_yet_says_to_run_the_demo(tmp_path: Path, use_lake):
-    use_lake(build_lake(tmp_path / "lake", recommendations=False, models=False).root)
+def test_no_recommendations_yet_says_to_run_the_demo(memory_location: str, use_lake):
+    use_lake(build_lake(memory_location, recommendations=False, models=False).location)
     app = run_app()
     assert not app.exception
     assert "no recommendations" in app.info[0].value
@@ -108,9 +108,8 @@ def test_no_recommendations_yet_says_to_run_the_demo(tmp_path: Path, use_lake):
 
 
 def test_corrupt_table_is_a_message_not_a_stack_trace(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
-    movies = next((tiny_lake.root / "tables" / "movies").glob("*.parquet"))
-    movies.write_bytes(b"not parquet at all")
+    use_lake(tiny_lake.location)
+    tiny_lake.fs.pipe_file(tiny_lake.committed_files("movies")[0], b"not parquet at all")
     app = run_app(user="1")
     assert not app.exception
     assert "could not be read" in app.error[0].value
@@ -118,7 +117,7 @@ def test_corrupt_table_is_a_message_not_a_stack_trace(tiny_lake: TinyLake, use_l
 
 
 def test_model_page_shows_the_champion_and_the_metric_history(tiny_lake: TinyLake, use_lake):
-    use_lake(tiny_lake.root)
+    use_lake(tiny_lake.location)
     app = run_app()
     app.switch_page("pages/model.py").run()
     assert not app.exception

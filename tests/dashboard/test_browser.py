@@ -17,15 +17,15 @@ from tests.dashboard.lakes import TinyLake
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=missing_browser() or "")
 
 
-def test_a_person_picks_a_user_and_sees_ten_recommendations(tiny_lake: TinyLake, tmp_path: Path):
-    with running_dashboard(tiny_lake.root, tmp_path / "streamlit.log") as url, chromium() as browser:
+def test_a_person_picks_a_user_and_sees_ten_recommendations(folder_lake: TinyLake, tmp_path: Path):
+    with running_dashboard(folder_lake.location, tmp_path / "streamlit.log") as url, chromium() as browser:
         browser.get(url)
-        wait_for_user_view(browser, tiny_lake.users[0])  # the first user until someone picks another
+        wait_for_user_view(browser, folder_lake.users[0])  # the first user until someone picks another
 
         select_user(browser, 3)
         rows = wait_for_user_view(browser, 3)
         assert len(rows) == 10
-        assert tiny_lake.movies[tiny_lake.recommended[3][0]]["title"] in rows[0].text
+        assert folder_lake.movies[folder_lake.recommended[3][0]]["title"] in rows[0].text
         assert parse_qs(urlparse(browser.current_url).query)["user"] == ["3"]
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
 

@@ -1,27 +1,44 @@
-"""The dashboard's lake queries (DuckDB over Spark-style Parquet folders) and the genre summary."""
+"""The dashboard's lake queries (committed snapshots only, through fsspec) and the genre summary."""
 
+import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from movierec_dagster import deployment
 from movierec_dagster.dashboard import data
 from movierec_dagster.dashboard.data import (
     Lake,
     LakeNotFound,
     TableNotFound,
-    duckdb_url,
+    adls_storage_options,
     genre_counts,
     lake_location,
 )
 from movierec_dagster.deployment import build_deployment
+from movierec_dagster.model import checks as model_checks
 from movierec_dagster.model import registry
+from movierec_dagster.movielens import assets as movielens_assets
 from movierec_dagster.movielens import transforms
-from movierec_dagster.recommendations import build
-from tests.dashboard.lakes import CHAMPION, MODEL_METRICS, MODEL_VERSION, NEWEST_DATE, TinyLake, build_lake
+from movierec_dagster.recommendations import assets as recommendation_assets
+from movierec_dagster.recommendations import scoring
+from movierec_dagster.resources import lake as pipeline_lake
+from tests.dashboard.lakes import (
+    CHAMPION,
+    MODEL_METRICS,
+    MODEL_VERSION,
+    NEWEST_DATE,
+    RECOMMENDATIONS_SCHEMA,
+    STALE_USER,
+    UNCOMMITTED_DATE,
+    TinyLake,
+    build_lake,
+    commit,
+    model_info,
+    put,
+)
 
 
 def test_lake_location_prefers_movierec_lake_then_home(tmp_path: Path):
@@ -30,86 +47,134 @@ def test_lake_location_prefers_movierec_lake_then_home(tmp_path: Path):
     assert lake_location({}) == str(Path(".movierec/lake").resolve())
     url = "abfss://lake@account.dfs.core.windows.net/movierec/"
     assert lake_location({"MOVIEREC_LAKE": url}) == url.rstrip("/")
+    assert lake_location({"MOVIEREC_LAKE": "memory://lake"}) == "memory://lake"
 
 
-@pytest.mark.parametrize("home", [None, "", " ", "custom-home"])
-def test_dashboard_reads_the_lake_the_local_deployment_writes(home):
-    environ = {} if home is None else {"MOVIEREC_HOME": home}
+@pytest.mark.parametrize("home_folder", [None, "", " ", "custom-home"])
+def test_dashboard_reads_the_lake_the_local_deployment_writes(home_folder):
+    environ = {} if home_folder is None else {"MOVIEREC_HOME": home_folder}
     assert lake_location(environ) == build_deployment(environ=environ).resources["lake"].root
 
 
-def test_spark_abfss_url_is_rewritten_for_duckdb():
-    assert duckdb_url("abfss://lake@acct.dfs.core.windows.net/movierec") == "abfss://acct.dfs.core.windows.net/lake/movierec"
-    assert duckdb_url("/data/lake") == "/data/lake"
+def test_adls_credentials_come_from_the_environment():
+    secret = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"}
+    fresh = {"use_listings_cache": False}
+    assert adls_storage_options({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", **secret}) == {
+        **fresh, "connection_string": "AccountName=a;"
+    }
+    assert adls_storage_options(secret) == {**fresh, "tenant_id": "t", "client_id": "c", "client_secret": "s"}
+    assert adls_storage_options({**secret, "AZURE_CLIENT_SECRET": " "}) == {**fresh, "anon": False}
+    assert adls_storage_options({"AZURE_STORAGE_CONNECTION_STRING": " "}) == {**fresh, "anon": False}
 
 
-def test_newest_partition_and_one_users_recommendations_with_movie_details(tiny_lake: TinyLake):
-    lake = Lake(str(tiny_lake.root))
+@pytest.mark.skipif(importlib.util.find_spec("adlfs") is not None, reason="adlfs is installed")
+def test_an_adls_lake_without_adlfs_says_what_to_install():
+    with pytest.raises(LakeNotFound, match="pip install adlfs"):
+        Lake("abfss://lake@account.dfs.core.windows.net/movierec")
+
+
+def test_newest_part_and_one_users_recommendations_with_movie_details(any_lake: TinyLake):
+    lake = Lake(any_lake.location)
+    lake.check_exists()
     date = lake.newest_recommendation_date()
     assert date == NEWEST_DATE
-    assert lake.recommended_users(date) == tiny_lake.users
+    assert lake.recommended_users(date) == any_lake.users
     recs = lake.recommendations(date, 2)
     assert list(recs.rows["rank"]) == list(range(1, 11))
-    assert list(recs.rows["movie_id"]) == tiny_lake.recommended[2]
-    first = tiny_lake.movies[tiny_lake.recommended[2][0]]
+    assert list(recs.rows["movie_id"]) == any_lake.recommended[2]
+    first = any_lake.movies[any_lake.recommended[2][0]]
     assert recs.rows["title"].iloc[0] == first["title"]
     assert list(recs.rows["genres"].iloc[0]) == first["genres"]
     assert recs.model_version == MODEL_VERSION
     assert not recs.cold_start
-    assert lake.recommendations(date, max(tiny_lake.cold_start_users)).cold_start
+    assert lake.recommendations(date, max(any_lake.cold_start_users)).cold_start
+    table, rated = lake.top_rated(1)
+    assert table == "ratings" and len(rated) == 8
 
 
-def test_top_rated_uses_training_ratings_when_present(tmp_path: Path):
-    without = Lake(str(build_lake(tmp_path / "a").root))
+def test_only_the_committed_snapshots_are_read(tiny_lake: TinyLake):
+    """Replaced and uncommitted snapshots are still on disk; a glob of the table's Parquet would read them."""
+    for name in ("movies", "ratings", "user_recommendations"):
+        on_disk = [f for f in tiny_lake.fs.find(tiny_lake.path("tables", name)) if f.endswith(".parquet")]
+        assert set(tiny_lake.committed_files(name)) < set(on_disk)
+    lake = Lake(tiny_lake.location)
+    assert lake.newest_recommendation_date() == NEWEST_DATE  # not the uncommitted UNCOMMITTED_DATE
+    with pytest.raises(TableNotFound, match=UNCOMMITTED_DATE):
+        lake.recommended_users(UNCOMMITTED_DATE)
+    assert STALE_USER not in lake.recommended_users(NEWEST_DATE)
+    recs = lake.recommendations(NEWEST_DATE, 1)
+    assert len(recs.rows) == 10 and set(recs.rows["model_version"]) == {MODEL_VERSION}
+    assert not recs.rows["title"].str.startswith("Old movie").any()
+    _, rated = lake.top_rated(1)
+    assert len(rated) == 8 and "Movie 39" not in set(rated["title"])  # the replaced snapshot's extra rating
+
+
+def test_a_new_commit_shows_up_on_an_open_lake(tiny_lake: TinyLake):
+    lake = Lake(tiny_lake.location)
+    assert lake.newest_recommendation_date() == NEWEST_DATE
+    newer = pa.Table.from_pylist([{"user_id": 7, "movie_id": 1, "rank": 1}], schema=RECOMMENDATIONS_SCHEMA)
+    commit(tiny_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
+    assert lake.newest_recommendation_date() == UNCOMMITTED_DATE
+    assert lake.recommended_users(UNCOMMITTED_DATE) == [7]
+
+
+def test_top_rated_uses_training_ratings_when_present(memory_location: str):
+    without = Lake(build_lake(f"{memory_location}/a").location)
     table, rows = without.top_rated(1)
     assert table == "ratings"
     assert list(rows["rating"]) == sorted(rows["rating"], reverse=True)
     assert len(rows) == 8
 
-    with_streamed = Lake(str(build_lake(tmp_path / "b", training_ratings=True).root))
+    with_streamed = Lake(build_lake(f"{memory_location}/b", training_ratings=True).location)
+    assert with_streamed.own_ratings_table() == "training_ratings"
     table, rows = with_streamed.top_rated(1, limit=3)
     assert table == "training_ratings"
     assert rows["title"].iloc[0] == "Movie 40"  # the streamed 5-star rating, newest among the 5-star ones
     assert len(rows) == 3
 
 
-def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path):
-    with pytest.raises(LakeNotFound, match="no lake"):
-        Lake(str(tmp_path / "nowhere")).check_exists()
-    lake = Lake(str(build_lake(tmp_path / "lake", recommendations=False).root))
+def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path, memory_location: str):
+    for nowhere in (str(tmp_path / "nowhere"), f"{memory_location}/nowhere"):
+        with pytest.raises(LakeNotFound, match="no lake"):
+            Lake(nowhere).check_exists()
+    lake = Lake(build_lake(memory_location, recommendations=False).location)
     lake.check_exists()
     with pytest.raises(TableNotFound, match="no recommendations"):
         lake.newest_recommendation_date()
 
 
-def test_a_query_on_a_missing_table_names_it(tmp_path: Path):
-    root = build_lake(tmp_path / "lake").root
-    shutil.rmtree(root / "tables" / "ratings")
+def test_an_unknown_scheme_is_named():
+    with pytest.raises(LakeNotFound, match="nosuchscheme://lake"):
+        Lake("nosuchscheme://lake")
+
+
+def test_a_query_on_a_missing_table_names_it(tiny_lake: TinyLake):
+    tiny_lake.fs.rm(tiny_lake.path("tables", "ratings"), recursive=True)
     with pytest.raises(TableNotFound, match="The table 'ratings' is not in the lake"):
-        Lake(str(root)).top_rated(1)
+        Lake(tiny_lake.location).top_rated(1)
 
 
-def test_model_history_is_ordered_with_the_champion_marked(tiny_lake: TinyLake):
-    models = tiny_lake.root / "models" / "als"
-    for version, text in (("als-broken", "{not json"), ("als-pruned", (models / CHAMPION / "model.json").read_text())):
-        (models / version).mkdir()
-        (models / version / "model.json").write_text(text)
-    (models / "versions.json").write_text(json.dumps({"versions": [*MODEL_METRICS, "als-broken"]}))
-    history = Lake(str(tiny_lake.root)).model_history()
+def test_model_history_lists_the_model_json_files_with_the_champion_marked(tiny_lake: TinyLake):
+    put(tiny_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
+    # A prune deletes model.json first: the rest of a pruned version is not a version.
+    put(tiny_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
+    history = Lake(tiny_lake.location).model_history()
     assert list(history.versions["version"]) == list(MODEL_METRICS)
     assert list(history.versions["rmse"]) == [rmse for rmse, _ in MODEL_METRICS.values()]
     assert list(history.versions.loc[history.versions["champion"], "version"]) == [CHAMPION]
     assert history.versions["bias_rmse"].eq(0.9).all()
     assert history.champion["version"] == CHAMPION
-    assert len(history.unreadable) == 1 and "als-broken" in history.unreadable[0]
+    assert len(history.unreadable) == 1 and "broken" in history.unreadable[0]
     assert json.loads(history.versions["params"].iloc[0]) == {"rank": 8, "regParam": 0.1}
 
 
-def test_an_unreadable_version_list_is_reported_not_raised(tiny_lake: TinyLake):
-    (tiny_lake.root / "models" / "als" / "versions.json").write_text("{not json")
-    history = Lake(str(tiny_lake.root)).model_history()
-    assert history.versions.empty and history.champion["version"] == CHAMPION
-    assert len(history.unreadable) == 1 and "versions.json" in history.unreadable[0]
+def test_a_model_json_without_a_version_is_reported_not_raised(memory_location: str):
+    lake = build_lake(memory_location, models=False)
+    info = model_info(MODEL_VERSION, 0.9, 0.2)
+    put(lake, json.dumps({**info, "version": None}).encode(), "models", "als", MODEL_VERSION, "model.json")
+    history = Lake(lake.location).model_history()
+    assert history.versions.empty and history.champion is None
+    assert len(history.unreadable) == 1 and "no version" in history.unreadable[0]
 
 
 def test_genre_counts_sum_to_the_genre_labels():
@@ -121,18 +186,24 @@ def test_genre_counts_sum_to_the_genre_labels():
     assert genres["share"].sum() == pytest.approx(1.0)
 
 
-def test_demo_summary_names_a_real_user_and_what_is_missing(tmp_path: Path, tiny_lake: TinyLake):
+def test_demo_summary_names_a_real_user_and_what_is_missing(tiny_lake: TinyLake, memory_location: str):
     from movierec_dagster.dashboard.summary import dashboard_summary
 
-    lines = dashboard_summary(str(tiny_lake.root))
+    lines = dashboard_summary(tiny_lake.location)
     assert lines[0].endswith(f"/?user={tiny_lake.users[0]}")
     assert tiny_lake.movies[tiny_lake.recommended[tiny_lake.users[0]][0]]["title"] in lines[1]
     assert MODEL_VERSION in lines[1]
-    assert "no recommendations" in dashboard_summary(str(build_lake(tmp_path / "empty", recommendations=False).root))[0]
+    empty = build_lake(f"{memory_location}/empty", recommendations=False)
+    assert "no recommendations" in dashboard_summary(empty.location)[0]
 
 
 def test_the_dashboards_copied_names_are_the_pipelines():
-    assert data.DEFAULT_HOME == deployment.DEFAULT_HOME
-    assert data.MODELS == f"{registry.MODELS}/{registry.MODEL_NAME}"
+    assert data.TABLES == pipeline_lake.TABLES
+    assert data.MODELS == f"{pipeline_lake.MODELS}/{registry.MODEL_NAME}"
+    assert (data.MODEL_INFO, data.CHAMPION) == (registry.MODEL_INFO, registry.CHAMPION)
+    assert {data.MOVIES, data.RATINGS} <= set(movielens_assets.SOURCE_TABLES)
+    assert data.TRAINING_RATINGS == model_checks.TRAINING_RATINGS
+    assert data.RECOMMENDATIONS == recommendation_assets.TABLE
+    assert recommendation_assets.partition_subpath(NEWEST_DATE) == f"date={NEWEST_DATE}"
     assert data.NO_GENRES == transforms.NO_GENRES
-    assert data.COLD_START_SOURCE == build.POPULARITY
+    assert data.COLD_START_SOURCE == scoring.POPULARITY

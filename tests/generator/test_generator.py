@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.eventhub import EventDataBatch
 
-from generator.cli import default_landing, main
+from generator.cli import main
 from generator.sinks import EventHubSink, LocalSink, partition_key
 from generator.sources import Counts, Population, Rating, encode_events, read_movielens_ratings, replay, synthetic
 from movierec_dagster.deployment import build_deployment
@@ -147,6 +147,9 @@ def test_ctrl_c_flushes_and_leaves_no_partial_file(tmp_path):
 
 
 @pytest.mark.parametrize("home", ["{tmp}/home", "", "  "], ids=["set", "blank", "spaces"])
-def test_default_landing_is_where_the_local_deployment_ingests_from(tmp_path, home):
-    environ = {"MOVIEREC_HOME": home.format(tmp=tmp_path)}
-    assert default_landing(environ) == Path(build_deployment(environ=environ).resources["event_source"].folder)
+def test_events_land_where_the_local_deployment_ingests_from(tmp_path, home, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a blank home means ./.movierec
+    monkeypatch.setenv("MOVIEREC_HOME", home.format(tmp=tmp_path))
+    assert main(["--count", "3", "--seed", "1"]) == 0
+    folder = Path(build_deployment().resources["event_source"].folder)
+    assert [path.suffix for path in folder.iterdir() if not path.name.startswith(".")] == [".jsonl"]

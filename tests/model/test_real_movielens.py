@@ -16,5 +16,5 @@ def test_real_movielens_train_and_score(home, real_movielens, instance, spark):
     assert info["metrics"]["ndcg_at_10"] > 1.5 * info["baselines"]["most_popular"]["ndcg_at_10"]
     scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key="2025-01-01")
     assert scored.success
-    day = spark.read.parquet(lake.uri("tables", "user_recommendations", "date=2025-01-01"))
+    day = lake.read_table(spark, "user_recommendations").where("date = DATE'2025-01-01'")
     assert day.count() == 610 * 10

@@ -39,7 +39,7 @@ def test_save_load_list_promote_and_prune(spark, lake):
     # Keep the newest one, and the champion however old.
     assert registry.prune(lake, keep=1) == [versions[1]]
     assert registry.list_versions(lake) == [versions[0], versions[2]]
-    assert not lake.path("models", "als", versions[1]).exists()
+    assert not lake.exists("models", "als", versions[1])
     assert registry.prune(lake, keep=0) == []
 
 
@@ -54,4 +54,7 @@ def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake):
     from_jvm = DataFrame(jvm_model.transform(pairs._jdf), spark).orderBy("user_id").collect()
     from_python = bundle.ranking_model.transform(pairs).orderBy("user_id").collect()
     assert [r.prediction for r in from_jvm] == [r.prediction for r in from_python]
-    assert isinstance(ALSModel.load(registry.version_uri(lake, "v1", "rating")), ALSModel)
+    rating_model = ALSModel.load(registry.version_uri(lake, "v1", "rating"))
+    assert [r.prediction for r in rating_model.transform(pairs).orderBy("user_id").collect()] == [
+        r.prediction for r in bundle.rating_model.transform(pairs).orderBy("user_id").collect()
+    ]

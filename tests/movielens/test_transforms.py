@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from movierec_dagster import validation
 from movierec_dagster.movielens import transforms as t
 
 
@@ -109,6 +110,6 @@ def test_empty_file_names_the_file(spark, tmp_path):
 def test_check_helpers(spark):
     ratings = spark.createDataFrame([(1, 10, 4.0), (2, 99, 5.5), (None, 10, 3.0)], "user_id int, movie_id int, rating double")
     movies = spark.createDataFrame([(10,)], "movie_id int")
-    assert t.invalid_rating_count(ratings) == 1
-    assert t.null_key_count(ratings, ["user_id", "movie_id"]) == 1
+    assert validation.invalid_rating_count(ratings) == 1
+    assert validation.null_key_count(ratings, ["user_id", "movie_id"]) == 1
     assert [r.movie_id for r in t.orphan_movie_ids(ratings, movies).collect()] == [99]

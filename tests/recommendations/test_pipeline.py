@@ -8,13 +8,16 @@ from pyspark.sql import functions as F
 from movierec_dagster.model import registry
 from movierec_dagster.recommendations.summary import print_summary
 from tests.conftest import local_definitions
+from tests.pipeline import DAY, SMALL
 from tests.stream.events import event, write_lines
 
-SMALL = {
-    "rating_rank": 4, "rating_max_iter": 8, "ranking_rank": 4, "ranking_max_iter": 8, "bias_iterations": 2,
-}
-DAY = "2025-03-01"
 LATER = "2025-03-03"
+
+
+def _day(lake, spark, day: str):
+    """The committed partition of `day`, without its partition column."""
+    table = lake.read_table(spark, "user_recommendations")
+    return table.where(F.col("date") == F.lit(day).cast("date")).drop("date")
 
 
 def _retrain(defs, instance, **config):
@@ -48,7 +51,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
 
     scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=DAY)
     assert scored.success
-    recommendations = spark.read.parquet(lake.uri("tables", "user_recommendations", f"date={DAY}"))
+    recommendations = _day(lake, spark, DAY)
     assert recommendations.columns == [
         "user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source"
     ]
@@ -66,7 +69,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     assert defs.resolve_job_def("score_recommendations").execute_in_process(
         instance=instance, partition_key="2025-03-02", run_config={"ops": {"user_recommendations": {"config": {"min_ratings": 100}}}}
     ).success
-    table = spark.read.parquet(lake.table_uri("user_recommendations"))
+    table = lake.read_table(spark, "user_recommendations")
     per_day = {str(r["date"]): r["count"] for r in table.groupBy("date").count().collect()}
     assert per_day == {DAY: len(rows), "2025-03-02": len(rows)}
     assert {r.source for r in table.where(F.col("date") == "2025-03-02").select("source").distinct().collect()} == {"popularity"}
@@ -81,7 +84,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     )
     assert defs.resolve_job_def("ingest_rating_events").execute_in_process(instance=instance).success
     assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=LATER).success
-    later = spark.read.parquet(lake.uri("tables", "user_recommendations", f"date={LATER}"))
+    later = _day(lake, spark, LATER)
     assert first_pick not in {r.movie_id for r in later.where(F.col("user_id") == 1).collect()}
     assert [r.source for r in later.where(F.col("user_id") == new_user).collect()] == ["popularity"] * 10
 

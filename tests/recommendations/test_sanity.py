@@ -1,6 +1,6 @@
 """The recommendation sanity counts: each planted problem is counted once, a sane list counts nothing."""
 
-from movierec_dagster.recommendations.build import sanity_counts
+from movierec_dagster.recommendations.scoring import sanity_counts
 
 
 def test_each_problem_is_counted(spark):

@@ -1,34 +1,79 @@
-"""Spark steps run unchanged in another process, through a step launcher, as Databricks would run them."""
+"""The whole graph with every Spark step in a process and JVM of its own, through a step launcher, as Databricks runs it.
+
+A launched step sees an ephemeral Dagster instance and a fresh JVM: it has only its
+resources, its config and the lake. Its outputs must equal those of the same jobs run
+in one process, so a step that read the instance (its row counts, its metadata)
+would differ here: `streamed_rows` would be lost and scoring would see other ratings.
+"""
 
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, execute_job
+import pytest
+from dagster import DagsterEventType, DagsterInstance, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from pyspark.sql import functions as F
 
-from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
+from movierec_dagster.model import registry
 from tests.conftest import local_definitions
+from tests.pipeline import LATER, run_graph
 from tests.remote_steps import definitions
-from tests.stream.events import event, write_lines
+
+SPARK_STEPS = {"movielens_tables", "rating_events", "training_ratings", "als_model", "user_recommendations"}
 
 
-def test_the_ingest_runs_in_a_process_of_its_own(spark, home, synthetic_zip, tmp_path, monkeypatch):
+def _outputs(lake, spark) -> dict:
+    champion = registry.read_champion(lake)
+    info = registry.read_model_info(lake, champion["version"])
+    recommendations = lake.read_table(spark, "user_recommendations")
+    return {
+        "ratings": sorted(map(tuple, lake.read_table(spark, "ratings").drop("year").collect())),
+        "events": sorted(r.event_id for r in lake.read_table(spark, "rating_events").collect()),
+        "rejected": lake.read_table(spark, "rejected_rating_events").count(),
+        "training_ratings": sorted(
+            map(tuple, lake.read_table(spark, "training_ratings").select("user_id", "movie_id", "rating").collect())
+        ),
+        "streamed_rows": info["streamed_rows"],
+        "training_rows": info["training_rows"],
+        "per_day_and_source": sorted(
+            (str(r.date), r.source, r["count"]) for r in recommendations.groupBy("date", "source").count().collect()
+        ),
+        "users_per_day": sorted(
+            (str(r.date), r.users)
+            for r in recommendations.groupBy("date").agg(F.count_distinct("user_id").alias("users")).collect()
+        ),
+    }
+
+
+@pytest.mark.slow
+def test_every_spark_step_runs_in_a_process_of_its_own_with_the_same_outputs(
+    spark, graph_run, synthetic_zip, tmp_path, monkeypatch
+):
+    expected = _outputs(graph_run.defs.resources["lake"], spark)
+
+    remote_home = tmp_path / "launched"
     scratch = tmp_path / "steps"
     # The step's process rebuilds the code location from the environment, as `dagster dev` does.
-    monkeypatch.setenv("MOVIEREC_HOME", str(home))
+    monkeypatch.setenv("MOVIEREC_HOME", str(remote_home))
     monkeypatch.setenv("MOVIELENS_SOURCE", str(synthetic_zip))
     monkeypatch.setenv(definitions.SCRATCH_ENV, str(scratch))
-    lake = local_definitions(home, synthetic_zip).resources["lake"]
-    write_lines(Path(lake.uri("landing", "rating_events")), "a.jsonl", [event("a").encode(), event("b").encode(), b"junk"])
-    job = ReconstructableRepository.for_file(definitions.__file__, "defs").get_reconstructable_job("ingest_rating_events")
-    # The ingest step alone: each step pays for a JVM of its own, and the checks are Spark steps like it.
-    ingest_only = job.get_subset(asset_selection={AssetKey(EVENTS_TABLE), AssetKey(REJECTED_TABLE)}, asset_check_selection=set())
-
+    remote = local_definitions(remote_home, synthetic_zip)
+    repository = ReconstructableRepository.for_file(definitions.__file__, "defs")
+    launched: set[str] = set()
     with DagsterInstance.ephemeral() as instance:
-        result = execute_job(ingest_only, instance)
 
-    assert result.success
-    assert [path.parent.name for path in scratch.rglob("events.pkl")] == ["rating_events"]
-    assert sorted(row.event_id for row in lake.read_table(spark, EVENTS_TABLE).collect()) == ["a", "b"]
-    assert lake.read_table(spark, REJECTED_TABLE).count() == 1
-    accepted = result.asset_materializations_for_node("rating_events")[0].metadata["accepted"].value
-    assert accepted == 2
+        def run_launched(name, run_config=None, tags=None):
+            result = execute_job(repository.get_reconstructable_job(name), instance, run_config=run_config, tags=tags)
+            assert result.success, name
+            launched.update(
+                event.step_key
+                for event in result.all_events
+                if event.event_type == DagsterEventType.STEP_SUCCESS
+                and (scratch / result.run_id / event.step_key / "events.pkl").exists()
+            )
+
+        run_graph(run_launched, Path(remote.resources["event_source"].folder), graph_run.new_user)
+
+    assert launched == SPARK_STEPS
+    assert _outputs(remote.resources["lake"], spark) == expected
+    assert expected["streamed_rows"] == 2 and expected["events"] == ["a", "b", "c"]
+    assert (LATER, "popularity", 10) in expected["per_day_and_source"], "the user new in the stream is served"

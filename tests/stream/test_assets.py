@@ -50,7 +50,7 @@ class FailsOnce(LandingFolderSource):
 
 
 def test_a_failed_ingest_is_tried_again(spark, lake, instance, tmp_path):
-    source = FailsOnce(folder=lake.uri("landing", "rating_events"), marker=str(tmp_path / "failed-once"))
+    source = FailsOnce(folder=lake.fs_path("landing", "rating_events"), marker=str(tmp_path / "failed-once"))
     land_burst(source.folder, count=50, malformed=0.0, seed=4)
     result = materialize(
         [rating_events],

@@ -20,18 +20,19 @@ from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpar
 from movierec_dagster.stream.ingest import ingest_rating_events
 lake = LocalLake(root=sys.argv[1])
 source = LandingFolderSource(
-    folder=lake.uri("landing", "rating_events"), archive_folder=lake.uri("landing_archive"), max_files_per_batch=1
+    folder=lake.fs_path("landing", "rating_events"), archive_folder=lake.fs_path("landing_archive"), max_files_per_batch=1
 )
 ingest_rating_events(LocalSpark(master="local[1]", shuffle_partitions=1, driver_memory="1g").session(), lake, source)
 """
 
 
-def _batches_done(table: Path) -> int:
-    return len(list(table.glob("ingest_batch=*"))) if table.is_dir() else 0
+def _batches_done(lake) -> int:
+    version = lake.table_version("rating_events")
+    return len(version.parts) if version else 0
 
 
 def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path):
-    landing = Path(lake.uri("landing", "rating_events"))
+    landing = Path(lake.fs_path("landing", "rating_events"))
     expected = set()
     for f in range(FILES):
         ids = [f"f{f}-e{i}" for i in range(EVENTS_PER_FILE)]
@@ -41,7 +42,6 @@ def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path)
         lines += [event(f"f{max(f - 1, 0)}-e0").encode(), b"{not json"]
         write_lines(landing, f"{f:03d}.jsonl", lines)
 
-    table = Path(lake.uri("tables", "rating_events"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # A session of its own, so the kill takes the Python process and its Spark JVM together, as a crash
     # would: a JVM left running on its own goes on planning batches in the checkpoint for a moment.
@@ -54,14 +54,14 @@ def test_killed_ingest_rerun_keeps_every_valid_event_once(spark, lake, tmp_path)
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while _batches_done(table) < 3 and process.poll() is None and time.monotonic() < deadline:
+    while _batches_done(lake) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done_at_kill = _batches_done(table)
+    done_at_kill = _batches_done(lake)
     assert 3 <= done_at_kill < FILES, "the kill must land mid-stream"
 
-    archive = Path(lake.uri("landing_archive"))
+    archive = Path(lake.fs_path("landing_archive"))
     source = LandingFolderSource(folder=str(landing), archive_folder=str(archive), max_files_per_batch=5)
     ingest_rating_events(spark, lake, source, log=lambda _: None)
 

@@ -1,6 +1,7 @@
 """The ingest on real files: every bad input quarantined with its reason, valid events kept once, runs incremental."""
 
 import json
+import shutil
 from pathlib import Path
 
 from pyspark.sql import functions as F
@@ -12,11 +13,11 @@ from tests.stream.events import BAD_LINES, event, write_lines
 
 
 def _source(lake: LocalLake) -> LandingFolderSource:
-    return LandingFolderSource(folder=lake.uri("landing", "rating_events"))
+    return LandingFolderSource(folder=lake.fs_path("landing", "rating_events"))
 
 
 def _landing(lake: LocalLake) -> Path:
-    return Path(lake.uri("landing", "rating_events"))
+    return Path(lake.fs_path("landing", "rating_events"))
 
 
 def test_bad_inputs_are_quarantined_and_valid_events_kept_once(spark, lake):
@@ -68,7 +69,7 @@ def test_each_run_takes_only_new_events_and_drops_ids_seen_before(spark, lake):
 
 
 def test_processed_files_move_to_the_archive_and_count_once(spark, lake):
-    archive = Path(lake.uri("landing_archive"))
+    archive = Path(lake.fs_path("landing_archive"))
     source = LandingFolderSource(folder=str(_landing(lake)), archive_folder=str(archive))
     write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode()])
     ingest.ingest_rating_events(spark, lake, source, log=lambda _: None)
@@ -89,9 +90,59 @@ def test_a_batch_run_twice_replaces_its_own_output(spark, lake):
     batch = spark.read.text(lines.folder).select(
         "value", F.lit("1.jsonl").alias("source"), F.current_timestamp().alias("landed_at")
     )
-    ingest.process_batch(spark, lake, batch, 0)
-    again = ingest.process_batch(spark, lake, batch, 0)
+    part = ingest.batch_part("0f1e2d3c4b5a69788796a5b4c3d2e1f0", 0)
+    ingest.process_batch(spark, lake, batch, part)
+    again = ingest.process_batch(spark, lake, batch, part)
 
     assert (again.accepted, again.rejected, again.duplicates) == (2, 1, 0)
     assert lake.read_table(spark, "rating_events").count() == 2
     assert lake.read_table(spark, "rejected_rating_events").count() == 1
+
+
+def _event_ids(spark, lake) -> list[str]:
+    return sorted(row.event_id for row in lake.read_table(spark, "rating_events").select("event_id").collect())
+
+
+def test_a_deleted_checkpoint_loses_nothing_and_ingests_nothing_twice(spark, lake):
+    write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode()])
+    ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    parts_before = set(lake.table_version("rating_events").parts)
+    lake.delete("checkpoints", "rating_events", _source(lake).checkpoint_name())
+    write_lines(_landing(lake), "2.jsonl", [event("c").encode()])
+
+    again = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+
+    # The new checkpoint reads 1.jsonl again: its events are already in the table.
+    assert again.stats.rejected_by_reason == {DUPLICATE_EARLIER: 2} and again.stats.accepted == 1
+    assert _event_ids(spark, lake) == ["a", "b", "c"]
+    assert parts_before < set(lake.table_version("rating_events").parts), "earlier batches must not be overwritten"
+    assert lake.table_version("rating_events").rows == 3
+
+
+def test_switching_the_source_loses_nothing_and_ingests_nothing_twice(spark, lake, tmp_path):
+    first = LandingFolderSource(folder=str(tmp_path / "first"))
+    second = LandingFolderSource(folder=str(tmp_path / "second"))
+    assert first.checkpoint_name() != second.checkpoint_name()
+    write_lines(tmp_path / "first", "1.jsonl", [event("a").encode(), event("b").encode()])
+    ingest.ingest_rating_events(spark, lake, first, log=lambda _: None)
+    # The new source replays part of what the old one carried, then goes on.
+    write_lines(tmp_path / "second", "1.jsonl", [event("b").encode(), event("c").encode()])
+
+    switched = ingest.ingest_rating_events(spark, lake, second, log=lambda _: None)
+
+    assert (switched.stats.accepted, switched.stats.duplicates) == (1, 1)
+    assert _event_ids(spark, lake) == ["a", "b", "c"]
+
+
+def test_a_copied_lake_ingests_on(spark, lake, tmp_path):
+    write_lines(_landing(lake), "1.jsonl", [event("a").encode()])
+    ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    copied = LocalLake(root=str(tmp_path / "copied"))
+    shutil.copytree(lake.fs_path(), copied.fs_path())
+    write_lines(_landing(copied), "2.jsonl", [event("b").encode()])
+
+    # Spark's checkpoint holds the old folder's absolute paths; the copy's folder has a checkpoint of its own.
+    ingest.ingest_rating_events(spark, copied, _source(copied), log=lambda _: None)
+
+    assert _event_ids(spark, copied) == ["a", "b"]
+    assert _event_ids(spark, lake) == ["a"]

@@ -1,136 +1,199 @@
-"""The stream's sensors through Dagster's sensor test context: run requests and cursors."""
+"""The ingest sensor through Dagster's sensor test context: it asks for an ingest while the source holds what the checkpoint lacks, one run at a time, and again after a failed run."""
 
-import json
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from dagster import AssetMaterialization, SkipReason, build_sensor_context
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    Definitions,
+    Failure,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    job,
+    op,
+)
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from movierec_dagster.metadata import ROW_COUNT
-from movierec_dagster.resources import LandingFolderSource, LocalLake
+from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark
+from movierec_dagster.stream.assets import rating_events
+from movierec_dagster.stream.ingest import ingest_rating_events
 from movierec_dagster.stream.sensors import (
     INGEST_JOB,
-    RETRAIN_THRESHOLD_ENV,
+    RETRY_AFTER_FAILURE_ENV,
+    ingest_rating_events_job,
     rating_events_sensor,
-    retrain_sensor,
-    retrain_threshold,
+    retry_after_failure_seconds,
 )
 from tests.conftest import local_definitions
+from tests.stream.events import event, write_lines
 
 
-def _ingest(context_instance, cursor, source):
-    context = build_sensor_context(instance=context_instance, cursor=cursor, resources={"event_source": source})
-    return rating_events_sensor(context), context
+class Unreachable(LandingFolderSource):
+    """The landing folder, except that the ingest's stream cannot be opened while `marker` exists.
+
+    It raises a Failure that bypasses the asset's retry policy: the run fails at once, as it would
+    after its last retry (the retries are test_assets.py's subject, and would add 20 s here).
+    """
+
+    marker: str
+
+    def read_stream(self, spark):
+        if Path(self.marker).exists():
+            raise Failure("the event source is not reachable", allow_retries=False)
+        return super().read_stream(spark)
 
 
-def test_ingest_requested_once_per_new_files(instance, tmp_path):
-    source = LandingFolderSource(folder=str(tmp_path))
-    result, _ = _ingest(instance, None, source)
+@op
+def _noop() -> None:
+    pass
+
+
+@job
+def other_job() -> None:
+    _noop()
+
+
+def _source(lake: LocalLake) -> LandingFolderSource:
+    return LandingFolderSource(folder=lake.fs_path("landing", "rating_events"))
+
+
+def _tick(instance, lake: LocalLake, source: LandingFolderSource) -> RunRequest | SkipReason:
+    context = build_sensor_context(instance=instance, resources={"lake": lake, "event_source": source})
+    return rating_events_sensor(context)
+
+
+def _land(source: LandingFolderSource, name: str, *event_ids: str) -> None:
+    write_lines(Path(source.folder), name, [event(event_id).encode() for event_id in event_ids])
+
+
+def _ingest_definitions(lake: LocalLake, source: LandingFolderSource) -> Definitions:
+    """The ingest job as deployed (its asset, name and tags) on this test's lake and source."""
+    return Definitions(
+        assets=[rating_events],
+        jobs=[ingest_rating_events_job],
+        resources={"spark": LocalSpark(master="local[2]"), "lake": lake, "event_source": source},
+    )
+
+
+def _run_in_status(instance, job_def, status: DagsterRunStatus) -> DagsterRun:
+    """A run record of `job_def` in `status`, as the run queue, launcher or a cancel would leave it."""
+    origin = None
+    if status == DagsterRunStatus.QUEUED:
+        # Dagster refuses a QUEUED run that names no code location (the daemon dequeues it from there);
+        # only a loaded workspace has one, so this test names one through Dagster's private origin
+        # classes. Nothing loads it: the sensor only reads the run's job name and status.
+        origin = RemoteJobOrigin(
+            RemoteRepositoryOrigin(InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__)), "test"),
+            job_def.name,
+        )
+    return instance.create_run_for_job(job_def, status=status, remote_job_origin=origin)
+
+
+def _assert_requests(result) -> RunRequest:
+    assert isinstance(result, RunRequest), result
+    # No run key: a key would make the daemon drop a second request for the same events.
+    assert result.run_key is None
+    return result
+
+
+def test_nothing_landed_skips(instance, lake):
+    result = _tick(instance, lake, _source(lake))
     assert isinstance(result, SkipReason)
+    assert "no file" in result.skip_message
 
-    (tmp_path / "a.jsonl").write_text("{}\n")
-    first, _ = _ingest(instance, None, source)
-    assert len(first.run_requests) == 1 and first.cursor
-    again, _ = _ingest(instance, first.cursor, source)
-    assert isinstance(again, SkipReason), "the same files must not be requested twice"
 
-    (tmp_path / "b.jsonl").write_text("{}\n")
-    second, _ = _ingest(instance, first.cursor, source)
-    assert len(second.run_requests) == 1
-    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+def test_a_landed_file_requests_an_ingest_until_one_takes_it_in(spark, instance, lake):
+    source = _source(lake)
+    _land(source, "a.jsonl", "e1", "e2")
+
+    first = _assert_requests(_tick(instance, lake, source))
+    assert first.tags["movierec/pending_events"] == f"1 file(s) in {source.folder} wait for an ingest"
+    # No cursor: until an ingest takes the file in, every tick asks again.
+    _assert_requests(_tick(instance, lake, source))
+
+    ingest_rating_events(spark, lake, source, log=lambda _: None)
+    done = _tick(instance, lake, source)
+    assert isinstance(done, SkipReason), done
+    assert done.skip_message == f"no file in {source.folder} waits for an ingest"
+
+    _land(source, "b.jsonl", "e3")
+    assert "1 file(s)" in _assert_requests(_tick(instance, lake, source)).tags["movierec/pending_events"]
+
+
+# Every status of a run that has not finished: queued, being launched, running, being canceled.
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+@pytest.mark.parametrize("status", UNFINISHED, ids=[status.value for status in UNFINISHED])
+def test_an_unfinished_ingest_run_skips_naming_it(instance, lake, status):
+    source = _source(lake)
+    _land(source, "a.jsonl", "e1")
+    job = _ingest_definitions(lake, source).resolve_job_def(INGEST_JOB)
+    # Another job's unfinished run, and a finished ingest run, do not hold the sensor back.
+    _run_in_status(instance, other_job, status)
+    _run_in_status(instance, job, DagsterRunStatus.SUCCESS)
+    _assert_requests(_tick(instance, lake, source))
+
+    run = _run_in_status(instance, job, status)
+    assert instance.get_run_by_id(run.run_id).status == status
+    result = _tick(instance, lake, source)
+    assert isinstance(result, SkipReason), result
+    assert f"ingest run {run.run_id} ({status.value}) will take them in" in result.skip_message
+
+
+def test_the_sensor_after_a_failed_ingest_still_requests_one(spark, instance, lake, tmp_path, monkeypatch):
+    monkeypatch.delenv(RETRY_AFTER_FAILURE_ENV, raising=False)
+    marker = tmp_path / "unreachable"
+    marker.touch()
+    source = Unreachable(folder=lake.fs_path("landing", "rating_events"), marker=str(marker))
+    _land(source, "a.jsonl", "e1", "e2")
+    _assert_requests(_tick(instance, lake, source))
+
+    job = _ingest_definitions(lake, source).resolve_job_def(INGEST_JOB)
+    failed = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    assert "the event source is not reachable" in str(failed.get_step_failure_events()[0].step_failure_data.error)
+    assert not [e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert instance.get_run_by_id(failed.run_id).status == DagsterRunStatus.FAILURE
+
+    paused = _tick(instance, lake, source)
+    assert isinstance(paused, SkipReason), paused
+    assert f"ingest run {failed.run_id} failed" in paused.skip_message
+    assert "asking again 60 s after it" in paused.skip_message
+
+    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "0")
+    again = _assert_requests(_tick(instance, lake, source))
+    assert again.tags["movierec/pending_events"] == f"1 file(s) in {source.folder} wait for an ingest"
+
+    # The source is back: the requested run takes the same events in, and the sensor rests.
+    marker.unlink()
+    assert job.execute_in_process(instance=instance).success
+    assert lake.table_version("rating_events").rows == 2
+    assert isinstance(_tick(instance, lake, source), SkipReason)
+
+
+def test_retry_pause_parsing(monkeypatch):
+    monkeypatch.delenv(RETRY_AFTER_FAILURE_ENV, raising=False)
+    assert retry_after_failure_seconds() == 60
+    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "2.5")
+    assert retry_after_failure_seconds() == 2.5
+    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "-3")
+    assert retry_after_failure_seconds() == 0
+    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "soon")
+    with pytest.raises(ValueError, match=RETRY_AFTER_FAILURE_ENV):
+        retry_after_failure_seconds()
 
 
 def test_ingest_job_carries_the_concurrency_tag(tmp_path):
     defs = local_definitions(tmp_path / "home", tmp_path / "movielens")
     assert defs.resolve_job_def(INGEST_JOB).tags == {"movierec/concurrency": "rating_events_ingest"}
     assert defs.resolve_assets_def("rating_events").op.pool == "rating_events_ingest"
-
-
-def _champion(lake: LocalLake, version: str, trained_at: datetime, trained_on_events: int | None = None) -> None:
-    """The champion pointer and, when `trained_on_events` is given, a model.json recording them."""
-    lake.write_json(
-        {"version": version, "trained_at": trained_at.isoformat(), "promoted_at": trained_at.isoformat()},
-        "models", "als", "champion.json",
-    )
-    if trained_on_events is not None:
-        lake.write_json({"version": version, "streamed_rows": trained_on_events}, "models", "als", version, "model.json")
-
-
-def _ingested(instance, table_rows: int, accepted: int = 0) -> None:
-    """An ingest run's materialization of rating_events: the table's rows after it, and what the run accepted."""
-    instance.report_runless_asset_event(
-        AssetMaterialization("rating_events", metadata={ROW_COUNT: table_rows, "accepted": accepted})
-    )
-
-
-def _retrain(instance, lake, cursor=None):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
-    return retrain_sensor(context)
-
-
-def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
-    assert isinstance(_retrain(instance, lake), SkipReason)
-
-    _ingested(instance, 500)  # before the champion was trained: not counted
-    _champion(lake, "v1", datetime.now(UTC))
-    _ingested(instance, 560)
-    below = _retrain(instance, lake)
-    assert not below.run_requests and "60 of 100" in below.skip_reason.skip_message
-
-    _ingested(instance, 610)
-    above = _retrain(instance, lake, below.cursor)
-    assert [r.run_key for r in above.run_requests] and "110 new ratings" in above.run_requests[0].tags[
-        "movierec/retrain_reason"
-    ]
-    quiet = _retrain(instance, lake, above.cursor)
-    assert not quiet.run_requests, "the counted ratings must not request a second retrain"
-
-    _champion(lake, "v2", datetime.now(UTC) + timedelta(seconds=1))
-    _ingested(instance, 709)
-    assert not _retrain(instance, lake, quiet.cursor).run_requests
-
-
-def test_retrain_counts_from_the_rows_the_champion_was_trained_on(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
-    _ingested(instance, 500)  # training_ratings is built from these 500 rows...
-    _ingested(instance, 600)  # ...and 100 more arrive while the model trains
-    _champion(lake, "v1", datetime.now(UTC), trained_on_events=500)
-    _ingested(instance, 640)
-    assert "140 new ratings" in _retrain(instance, lake).run_requests[0].tags["movierec/retrain_reason"]
-
-
-def test_retrain_counts_the_rows_a_killed_ingest_left(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
-    _ingested(instance, 1000, accepted=1000)
-    _champion(lake, "v1", datetime.now(UTC))
-    # A run killed after writing 90 events' batches records nothing; the next run accepts 20
-    # and reports the table with all 110.
-    _ingested(instance, 1110, accepted=20)
-    assert "110 new ratings" in _retrain(instance, lake).run_requests[0].tags["movierec/retrain_reason"]
-
-
-def test_retrain_counts_from_the_new_champions_training_time(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
-    _champion(lake, "v1", datetime.now(UTC) - timedelta(hours=1))
-    _ingested(instance, 8)
-    first = _retrain(instance, lake)
-    assert json.loads(first.cursor) == {"champion": "v1", "counted_from": 0}
-    _champion(lake, "v2", datetime.now(UTC) + timedelta(seconds=1))
-    later = _retrain(instance, lake, first.cursor)
-    assert json.loads(later.cursor) == {"champion": "v2", "counted_from": 8}
-
-
-def test_a_cursor_from_an_earlier_version_counts_afresh(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
-    _champion(lake, "v1", datetime.now(UTC) - timedelta(hours=1))
-    _ingested(instance, 8)
-    old = json.dumps({"accepted": 500, "after_storage_id": 3, "champion": "v1", "since_timestamp": 0})
-    assert json.loads(_retrain(instance, lake, old).cursor) == {"champion": "v1", "counted_from": 0}
-
-
-def test_retrain_threshold_must_be_a_positive_number():
-    assert retrain_threshold({}) == 1000
-    assert retrain_threshold({RETRAIN_THRESHOLD_ENV: "250"}) == 250
-    with pytest.raises(ValueError, match=RETRAIN_THRESHOLD_ENV):
-        retrain_threshold({RETRAIN_THRESHOLD_ENV: "many"})

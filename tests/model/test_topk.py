@@ -1,9 +1,9 @@
-"""The factor-matrix scorer: exclusion of seen movies, k, ties, clipping of short lists, and brute-force agreement."""
+"""The exact top-k kernel on factor matrices: unseen items only, ties to the smaller id, equal to brute force."""
 
 import numpy as np
 import pytest
 
-from movierec_dagster.recommendations.scoring import brute_force_top_k, popularity_factors, top_k_block, top_k_unseen
+from movierec_dagster.model.topk import brute_force_top_k, popularity_factors, top_k_block, top_k_unseen
 
 
 def test_block_excludes_seen_and_orders_by_score():

@@ -1,0 +1,36 @@
+"""The dashboard's data layer on a lake the pipeline wrote (the session's whole-graph run), not one built by hand."""
+
+from movierec_dagster.dashboard.data import Lake, lake_location
+from movierec_dagster.dashboard.summary import dashboard_summary
+from movierec_dagster.model import registry
+from tests.pipeline import DAY, LATER
+
+
+def test_the_dashboard_reads_the_lake_the_pipeline_wrote(graph_run, synthetic):
+    champion = registry.read_champion(graph_run.defs.resources["lake"])
+
+    lake = Lake(lake_location({"MOVIEREC_HOME": str(graph_run.home)}))
+    lake.check_exists()
+    assert lake.newest_recommendation_date() == LATER
+    assert lake.recommended_users(DAY) == sorted(synthetic.user_genre)
+    assert lake.recommended_users(LATER) == sorted([*synthetic.user_genre, graph_run.new_user])
+
+    user = 1
+    recs = lake.recommendations(DAY, user)
+    assert list(recs.rows["rank"]) == list(range(1, 11))
+    assert recs.model_version == champion["version"] and not recs.cold_start
+    for row in recs.rows.itertuples():
+        assert f"Movie {row.movie_id}" in row.title and row.year == 1980 + row.movie_id % 40
+        assert synthetic.movie_genre[row.movie_id] in list(row.genres)
+
+    table, rated = lake.top_rated(user)
+    assert table == "training_ratings"
+    assert len(rated) == 10 and list(rated["rating"]) == sorted(rated["rating"], reverse=True)
+
+    history = lake.model_history()
+    assert list(history.versions["version"]) == [champion["version"]] and history.versions["champion"].all()
+    assert history.versions["ndcg_at_10"].notna().all() and not history.unreadable
+    assert history.champion["version"] == champion["version"]
+
+    # The demo names the lake by the pipeline's own URI (file://...).
+    assert dashboard_summary(graph_run.defs.resources["lake"].uri())[0].endswith(f"/?user={user}")
