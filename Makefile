@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test dashboard bench venv java dagster-home
+.PHONY: demo dev test test-runtime-spark dashboard bench venv java dagster-home
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,22 @@ dev: venv java dagster-home
 
 test: venv java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The plain-Spark tests again under the pyspark of the Databricks runtime the clusters run
+# (movierec_dagster/resources/databricks.py names it; a test holds the two equal).
+RUNTIME_PYSPARK := 4.0.0
+RUNTIME_VENV := .venv-runtime
+RUNTIME_TESTS := tests/movielens/test_transforms.py tests/stream/test_transforms.py tests/stream/test_ingest.py \
+	tests/stream/test_checkpoint.py tests/model/test_training.py tests/model/test_topk.py tests/model/test_registry.py \
+	tests/recommendations/test_sanity.py tests/test_lake.py
+$(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'pyspark==$(RUNTIME_PYSPARK)'
+	@touch $@
+
+test-runtime-spark: $(RUNTIME_VENV)/.installed java
+	$(RUNTIME_VENV)/bin/python -m pytest -m 'not azure and not slow' $(RUNTIME_TESTS)
 
 dashboard: venv
 	$(BIN)/streamlit run movierec_dagster/dashboard/app.py --server.address localhost --browser.gatherUsageStats false

@@ -1,6 +1,8 @@
 """The one place that knows where movierec runs: it builds the resources and the executor.
 
-Only `local` exists so far: local PySpark, a folder as the lake, SQLite for Dagster.
+- `local` (the default): local PySpark, a folder as the lake, rating events as files, SQLite for Dagster.
+- `databricks`: each Spark step on an Azure Databricks cluster (dagster-databricks' step launcher),
+  the lake on ADLS Gen2, rating events on Azure Event Hubs; the instance is infra/azure/dagster.yaml.
 """
 
 import os
@@ -8,18 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import ExecutorDefinition, in_process_executor
+from dagster import EnvVar, ExecutorDefinition, in_process_executor
 
 from movierec_dagster.home import LANDING_EVENTS, local_lake
 from movierec_dagster.movielens.archive import DEFAULT_SOURCE
-from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark, MovieLensSource
-from movierec_dagster.resources.lake import LANDING_ARCHIVE
+from movierec_dagster.resources import EventHubsSource, LandingFolderSource, Lake, LocalLake, LocalSpark, MovieLensSource
+from movierec_dagster.resources.databricks import DATABRICKS_RUNTIME, DatabricksSpark
+from movierec_dagster.resources.lake import LANDING_ARCHIVE, AdlsLake
 
-DEPLOYMENTS = ("local",)
+DEPLOYMENTS = ("local", "databricks")
+# Keys in the secret scope, and the variables they become on a cluster.
+SCOPE_SECRETS = {"AZURE_CLIENT_SECRET": "lake-client-secret", "EVENTHUB_CONNECTION_STRING": "eventhub-listen-connection-string"}
 
 
 class UnknownDeploymentError(ValueError):
     pass
+
+
+class MissingSettingsError(ValueError):
+    """Variables a deployment needs are not set; the message lists each one and what it is for."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,31 @@ class Deployment:
     executor: ExecutorDefinition
 
 
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    purpose: str
+    orchestrator_only: bool = False  # the cluster does without it (a secret the launcher alone uses)
+
+
+DATABRICKS_SETTINGS = (
+    Setting("DATABRICKS_HOST", "the workspace URL, https://adb-<workspace id>.<n>.azuredatabricks.net"),
+    Setting("DATABRICKS_TOKEN", "a token of the workspace, with which the step launcher submits runs", True),
+    Setting("MOVIEREC_LAKE", "the lake, abfss://<container>@<account>.dfs.core.windows.net/<prefix>"),
+    Setting("MOVIEREC_SECRET_SCOPE", "the Databricks secret scope (Key Vault-backed) the clusters read secrets from"),
+    Setting("EVENTHUB_NAMESPACE", "the Event Hubs namespace, <name> or <name>.servicebus.windows.net"),
+    Setting("EVENTHUB_NAME", "the event hub the ratings arrive on"),
+)
+CLUSTER_CHOICE = (
+    "MOVIEREC_DATABRICKS_CLUSTER_ID or MOVIEREC_DATABRICKS_NODE_TYPE: an existing cluster's id, or the node type "
+    f"of a new job cluster per step (with MOVIEREC_DATABRICKS_WORKERS, default 1, and MOVIEREC_DATABRICKS_RUNTIME, "
+    f"default {DATABRICKS_RUNTIME})"
+)
+
+
 def _movielens_location(environ: dict[str, str]) -> str:
     location = environ.get("MOVIELENS_SOURCE", "").strip() or DEFAULT_SOURCE
-    if location.startswith(("http://", "https://")):
+    if "://" in location:
         return location
     return str(Path(location).expanduser().resolve())
 
@@ -43,17 +74,111 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
         raise UnknownDeploymentError(
             f"MOVIEREC_DEPLOYMENT={name!r} is not a deployment movierec knows; choose one of {', '.join(DEPLOYMENTS)}."
         )
+    resources = _databricks(environ) if name == "databricks" else _local(environ)
+    # One process runs the whole plan: locally every step shares one Spark session (one JVM); on
+    # Databricks the Spark steps each go to a cluster from here, one after another.
+    return Deployment(resources=resources, executor=in_process_executor)
+
+
+def _local(environ: dict[str, str]) -> dict[str, Any]:
     lake = LocalLake(root=str(local_lake(environ)))
-    return Deployment(
-        resources={
-            "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
-            "lake": lake,
-            "movielens": MovieLensSource(location=_movielens_location(environ)),
-            # The landing folder is this machine's: the source reads it as a plain path.
-            "event_source": LandingFolderSource(
-                folder=lake.fs_path(*LANDING_EVENTS), archive_folder=lake.fs_path(LANDING_ARCHIVE)
-            ),
-        },
-        # One process for the whole run: every step shares one Spark session (one JVM).
-        executor=in_process_executor,
+    return {
+        "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
+        "lake": lake,
+        "movielens": MovieLensSource(location=_movielens_location(environ)),
+        # The landing folder is this machine's: the source reads it as a plain path.
+        "event_source": LandingFolderSource(
+            folder=lake.fs_path(*LANDING_EVENTS), archive_folder=lake.fs_path(LANDING_ARCHIVE)
+        ),
+    }
+
+
+def _value(environ: dict[str, str], name: str) -> str:
+    return environ.get(name, "").strip()
+
+
+def _env_or_blank(environ: dict[str, str], name: str) -> Any:
+    """EnvVar(name) when it is set (the UI shows the name, never the value), else blank."""
+    return EnvVar(name) if _value(environ, name) else ""
+
+
+def check_databricks_settings(environ: dict[str, str]) -> None:
+    """Fail with one message naming every missing variable and what it is for."""
+    on_cluster = bool(_value(environ, "DATABRICKS_RUNTIME_VERSION"))
+    missing = [
+        f"{setting.name}: {setting.purpose}"
+        for setting in DATABRICKS_SETTINGS
+        if not _value(environ, setting.name) and not (on_cluster and setting.orchestrator_only)
+    ]
+    if not (_value(environ, "MOVIEREC_DATABRICKS_CLUSTER_ID") or _value(environ, "MOVIEREC_DATABRICKS_NODE_TYPE")):
+        missing.append(CLUSTER_CHOICE)
+    if missing:
+        raise MissingSettingsError(
+            "MOVIEREC_DEPLOYMENT=databricks needs these environment variables (see .env.example and the README's "
+            "'Run on Azure Databricks'):\n" + "\n".join(f"  - {line}" for line in missing)
+        )
+
+
+def cluster_environment(environ: dict[str, str]) -> dict[str, str]:
+    """What the step's process on a cluster needs to build the same resources: every movierec setting that is no secret."""
+    names = {
+        "DATABRICKS_HOST", "MOVIELENS_SOURCE", "EVENTHUB_NAMESPACE", "EVENTHUB_NAME", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+    }
+    shared = {name: value for name, value in environ.items() if name in names or name.startswith("MOVIEREC_")}
+    return {name: value for name, value in sorted(shared.items()) if value.strip() and name not in SCOPE_SECRETS}
+
+
+def _adls_spark_conf(lake_root: str, environ: dict[str, str], scope: str) -> dict[str, str]:
+    """A new job cluster's settings for Spark to read the lake with the service principal; the secret by reference."""
+    tenant, client = _value(environ, "AZURE_TENANT_ID"), _value(environ, "AZURE_CLIENT_ID")
+    if not (lake_root.startswith("abfss://") and tenant and client):
+        return {}
+    host = lake_root.removeprefix("abfss://").split("/", 1)[0].split("@", 1)[-1]
+    return {
+        f"spark.hadoop.fs.azure.account.auth.type.{host}": "OAuth",
+        f"spark.hadoop.fs.azure.account.oauth.provider.type.{host}": (
+            "org.apache.hadoop.fs.azurebfs.oauth2.ClientCredsTokenProvider"
+        ),
+        f"spark.hadoop.fs.azure.account.oauth2.client.id.{host}": client,
+        f"spark.hadoop.fs.azure.account.oauth2.client.secret.{host}": "{{secrets/" + scope + "/lake-client-secret}}",
+        f"spark.hadoop.fs.azure.account.oauth2.client.endpoint.{host}": f"https://login.microsoftonline.com/{tenant}/oauth2/token",
+    }
+
+
+def _databricks(environ: dict[str, str]) -> dict[str, Any]:
+    check_databricks_settings(environ)
+    lake_root, scope = _value(environ, "MOVIEREC_LAKE"), _value(environ, "MOVIEREC_SECRET_SCOPE")
+    if lake_root.startswith("abfss://"):
+        lake: Lake = AdlsLake(
+            root=lake_root,
+            tenant_id=_env_or_blank(environ, "AZURE_TENANT_ID"),
+            client_id=_env_or_blank(environ, "AZURE_CLIENT_ID"),
+            client_secret=_env_or_blank(environ, "AZURE_CLIENT_SECRET"),
+        )
+    else:  # another fsspec URI that the cluster and the orchestrator share (the tests' stand-in for ADLS)
+        lake = Lake(root=lake_root)
+    workers = _value(environ, "MOVIEREC_DATABRICKS_WORKERS") or "1"
+    if not workers.isdigit():
+        raise MissingSettingsError(f"MOVIEREC_DATABRICKS_WORKERS={workers!r} must be a whole number of workers.")
+    spark = DatabricksSpark(
+        databricks_host=EnvVar("DATABRICKS_HOST"),
+        databricks_token=EnvVar("DATABRICKS_TOKEN"),
+        existing_cluster_id=_value(environ, "MOVIEREC_DATABRICKS_CLUSTER_ID"),
+        spark_version=_value(environ, "MOVIEREC_DATABRICKS_RUNTIME") or DATABRICKS_RUNTIME,
+        node_type_id=_value(environ, "MOVIEREC_DATABRICKS_NODE_TYPE") or "Standard_D4ds_v5",
+        num_workers=int(workers),
+        spark_conf=_adls_spark_conf(lake_root, environ, scope),
+        secret_scope=scope,
+        secrets_to_env=SCOPE_SECRETS,
+        env_variables=cluster_environment({**environ, "MOVIEREC_DEPLOYMENT": "databricks"}),
     )
+    return {
+        "spark": spark,
+        "lake": lake,
+        "movielens": MovieLensSource(location=_movielens_location(environ)),
+        "event_source": EventHubsSource(
+            namespace=EnvVar("EVENTHUB_NAMESPACE"),
+            eventhub=EnvVar("EVENTHUB_NAME"),
+            connection_string=_env_or_blank(environ, "EVENTHUB_CONNECTION_STRING"),
+        ),
+    }
