@@ -24,7 +24,7 @@ def test_a_missing_table_is_named_or_none(spark, lake):
 
 def test_failed_write_leaves_the_previous_table(spark, lake):
     lake.write_table(spark.range(3), "numbers")
-    failing = spark.range(10).withColumn("boom", F.when(F.col("id") == 7, F.raise_error(F.lit("killed"))))
+    failing = spark.range(10).withColumn("boom", F.when(F.col("id") == 7, F.raise_error(F.lit("killed"))).otherwise(F.col("id")))
     with pytest.raises(Exception, match="killed"):
         lake.write_table(failing, "numbers")
     assert sorted(r.id for r in lake.read_table(spark, "numbers").collect()) == [0, 1, 2]
