@@ -59,7 +59,7 @@ $(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 test-runtime-spark: $(RUNTIME_VENV)/.installed java
-	$(RUNTIME_VENV)/bin/python -m pytest -m 'not azure and not slow' $(RUNTIME_TESTS)
+	$(RUNTIME_VENV)/bin/python -m pytest -m 'not azure and not databricks and not slow' $(RUNTIME_TESTS)
 
 dashboard: venv
 	$(BIN)/streamlit run movierec_dagster/dashboard/app.py --server.address localhost --browser.gatherUsageStats false

@@ -2,15 +2,15 @@
 
 Each domain contributes its own `Definitions` (assets, checks, jobs, schedules,
 sensors); this module only merges them and adds the deployment's resources.
-The domains are imported as modules: Dagster allows one Definitions object at
-module scope, and that is `defs`.
+The domains are imported as modules: Dagster allows one Definitions entry point
+at module scope, and that is `defs`.
 """
 
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import Definitions
+from dagster import Definitions, definitions
 
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.model import definitions as model_domain
@@ -39,4 +39,10 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    """The code location as Dagster loads it: built then (not at import), from the environment of that moment.
+
+    A step's process on a cluster loads it again, so it is built from the cluster's environment there.
+    """
+    return build_definitions()

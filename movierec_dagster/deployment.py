@@ -49,9 +49,12 @@ DATABRICKS_SETTINGS = (
     Setting("DATABRICKS_TOKEN", "a token of the workspace, with which the step launcher submits runs", True),
     Setting("MOVIEREC_LAKE", "the lake, abfss://<container>@<account>.dfs.core.windows.net/<prefix>"),
     Setting("MOVIEREC_SECRET_SCOPE", "the Databricks secret scope (Key Vault-backed) the clusters read secrets from"),
+)
+EVENT_HUB_SETTINGS = (
     Setting("EVENTHUB_NAMESPACE", "the Event Hubs namespace, <name> or <name>.servicebus.windows.net"),
     Setting("EVENTHUB_NAME", "the event hub the ratings arrive on"),
 )
+LANDING_FOLDER = "MOVIEREC_LANDING_FOLDER"  # instead of Event Hubs: event files in a folder both sides reach
 CLUSTER_CHOICE = (
     "MOVIEREC_DATABRICKS_CLUSTER_ID or MOVIEREC_DATABRICKS_NODE_TYPE: an existing cluster's id, or the node type "
     f"of a new job cluster per step (with MOVIEREC_DATABRICKS_WORKERS, default 1, and MOVIEREC_DATABRICKS_RUNTIME, "
@@ -105,9 +108,10 @@ def _env_or_blank(environ: dict[str, str], name: str) -> Any:
 def check_databricks_settings(environ: dict[str, str]) -> None:
     """Fail with one message naming every missing variable and what it is for."""
     on_cluster = bool(_value(environ, "DATABRICKS_RUNTIME_VERSION"))
+    settings = DATABRICKS_SETTINGS if _value(environ, LANDING_FOLDER) else DATABRICKS_SETTINGS + EVENT_HUB_SETTINGS
     missing = [
         f"{setting.name}: {setting.purpose}"
-        for setting in DATABRICKS_SETTINGS
+        for setting in settings
         if not _value(environ, setting.name) and not (on_cluster and setting.orchestrator_only)
     ]
     if not (_value(environ, "MOVIEREC_DATABRICKS_CLUSTER_ID") or _value(environ, "MOVIEREC_DATABRICKS_NODE_TYPE")):
@@ -172,13 +176,18 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
         secrets_to_env=SCOPE_SECRETS,
         env_variables=cluster_environment({**environ, "MOVIEREC_DEPLOYMENT": "databricks"}),
     )
+    if _value(environ, LANDING_FOLDER):
+        # Event files in a folder the orchestrator and the clusters both reach (the tests' stand-in for the hub).
+        event_source: Any = LandingFolderSource(folder=_value(environ, LANDING_FOLDER))
+    else:
+        event_source = EventHubsSource(
+            namespace=EnvVar("EVENTHUB_NAMESPACE"),
+            eventhub=EnvVar("EVENTHUB_NAME"),
+            connection_string=_env_or_blank(environ, "EVENTHUB_CONNECTION_STRING"),
+        )
     return {
         "spark": spark,
         "lake": lake,
         "movielens": MovieLensSource(location=_movielens_location(environ)),
-        "event_source": EventHubsSource(
-            namespace=EnvVar("EVENTHUB_NAMESPACE"),
-            eventhub=EnvVar("EVENTHUB_NAME"),
-            connection_string=_env_or_blank(environ, "EVENTHUB_CONNECTION_STRING"),
-        ),
+        "event_source": event_source,
     }

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import Definitions
+from pyspark.sql import functions as F
 
+from movierec_dagster.model import registry
 from tests.stream.events import event, write_lines
 
 # Small models: the tests check behaviour, not quality at scale.
@@ -27,6 +29,30 @@ def run_graph(run_job: Callable[..., None], landing: Path, new_user: int) -> Non
     write_lines(landing, "b.jsonl", [event("c", user_id=new_user, movie_id=5).encode()])
     run_job("ingest_rating_events")
     run_job("score_recommendations", tags={"dagster/partition": LATER})
+
+
+def graph_outputs(lake, spark) -> dict:
+    """What the graph made, in a form two runs can be compared by: tables, the champion's counts, recommendations per day."""
+    champion = registry.read_champion(lake)
+    info = registry.read_model_info(lake, champion["version"])
+    recommendations = lake.read_table(spark, "user_recommendations")
+    return {
+        "ratings": sorted(map(tuple, lake.read_table(spark, "ratings").drop("year").collect())),
+        "events": sorted(r.event_id for r in lake.read_table(spark, "rating_events").collect()),
+        "rejected": lake.read_table(spark, "rejected_rating_events").count(),
+        "training_ratings": sorted(
+            map(tuple, lake.read_table(spark, "training_ratings").select("user_id", "movie_id", "rating").collect())
+        ),
+        "streamed_rows": info["streamed_rows"],
+        "training_rows": info["training_rows"],
+        "per_day_and_source": sorted(
+            (str(r.date), r.source, r["count"]) for r in recommendations.groupBy("date", "source").count().collect()
+        ),
+        "users_per_day": sorted(
+            (str(r.date), r.users)
+            for r in recommendations.groupBy("date").agg(F.count_distinct("user_id").alias("users")).collect()
+        ),
+    }
 
 
 @dataclass(frozen=True)

@@ -11,44 +11,19 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from pyspark.sql import functions as F
 
-from movierec_dagster.model import registry
 from tests.conftest import local_definitions
-from tests.pipeline import LATER, run_graph
+from tests.pipeline import LATER, graph_outputs, run_graph
 from tests.remote_steps import definitions
 
 SPARK_STEPS = {"movielens_tables", "rating_events", "training_ratings", "als_model", "user_recommendations"}
 
 
-def _outputs(lake, spark) -> dict:
-    champion = registry.read_champion(lake)
-    info = registry.read_model_info(lake, champion["version"])
-    recommendations = lake.read_table(spark, "user_recommendations")
-    return {
-        "ratings": sorted(map(tuple, lake.read_table(spark, "ratings").drop("year").collect())),
-        "events": sorted(r.event_id for r in lake.read_table(spark, "rating_events").collect()),
-        "rejected": lake.read_table(spark, "rejected_rating_events").count(),
-        "training_ratings": sorted(
-            map(tuple, lake.read_table(spark, "training_ratings").select("user_id", "movie_id", "rating").collect())
-        ),
-        "streamed_rows": info["streamed_rows"],
-        "training_rows": info["training_rows"],
-        "per_day_and_source": sorted(
-            (str(r.date), r.source, r["count"]) for r in recommendations.groupBy("date", "source").count().collect()
-        ),
-        "users_per_day": sorted(
-            (str(r.date), r.users)
-            for r in recommendations.groupBy("date").agg(F.count_distinct("user_id").alias("users")).collect()
-        ),
-    }
-
-
 @pytest.mark.slow
-def test_every_spark_step_runs_in_a_process_of_its_own_with_the_same_outputs(
+def test_every_spark_step_runs_in_a_process_of_its_own_with_the_samegraph_outputs(
     spark, graph_run, synthetic_zip, tmp_path, monkeypatch
 ):
-    expected = _outputs(graph_run.defs.resources["lake"], spark)
+    expected = graph_outputs(graph_run.defs.resources["lake"], spark)
 
     remote_home = tmp_path / "launched"
     scratch = tmp_path / "steps"
@@ -74,6 +49,6 @@ def test_every_spark_step_runs_in_a_process_of_its_own_with_the_same_outputs(
         run_graph(run_launched, Path(remote.resources["event_source"].folder), graph_run.new_user)
 
     assert launched == SPARK_STEPS
-    assert _outputs(remote.resources["lake"], spark) == expected
+    assert graph_outputs(remote.resources["lake"], spark) == expected
     assert expected["streamed_rows"] == 2 and expected["events"] == ["a", "b", "c"]
     assert (LATER, "popularity", 10) in expected["per_day_and_source"], "the user new in the stream is served"
