@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, execute_job
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from movierec_dagster.resources import Lake
@@ -15,7 +15,7 @@ from tests.instance.conftest import postgres_server  # noqa: F401 (the fixture)
 from tests.instance.test_postgres_instance import _home as azure_dagster_home
 from tests.pipeline import graph_outputs, run_graph
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::dagster.SupersessionWarning")]
+pytestmark = pytest.mark.filterwarnings("ignore::dagster.SupersessionWarning")
 
 SECRETS = {"lake-client-secret": "sp-s3cret-value", "eventhub-listen-connection-string": "Endpoint=sb://x/;SharedAccessKey=hub-s3cret"}
 ORCHESTRATOR_SECRETS = {"AZURE_CLIENT_SECRET": "orchestrator-sp-s3cret", "EVENTHUB_CONNECTION_STRING": "Endpoint=sb://y/;SharedAccessKey=k3y"}
@@ -24,6 +24,27 @@ ORCHESTRATOR_SECRETS = {"AZURE_CLIENT_SECRET": "orchestrator-sp-s3cret", "EVENTH
 EXPECTED_RUNS = 7
 
 
+def _databricks_environment(workspace: Workspace, work: Path, source: Path, cluster: str = "test-cluster") -> dict[str, str]:
+    """The databricks deployment's variables for the stand-in: the lake a file:// URI, events in a shared folder."""
+    return {
+        "MOVIEREC_DEPLOYMENT": "databricks",
+        "DATABRICKS_HOST": workspace.host,
+        "DATABRICKS_TOKEN": workspace.token,
+        "MOVIEREC_DATABRICKS_CLUSTER_ID": cluster,
+        "MOVIEREC_LAKE": (work / "lake").as_uri(),
+        "MOVIEREC_SECRET_SCOPE": "movierec",
+        "AZURE_TENANT_ID": "tenant",
+        "AZURE_CLIENT_ID": "client",
+        "MOVIELENS_SOURCE": str(source),
+        # No Event Hub here: rating events as files in a folder the orchestrator and the "cluster" share.
+        "MOVIEREC_LANDING_FOLDER": str(work / "landing"),
+        "AZURE_STORAGE_ACCOUNT": "unused",
+        "MOVIEREC_COMPUTE_LOG_CONTAINER": "unused",
+        **ORCHESTRATOR_SECRETS,
+    }
+
+
+@pytest.mark.slow
 def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, synthetic_zip, postgres_server, monkeypatch):  # noqa: F811
     expected = graph_outputs(graph_run.defs.resources["lake"], spark)
     with tempfile.TemporaryDirectory(prefix="movierec-databricks-") as work, Workspace(
@@ -31,23 +52,7 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
     ) as workspace:
         work = Path(work)
         lake_uri, landing = (work / "lake").as_uri(), work / "landing"
-        environment = {
-            "MOVIEREC_DEPLOYMENT": "databricks",
-            "DATABRICKS_HOST": workspace.host,
-            "DATABRICKS_TOKEN": workspace.token,
-            "MOVIEREC_DATABRICKS_CLUSTER_ID": "test-cluster",
-            "MOVIEREC_LAKE": lake_uri,
-            "MOVIEREC_SECRET_SCOPE": "movierec",
-            "AZURE_TENANT_ID": "tenant",
-            "AZURE_CLIENT_ID": "client",
-            "MOVIELENS_SOURCE": str(synthetic_zip),
-            # No Event Hub here: rating events as files in a folder the orchestrator and the "cluster" share.
-            "MOVIEREC_LANDING_FOLDER": str(landing),
-            "AZURE_STORAGE_ACCOUNT": "unused",
-            "MOVIEREC_COMPUTE_LOG_CONTAINER": "unused",
-            **ORCHESTRATOR_SECRETS,
-            **postgres_server.dagster_env(),
-        }
+        environment = {**_databricks_environment(workspace, work, synthetic_zip), **postgres_server.dagster_env()}
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
         # The step's process puts the working directory first on its path: not the repo's copy of the package.
@@ -85,3 +90,20 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
         outputs = graph_outputs(Lake(root=lake_uri), spark)
 
     assert outputs == expected
+
+
+def test_a_failed_databricks_run_fails_the_step_saying_why(spark, synthetic_zip, monkeypatch):
+    with tempfile.TemporaryDirectory(prefix="movierec-databricks-") as work, Workspace(spark) as workspace:
+        for name, value in _databricks_environment(workspace, Path(work), synthetic_zip, cluster="no-such-cluster").items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(work)
+        job = ReconstructableRepository.for_module("movierec_dagster.definitions", "defs").get_reconstructable_job(
+            "movielens_etl"
+        )
+        with DagsterInstance.ephemeral() as instance:
+            result = execute_job(job, instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    description = failure.step_failure_data.user_failure_data.description
+    assert failure.step_key == "movielens_tables"
+    assert "The Databricks run of step movielens_tables failed" in description and "no-such-cluster" in description
