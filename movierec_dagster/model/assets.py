@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
@@ -70,6 +71,44 @@ def merged_event_rows(lake: Lake) -> int | None:
     """How many rating_events rows the committed training_ratings merged; None before it exists."""
     version = lake.table_version(TRAINING_RATINGS)
     return None if version is None else int(version.properties.get(STREAMED_ROWS, 0))
+
+
+def champion_on_this_data(
+    context: AssetExecutionContext,
+    lake: Lake,
+    train: DataFrame,
+    test: DataFrame,
+    params: training.ModelParams,
+    candidate: training.Evaluation,
+) -> dict | None:
+    """The champion judged on the candidate's held-out data: its parameters fitted on the candidate's training split.
+
+    The champion's stored metrics were measured on the data of its day: against them, a fair
+    candidate is locked out when the data grows harder, and a worse one let in when it grows
+    easier. With the candidate's own parameters the champion's model here would be the
+    candidate's, so its evaluation stands for both and no second fit is needed.
+    Returns {"version", "params", "metrics"}, or None before the first champion.
+    """
+    pointer = registry.read_champion(lake)
+    if pointer is None:
+        return None
+    stored = registry.read_model_info(lake, pointer["version"]) or {}
+    try:
+        champion_params = training.ModelParams(**stored["params"])
+    except (KeyError, TypeError):
+        context.log.warning(
+            f"Champion {pointer['version']} has no parameters this version can fit: judged by its stored metrics."
+        )
+        return {"version": pointer["version"], "params": stored.get("params"), "metrics": stored["metrics"]}
+    if champion_params == params:
+        metrics = candidate.metrics
+    else:
+        context.log.info(f"Fitting champion {pointer['version']}'s parameters on this training split to judge it here")
+        evaluation, bundle = training.evaluate(train, test, champion_params)
+        bundle.release()
+        metrics = evaluation.metrics
+    context.log.info(f"Champion {pointer['version']} on this held-out data: {metrics}")
+    return {"version": pointer["version"], "params": champion_params.as_dict(), "metrics": metrics}
 
 
 class AlsModelConfig(Config):
@@ -166,6 +205,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         )
         evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
+        champion = champion_on_this_data(context, lake, train, test, params, evaluation)
     finally:
         ratings.unpersist()
     now = datetime.now(UTC)
@@ -184,15 +224,20 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         "params": params.as_dict(),
         "metrics": evaluation.metrics,
         "baselines": evaluation.baselines,
+        # What the metrics were measured on: this training data's held-out split.
+        "evaluated_on": {
+            "training_rows": training_rows,
+            STREAMED_ROWS: streamed_rows,
+            "test_rows": evaluation.test_rows,
+            "test_fraction": config.test_fraction,
+            "split_seed": config.seed,
+        },
+        "champion_on_this_data": champion,
         "global_mean": bundle.biases.global_mean,
         "grid": grid,
     }
     registry.write_model_info(lake, info)
-    champion = registry.read_champion(lake)
-    champion_info = registry.read_model_info(lake, champion["version"]) if champion else None
-    decision = gate.decide(
-        info, champion_info, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance
-    )
+    decision = gate.decide(info, champion, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance)
     if decision.passed:
         registry.promote(lake, info, datetime.now(UTC))
         context.log.info(decision.summary + " It is now the champion.")
@@ -222,6 +267,9 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         "ndcg_at_10": metrics["ndcg_at_10"],
         "reasons": "; ".join(decision.reasons) or "none",
     }
+    if champion:
+        gate_metadata["champion_rmse_on_this_data"] = champion["metrics"]["rmse"]
+        gate_metadata["champion_ndcg_at_10_on_this_data"] = champion["metrics"]["ndcg_at_10"]
     return MaterializeResult(
         metadata=metadata,
         check_results=[

@@ -14,11 +14,14 @@ class GateDecision:
 def decide(
     candidate: dict[str, Any], champion: dict[str, Any] | None, *, rmse_tolerance: float, ndcg_tolerance: float
 ) -> GateDecision:
-    """Judge `candidate` (a model.json) against `champion` (the champion's model.json, or None).
+    """Judge `candidate` (a model.json) against `champion` ({"version", "metrics"}, or None).
 
-    The candidate must beat the bias baseline on RMSE and most-popular on NDCG@10
-    (same held-out split), and be no worse than the champion by more than the
-    tolerances (absolute: RMSE may rise by `rmse_tolerance`, NDCG@10 fall by `ndcg_tolerance`).
+    Every number is measured on the same held-out data, which none of the models was
+    fitted on: the candidate's and the baselines', and the champion's (its parameters
+    fitted on the candidate's training split). The candidate must beat the bias
+    baseline on RMSE and most-popular on NDCG@10, and be no worse than the champion by
+    more than the tolerances (absolute: RMSE may rise by `rmse_tolerance`, NDCG@10 fall
+    by `ndcg_tolerance`).
     """
     if rmse_tolerance < 0 or ndcg_tolerance < 0:
         raise ValueError("gate tolerances must not be negative")
