@@ -1,11 +1,14 @@
 """The dashboard's data layer on a lake the pipeline wrote (the session's whole-graph run), not one built by hand."""
 
+import pytest
+
 from movierec_dagster.dashboard.data import Lake, lake_location
 from movierec_dagster.dashboard.summary import dashboard_summary
 from movierec_dagster.model import registry
 from tests.pipeline import DAY, LATER
 
 
+@pytest.mark.slow  # the session's whole-graph run, which the other slow tests share
 def test_the_dashboard_reads_the_lake_the_pipeline_wrote(graph_run, synthetic):
     champion = registry.read_champion(graph_run.defs.resources["lake"])
 
