@@ -20,7 +20,7 @@ from movierec_dagster.metadata import ROW_COUNT, table_metadata
 from movierec_dagster.model import registry
 from movierec_dagster.model.assets import TRAINING_RATINGS, merged_event_rows
 from movierec_dagster.model.training import merge_ratings
-from movierec_dagster.recommendations.scoring import POPULARITY, build_recommendations
+from movierec_dagster.recommendations.scoring import POPULARITY, build_recommendations, popularity_for_everyone
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import Lake, SparkResource
 from movierec_dagster.stream.ingest import EVENTS_TABLE
@@ -83,20 +83,28 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         started = time.perf_counter()
         session = spark.session()
         champion = registry.read_champion(lake)
-        if champion is None:
-            raise RuntimeError("There is no champion model yet: run the job retrain_model (and let it pass the gate) first.")
-        version = champion["version"]
-        context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
-        bundle = registry.load_bundle(lake, session, version)
+        version = champion["version"] if champion else None
+        if version is None:
+            context.log.warning(
+                f"No model has passed the gate yet: partition {context.partition_key} gives every user the popularity "
+                "baseline (source 'popularity'). Retrain (job retrain_model) to get a champion."
+            )
+        else:
+            context.log.info(f"Scoring partition {context.partition_key} with champion model {version}")
         ratings = lake.read_table(session, TRAINING_RATINGS)
         streamed = _events_since_training(context, lake, session)
         if streamed is not None:
             ratings = merge_ratings(ratings, streamed)
         ratings = ratings.select("user_id", "movie_id", "rating").cache()
         try:
-            recommendations = build_recommendations(
-                bundle, ratings, model_version=version, generated_at=datetime.now(UTC), min_ratings=config.min_ratings
-            )
+            now = datetime.now(UTC)
+            if version is None:
+                recommendations = popularity_for_everyone(ratings, generated_at=now)
+            else:
+                bundle = registry.load_bundle(lake, session, version)
+                recommendations = build_recommendations(
+                    bundle, ratings, model_version=version, generated_at=now, min_ratings=config.min_ratings
+                )
             subpath = partition_subpath(context.partition_key)
             location = lake.write_table(recommendations, TABLE, subpath=subpath)
             written = session.read.parquet(location)
@@ -106,7 +114,7 @@ def build_user_recommendations(partitions_def: DailyPartitionsDefinition) -> Ass
         fallback_users = written.where(F.col("source") == POPULARITY).select("user_id").distinct().count()
         metadata = table_metadata(
             written,
-            model_version=version,
+            model_version=version or "none (popularity baseline: no champion yet)",
             users=check.metadata["users_with_recommendations"],
             popularity_fallback_users=MetadataValue.int(fallback_users),
             location=MetadataValue.path(location),

@@ -49,6 +49,25 @@ def build_recommendations(
     )
 
 
+def popularity_for_everyone(ratings: DataFrame, *, generated_at: datetime, k: int = TOP_K) -> DataFrame:
+    """The day's recommendations before any model has passed the gate: every user's k most-rated unseen movies.
+
+    Same columns as `build_recommendations`: the predicted rating is the movie's mean rating,
+    `model_version` is null and `source` is "popularity".
+    """
+    users = ratings.select("user_id").distinct()
+    means = ratings.groupBy("movie_id").agg(F.avg("rating").alias("predicted_rating"))
+    return most_popular_top_k(ratings, users, k).join(means, "movie_id").select(
+        F.col("user_id").cast("int"),
+        F.col("movie_id").cast("int"),
+        F.col("rank").cast("int"),
+        F.col("predicted_rating").cast("double"),
+        F.lit(None).cast("string").alias("model_version"),
+        F.lit(generated_at).cast("timestamp").alias("generated_at"),
+        F.lit(POPULARITY).alias("source"),
+    )
+
+
 def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K) -> dict[str, int]:
     """What the recommendation check counts; every count but `users` and `users_with_recommendations` should be 0.
 

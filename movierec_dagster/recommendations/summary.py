@@ -12,11 +12,11 @@ from movierec_dagster.resources import Lake
 def print_summary(lake: Lake, spark: SparkSession, user_id: int | None = None, date: str | None = None) -> None:
     """Print the champion's metrics and `user_id`'s recommendations of `date` (defaults: lowest user id, latest day)."""
     champion = registry.read_champion(lake)
-    if champion is None:
-        print("No champion model yet: run the job retrain_model.")
-        return
     print()
-    print("\n".join(comparison_lines(registry.read_model_info(lake, champion["version"]))))
+    if champion is None:
+        print("No model has passed the gate yet, so every user gets the popularity baseline (most-rated unseen movies).")
+    else:
+        print("\n".join(comparison_lines(registry.read_model_info(lake, champion["version"]))))
     if not lake.table_exists(TABLE):
         print("No recommendations yet: run the job score_recommendations.")
         return
@@ -33,7 +33,8 @@ def print_summary(lake: Lake, spark: SparkSession, user_id: int | None = None, d
     if not rows:
         print(f"User {user_id} has no recommendations on {date}.")
         return
-    print(f"\nRecommendations for user {user_id} on {date} (model {rows[0].model_version}, {rows[0].source}):")
+    made_by = f"model {rows[0].model_version}" if rows[0].model_version else "no model yet"
+    print(f"\nRecommendations for user {user_id} on {date} ({made_by}, {rows[0].source}):")
     for row in rows:
         title = f"{row.title} ({row.year})" if row.year else str(row.title)
         genres = ", ".join(row.genres or []) or "-"

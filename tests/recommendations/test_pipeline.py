@@ -126,3 +126,24 @@ def test_the_gate_judges_the_champion_on_the_candidates_data(home, synthetic, sy
     judged = info["champion_on_this_data"]
     assert judged["version"] == stored["version"] and judged["metrics"]["rmse"] > stored["metrics"]["rmse"] + 0.01
     assert info["evaluated_on"]["streamed_rows"] == 600
+
+
+def test_with_no_champion_every_user_gets_the_popularity_baseline(home, synthetic, synthetic_zip, instance, spark, capsys):
+    defs = local_definitions(home, synthetic_zip)
+    lake = defs.resources["lake"]
+    assert defs.resolve_job_def("movielens_etl").execute_in_process(instance=instance).success
+    # Factors crushed to nothing rank no better than most-popular: the first model fails the gate.
+    hopeless = _retrain(defs, instance, ranking_rank=1, ranking_reg_param=1e4, ranking_max_iter=1, rating_reg_param=1e4)
+    assert not hopeless.success and registry.read_champion(lake) is None
+
+    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=DAY)
+
+    assert scored.success
+    rows = _day(lake, spark, DAY).collect()
+    assert Counter(r.user_id for r in rows) == {user: 10 for user in synthetic.user_genre}
+    assert {r.source for r in rows} == {"popularity"} and {r.model_version for r in rows} == {None}
+    assert all(0.5 <= r.predicted_rating <= 5.0 for r in rows)
+    assert all(e.passed for e in scored.get_asset_check_evaluations())
+    print_summary(lake, spark, user_id=1, date=DAY)
+    printed = capsys.readouterr().out
+    assert "No model has passed the gate yet" in printed and "(no model yet, popularity)" in printed
