@@ -2,6 +2,7 @@
 
 Examples:
   movierec-generate --count 10000                       # synthetic, as fast as possible, into the landing folder
+  movierec-generate --count 10000 --ratings random      # synthetic noise instead of learnable ratings
   movierec-generate --source movielens --rate 1 --timestamps now   # the seed's replay, one event a second
   movierec-generate --count 5000 --malformed 0.05 --seed 7         # reproducible, 5% bad events
   movierec-generate --sink eventhub --rate 100                     # EVENTHUB_CONNECTION_STRING + EVENTHUB_NAME
@@ -20,10 +21,14 @@ from typing import TextIO
 
 from generator.sinks import EventHubSink, LocalSink, Sink, eventhub_producer
 from generator.sources import (
+    RATING_KINDS,
     Counts,
     GeneratorInputError,
     Population,
+    Tastes,
     encode_events,
+    planted,
+    read_movielens_genres,
     read_movielens_ratings,
     replay,
     synthetic,
@@ -53,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--timestamps", choices=("original", "now"), default="original", help="replay timestamps")
     source.add_argument(
         "--new-fraction", type=float, default=0.05, help="synthetic: share of users/movies the model has never seen"
+    )
+    source.add_argument(
+        "--ratings",
+        choices=RATING_KINDS,
+        default="planted",
+        help="synthetic: 'planted' draws ratings from tastes a recommender can learn (the MovieLens history's, "
+        "when there is one), 'random' is noise",
     )
     source.add_argument("--malformed", type=float, default=0.0, help="share of malformed events to mix in (0-1)")
     source.add_argument("--seed", type=int, default=None, help="makes the run reproducible")
@@ -88,10 +100,13 @@ def build_lines(args: argparse.Namespace, environ: dict[str, str], counts: Count
             )
         ratings = replay(read_movielens_ratings(movielens), rng, order=args.order, timestamps=args.timestamps)
     else:
-        population = Population.default()
-        if movielens is not None and movielens.exists():
-            population = Population.from_ratings(read_movielens_ratings(movielens))
-        ratings = synthetic(population, rng, new_fraction=args.new_fraction)
+        history = read_movielens_ratings(movielens) if movielens is not None and movielens.exists() else None
+        if history and args.ratings == "planted":
+            tastes = Tastes.from_history(history, rng, genres=read_movielens_genres(movielens))
+            ratings = planted(tastes, rng, new_fraction=args.new_fraction)
+        else:
+            population = Population.from_ratings(history) if history else Population.default()
+            ratings = synthetic(population, rng, new_fraction=args.new_fraction, ratings=args.ratings)
     return encode_events(ratings, rng, malformed_fraction=args.malformed, counts=counts)
 
 

@@ -4,26 +4,92 @@ import random
 from itertools import islice
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from dagster import ExecuteInProcessResult
 
 from generator.sinks import LocalSink
-from generator.sources import Counts, Population, encode_events, synthetic
+from generator.sources import RATING_KINDS, Counts, Population, Rating, Tastes, encode_events, planted, synthetic
+from movierec_dagster.home import LANDING_EVENTS
 from movierec_dagster.metadata import ROW_COUNT
+from movierec_dagster.resources.lake import LocalLake
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
 
+DEMO_SEED = 12  # the ratings every demo lands (see land_burst)
 
-def land_burst(landing: str | Path, *, count: int = 5_000, malformed: float = 0.05, seed: int | None = None) -> Counts:
-    """Write `count` synthetic events, a `malformed` share of them bad, into the landing folder."""
-    rng = random.Random(seed)
+
+def _read_lake_table(lake: LocalLake, key: str, columns: list[str]) -> list[dict] | None:
+    """The rows of a committed table of the lake, as Python dicts (pyarrow: no Spark); None when there is none."""
+    table = lake.table(key)
+    version = table.current()
+    if version is None:
+        return None
+    parts = [pq.read_table(table.snapshot_path(part.snapshot, name), columns=columns) for name, part in sorted(version.parts.items())]
+    return [row for part in parts for row in part.to_pylist()]
+
+
+def history_tastes(landing: str | Path, rng: random.Random) -> Tastes | None:
+    """The tastes of the MovieLens history in the lake that holds `landing` (its `ratings` and `movies` tables).
+
+    None when `landing` is not the local deployment's landing folder or the ETL has not committed `ratings`.
+    """
+    landing = Path(landing)
+    if landing.parts[-len(LANDING_EVENTS):] != LANDING_EVENTS:
+        return None
+    lake = LocalLake(root=str(landing.parents[len(LANDING_EVENTS) - 1]))
+    rows = _read_lake_table(lake, "ratings", ["user_id", "movie_id", "rating"])
+    if not rows:
+        return None
+    movies = _read_lake_table(lake, "movies", ["movie_id", "genres"]) or []
+    genres = {movie["movie_id"]: tuple(movie["genres"] or ()) for movie in movies}
+    history = [Rating(row["user_id"], row["movie_id"], row["rating"], 0) for row in rows]
+    return Tastes.from_history(history, rng, genres=genres)
+
+
+def land_burst(
+    landing: str | Path,
+    *,
+    count: int = 5_000,
+    malformed: float = 0.05,
+    seed: int | None = None,
+    ratings: str = "planted",
+    tastes: Tastes | None = None,
+) -> Counts:
+    """Write `count` synthetic events, a `malformed` share of them bad, into the landing folder.
+
+    `ratings="planted"` draws them from `tastes`: by default the tastes of the MovieLens history
+    in the lake beside the landing folder (`history_tastes`), so that the streamed ratings agree
+    with what the model learns from the history; tastes planted on `Population.default()` when
+    the lake has no history yet. `ratings="random"` is noise, as the demo streamed before.
+
+    Without a `seed`, the ratings are the demo's own (`DEMO_SEED`) under fresh event ids: every
+    demo lands the same ratings again, and as training keeps the latest rating of each (user,
+    movie), repeated demos do not pile up synthetic ratings. A `seed` reproduces the events too.
+    """
+    if ratings not in RATING_KINDS:
+        raise ValueError(f"ratings must be one of {', '.join(RATING_KINDS)}, not {ratings!r}")
+    rng = random.Random(DEMO_SEED if seed is None else seed)
+    # The event ids and which events are malformed: fresh every run without a seed, and not the ratings' draws with one.
+    events_rng = random.Random(None if seed is None else f"events-{seed}")
+    if ratings == "random":
+        source, drawn_from = synthetic(Population.default(), rng, ratings="random"), "random ratings"
+    else:
+        drawn_from = "ratings from the given tastes"
+        if tastes is None:
+            tastes, drawn_from = history_tastes(landing, rng), "ratings from the history's tastes"
+        if tastes is None:
+            tastes, drawn_from = Tastes.planted(Population.default(), rng), "ratings from planted tastes: no history yet"
+        source = planted(tastes, rng)
     counts = Counts()
     sink = LocalSink(Path(landing), roll_events=1_000, roll_seconds=3_600, prefix="demo")
     try:
-        lines = encode_events(synthetic(Population.default(), rng), rng, malformed_fraction=malformed, counts=counts)
+        lines = encode_events(source, events_rng, malformed_fraction=malformed, counts=counts)
         for line in islice(lines, count):
             sink.write(line)
     finally:
         sink.close()
-    print(f"   landed {count:,} events ({counts.malformed:,} malformed) in {len(sink.files)} files under {landing}")
+    print(
+        f"   landed {count:,} events ({counts.malformed:,} malformed; {drawn_from}) in {len(sink.files)} files under {landing}"
+    )
     return counts
 
 

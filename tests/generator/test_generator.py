@@ -4,9 +4,11 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter, defaultdict
 from itertools import islice
 from pathlib import Path
 
@@ -15,8 +17,24 @@ from azure.eventhub import EventDataBatch
 
 from generator.cli import main
 from generator.sinks import EventHubSink, LocalSink, partition_key
-from generator.sources import Counts, Population, Rating, encode_events, read_movielens_ratings, replay, synthetic
+from generator.sources import (
+    RATING_KINDS,
+    RATINGS as HALF_STARS,
+    Counts,
+    GeneratorInputError,
+    Population,
+    Rating,
+    Tastes,
+    encode_events,
+    planted,
+    read_movielens_genres,
+    read_movielens_ratings,
+    replay,
+    synthetic,
+)
 from movierec_dagster.deployment import build_deployment
+from movierec_dagster.resources import LocalLake
+from movierec_dagster.stream.demo import land_burst
 
 ROOT = Path(__file__).resolve().parents[2]
 RATINGS = [Rating(u, m, 4.0, 1_000 + u * 10 + m) for u in (1, 2, 3) for m in (10, 20)]
@@ -32,13 +50,126 @@ def test_replay_in_time_order_or_shuffled_reproducibly():
     assert abs(now.timestamp - time.time()) < 5
 
 
-def test_synthetic_activity_includes_unseen_users_and_movies():
+@pytest.mark.parametrize("kind", RATING_KINDS)
+def test_synthetic_activity_includes_unseen_users_and_movies(kind):
     population = Population.from_ratings(RATINGS, new_users=5, new_movies=5)
-    ratings = list(islice(synthetic(population, random.Random(3), new_fraction=0.3), 2000))
+    ratings = list(islice(synthetic(population, random.Random(3), new_fraction=0.3, ratings=kind), 2000))
     new_users = {r.user_id for r in ratings if r.user_id > 3}
     assert new_users and new_users <= set(range(4, 9))
-    assert {r.movie_id for r in ratings if r.movie_id > 20} <= set(range(21, 26))
+    new_movies = {r.movie_id for r in ratings if r.movie_id > 20}
+    assert new_movies and new_movies <= set(range(21, 26))
+    assert {r.movie_id for r in ratings} - new_movies <= {10, 20}
     assert {r.rating for r in ratings} <= {x / 2 for x in range(1, 11)}
+
+
+def _shape(ratings: list[Rating]) -> tuple[float, float]:
+    """The top 10% of the movies' share of the ratings, and the spread of the users' mean ratings."""
+    per_movie = sorted(Counter(r.movie_id for r in ratings).values(), reverse=True)
+    by_user = defaultdict(list)
+    for r in ratings:
+        by_user[r.user_id].append(r.rating)
+    top_share = sum(per_movie[: len(Population.default().known_movies) // 10]) / len(ratings)
+    return top_share, statistics.pstdev(statistics.mean(v) for v in by_user.values() if len(v) >= 20)
+
+
+def test_planted_ratings_are_shaped_like_movielens_and_random_ones_are_noise():
+    planted_ratings = list(islice(synthetic(Population.default(), random.Random(3)), 20_000))
+    random_ratings = list(islice(synthetic(Population.default(), random.Random(3), ratings="random"), 20_000))
+    assert {r.rating for r in planted_ratings} == set(HALF_STARS)
+    assert 3.2 < statistics.mean(r.rating for r in planted_ratings) < 3.8  # MovieLens: 3.5
+    top_share, user_spread = _shape(planted_ratings)
+    # ml-latest-small: the top 10% of the movies get 60% of the ratings; users' means spread by 0.48.
+    assert top_share > 0.5 and user_spread > 0.35
+    random_top_share, random_user_spread = _shape(random_ratings)
+    assert random_top_share < 0.35 and random_user_spread < 0.25, "noise: no popular movies, no user biases"
+
+
+def test_planted_ratings_are_reproducible_with_a_seed():
+    def draw(seed, kind="planted"):
+        return [r[:3] for r in islice(synthetic(Population.default(), random.Random(seed), ratings=kind), 500)]
+
+    assert draw(8) == draw(8) != draw(9)
+    assert draw(8, "random") == draw(8, "random") != draw(8)
+
+
+def test_unknown_ratings_kind_is_refused():
+    with pytest.raises(GeneratorInputError, match="planted, random"):
+        synthetic(Population.default(), random.Random(1), ratings="uniform")
+
+
+def _genre_gap(ratings, synthetic) -> float:
+    """Mean rating of the user's loved genre minus the other one's, over the fixture's known users and movies."""
+    known = [r for r in ratings if r.user_id in synthetic.user_genre and r.movie_id in synthetic.movie_genre]
+    loved = [r.rating for r in known if synthetic.movie_genre[r.movie_id] == synthetic.user_genre[r.user_id]]
+    other = [r.rating for r in known if synthetic.movie_genre[r.movie_id] != synthetic.user_genre[r.user_id]]
+    return statistics.mean(loved) - statistics.mean(other)
+
+
+def test_tastes_from_a_history_agree_with_it(synthetic, synthetic_zip):
+    history = read_movielens_ratings(synthetic_zip)
+    tastes = Tastes.from_history(history, random.Random(1), genres=read_movielens_genres(synthetic_zip), new_users=5, new_movies=5)
+    assert tastes.population == Population.from_ratings(history, new_users=5, new_movies=5)
+    ratings = list(islice(planted(tastes, random.Random(2), new_fraction=0.1), 3000))
+    # The fixture's comedy fans love comedies and dislike horror, and horror fans the reverse: so does the stream.
+    assert _genre_gap(ratings, synthetic) > 0.8
+    rated = {(r.user_id, r.movie_id) for r in history}
+    assert not [r for r in ratings if (r.user_id, r.movie_id) in rated], "users do not rate again what they rated"
+    assert {r.user_id for r in ratings} <= set(range(1, 46)) and {r.movie_id for r in ratings} <= set(range(1, 66))
+    assert {r.user_id for r in ratings if r.user_id > 40} and {r.movie_id for r in ratings if r.movie_id > 60}
+    assert [r[:3] for r in islice(planted(tastes, random.Random(2), new_fraction=0.1), 3000)] == [r[:3] for r in ratings]
+
+
+def _landed(landing: Path) -> list[dict]:
+    events = []
+    for path in sorted(landing.iterdir()):
+        for line in path.read_bytes().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and {"user_id", "movie_id", "rating"} <= set(event):
+                events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("kind, gap", [("planted", (0.8, 9)), ("random", (-0.3, 0.3))])
+def test_cli_draws_planted_or_random_ratings(kind, gap, synthetic, synthetic_zip, tmp_path):
+    landing = tmp_path / kind
+    argv = ["--count", "3000", "--seed", "5", "--movielens", str(synthetic_zip), "--landing", str(landing), "--quiet"]
+    assert main([*argv, "--ratings", kind]) == 0
+    ratings = [Rating(e["user_id"], e["movie_id"], e["rating"], e["timestamp"]) for e in _landed(landing)]
+    assert len(ratings) == 3000
+    assert gap[0] < _genre_gap(ratings, synthetic) < gap[1]
+
+
+def test_demo_burst_draws_from_the_lake_history_and_repeats_its_ratings(spark, synthetic, synthetic_zip, tmp_path, capsys):
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    history = read_movielens_ratings(synthetic_zip)
+    genres = read_movielens_genres(synthetic_zip)
+    lake.write_table(spark.createDataFrame([r[:3] for r in history], "user_id int, movie_id int, rating double"), "ratings")
+    lake.write_table(
+        spark.createDataFrame(list(genres.items()), "movie_id int, genres array<string>"), "movies"
+    )
+    landing = Path(lake.fs_path("landing", "rating_events"))
+    land_burst(landing, count=2000, malformed=0.0)
+    assert "ratings from the history's tastes" in capsys.readouterr().out
+    first = _landed(landing)
+    assert _genre_gap([Rating(e["user_id"], e["movie_id"], e["rating"], 0) for e in first], synthetic) > 0.8
+    for path in landing.iterdir():
+        path.unlink()
+    land_burst(landing, count=2000, malformed=0.0)
+    again = _landed(landing)
+    # Every demo lands the same ratings under new event ids: repeated demos re-rate, they do not pile up.
+    assert [(e["user_id"], e["movie_id"], e["rating"]) for e in again] == [(e["user_id"], e["movie_id"], e["rating"]) for e in first]
+    assert not {e["event_id"] for e in again} & {e["event_id"] for e in first}
+
+
+def test_demo_burst_without_a_history_or_with_random_ratings(tmp_path, capsys):
+    land_burst(tmp_path / "planted", count=300, malformed=0.0, seed=1)
+    assert "planted tastes: no history yet" in capsys.readouterr().out
+    land_burst(tmp_path / "random", count=300, malformed=0.0, seed=1, ratings="random")
+    assert "random ratings" in capsys.readouterr().out
+    assert len(_landed(tmp_path / "random")) == 300
 
 
 def test_events_are_reproducible_and_malformed_share_as_asked():
