@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test test-runtime-spark dashboard bench venv java dagster-home
+.PHONY: demo dev test test-runtime-spark dashboard bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -42,7 +42,17 @@ demo: venv java dagster-home
 dev: venv java dagster-home
 	$(BIN)/dagster dev -w workspace.yaml
 
-test: venv java
+# checkov, for tests/infra (the Bicep templates' static checks), pins packages the Dagster stack in .venv
+# does not accept (packaging 23), so it has a venv of its own, inside .venv's folder so git ignores it.
+CHECKOV_VENV := $(VENV)/checkov
+$(CHECKOV_VENV)/.installed: tests/infra/checkov-requirements.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/infra/checkov-requirements.txt
+	@touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+
+test: venv java checkov
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The plain-Spark tests again under the pyspark of the Databricks runtime the clusters run
