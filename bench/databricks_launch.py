@@ -48,9 +48,9 @@ def main() -> None:
         jobs: list[tuple[str, float, list[int]]] = []  # (job, wall seconds, its Databricks run ids)
         with DagsterInstance.ephemeral() as instance:
 
-            def run_job(name, run_config=None, tags=None):
+            def run_job(name, run_config=None):
                 before, started = len(workspace.runs), time.perf_counter()
-                result = execute_job(repository.get_reconstructable_job(name), instance, run_config=run_config, tags=tags)
+                result = execute_job(repository.get_reconstructable_job(name), instance, run_config=run_config)
                 assert result.success, name
                 jobs.append((name, time.perf_counter() - started, sorted(workspace.runs)[before:]))
 

@@ -69,11 +69,8 @@ def graph_run(spark, synthetic: SyntheticMovieLens, synthetic_zip: Path, tmp_pat
     new_user = max(synthetic.user_genre) + 1
     with DagsterInstance.ephemeral() as instance:
 
-        def run_job(name, run_config=None, tags=None):
-            partition = (tags or {}).get("dagster/partition")
-            result = defs.resolve_job_def(name).execute_in_process(
-                instance=instance, run_config=run_config, partition_key=partition
-            )
+        def run_job(name, run_config=None):
+            result = defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=run_config)
             assert result.success, name
 
         run_graph(run_job, Path(defs.resources["event_source"].folder), new_user)

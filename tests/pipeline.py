@@ -8,27 +8,32 @@ from dagster import Definitions
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import registry
+from movierec_dagster.model.schedules import ScheduleSettings
+from movierec_dagster.recommendations.assets import local_day
 from tests.stream.events import event, write_lines
 
 # Small models: the tests check behaviour, not quality at scale.
 SMALL = {"rating_rank": 4, "rating_max_iter": 8, "ranking_rank": 4, "ranking_max_iter": 8, "bias_iterations": 2}
-DAY = "2025-03-01"
-LATER = "2025-03-02"
+
+
+def today() -> str:
+    """The day a batch made now is for, in the schedules' default time zone (the tests' definitions set none)."""
+    return local_day(ScheduleSettings().timezone)
 
 
 def run_graph(run_job: Callable[..., None], landing: Path, new_user: int) -> None:
-    """ETL, an ingest, a retrain, a day's scoring; then ratings streamed after the retrain, and another day.
+    """ETL, an ingest, a retrain, today's scoring; then ratings streamed after the retrain, and today's batch again.
 
-    `run_job(name, run_config=None, tags=None)` runs one job and fails the test unless it succeeds.
+    `run_job(name, run_config=None)` runs one job and fails the test unless it succeeds.
     """
     run_job("movielens_etl")
     write_lines(landing, "a.jsonl", [event("a", user_id=1, movie_id=2).encode(), event("b", user_id=3).encode(), b"junk"])
     run_job("ingest_rating_events")
     run_job("retrain_model", run_config={"ops": {"als_model": {"config": SMALL}}})
-    run_job("score_recommendations", tags={"dagster/partition": DAY})
+    run_job("score_recommendations")
     write_lines(landing, "b.jsonl", [event("c", user_id=new_user, movie_id=5).encode()])
     run_job("ingest_rating_events")
-    run_job("score_recommendations", tags={"dagster/partition": LATER})
+    run_job("score_recommendations")
 
 
 def graph_outputs(lake, spark) -> dict:

@@ -14,11 +14,11 @@ from tests.conftest import local_definitions
 
 ASSETS = {
     "movielens_archive", "movies", "ratings", "tags", "links", "rating_events", "rejected_rating_events",
-    "training_ratings", "als_model", "user_recommendations",
+    "training_ratings", "als_model", "champion_model", "user_recommendations",
 }
 JOBS = {"movielens_etl", "ingest_rating_events", "retrain_model", "score_recommendations"}
-SCHEDULES = {"nightly_retrain": "retrain_model", "daily_recommendations": "score_recommendations"}
-SENSORS = {"rating_events_sensor", "retrain_sensor", "recommendations_after_retrain"}
+SCHEDULES = {"nightly_retrain": "retrain_model"}
+SENSORS = {"rating_events_sensor", "retrain_sensor", "recommendations_automation"}
 # Contracts, not implementations: only resources/ and deployment.py may name these.
 IMPLEMENTATIONS = re.compile(r"\b(LocalLake|LocalSpark|LandingFolderSource|EventHubsSource)\b")
 PACKAGE = Path(__file__).resolve().parents[1] / "movierec_dagster"

@@ -39,7 +39,7 @@ TABLES = "tables"
 MODELS = "models/als"
 MODEL_INFO = "model.json"
 CHAMPION = "champion.json"
-MOVIES, RATINGS, TRAINING_RATINGS = "movies", "ratings", "training_ratings"
+MOVIES, RATINGS, TRAINING_RATINGS, EVENTS = "movies", "ratings", "training_ratings", "rating_events"
 RECOMMENDATIONS = "user_recommendations"
 NO_GENRES = "(no genres listed)"
 COLD_START_SOURCE = "popularity"
@@ -113,8 +113,15 @@ class Recommendations:
     rows: pd.DataFrame  # rank, movie_id, title, year, genres, predicted_rating, model_version, generated_at, source
 
     @property
-    def model_version(self) -> str:
-        return str(self.rows["model_version"].iloc[0])
+    def model_version(self) -> str | None:
+        """The champion that made the batch; None when there was none and every user got the popularity baseline."""
+        version = self.rows["model_version"].iloc[0]
+        return None if pd.isna(version) else str(version)
+
+    @property
+    def made_by(self) -> str:
+        """Who made the batch, in words: a model version, or the popularity baseline before any champion."""
+        return f"model {self.model_version}" if self.model_version else "the popularity baseline (no champion model yet)"
 
     @property
     def generated_at(self) -> pd.Timestamp:
@@ -217,34 +224,52 @@ class Lake:
         )
         return Recommendations(date=date, rows=rows)
 
-    def own_ratings_table(self) -> str:
-        """Where a user's own ratings are: `training_ratings` (history plus stream) when it exists, else `ratings`."""
-        return self._own_ratings()[0]
+    def own_ratings_tables(self) -> list[str]:
+        """Where a user's own ratings are: `training_ratings` (else `ratings`), and `rating_events` when it exists."""
+        return [name for name, _ in self._own_ratings()]
 
-    def _own_ratings(self) -> tuple[str, ds.Dataset]:
-        """(table, rows) of the users' own ratings, reading `training_ratings`' log once."""
+    def _own_ratings(self) -> list[tuple[str, ds.Dataset]]:
+        """(table, rows) of the users' own ratings: the trained-on ratings, then the stream, each table's log read once."""
         version = self._version(TRAINING_RATINGS)
-        if version is not None:
-            return TRAINING_RATINGS, self._dataset(TRAINING_RATINGS, version)
-        return RATINGS, self._dataset(RATINGS)
+        trained = (TRAINING_RATINGS, self._dataset(TRAINING_RATINGS, version)) if version else (RATINGS, self._dataset(RATINGS))
+        events = self._version(EVENTS)
+        return [trained, (EVENTS, self._dataset(EVENTS, events))] if events else [trained]
 
-    def top_rated(self, user_id: int, limit: int = 10) -> tuple[str, pd.DataFrame]:
-        """The user's own highest-rated movies (newest first among equals), from `training_ratings` if there."""
-        table, ratings = self._own_ratings()
+    def top_rated(self, user_id: int, limit: int = 10) -> tuple[list[str], pd.DataFrame]:
+        """The user's own highest-rated movies (newest first among equals), and the tables they came from.
+
+        Ratings streamed since the last retrain are in `rating_events` but not yet in
+        `training_ratings`; for each movie the latest rating counts, as in training.
+        """
+        tables = self._own_ratings()
+        streamed = len(tables) > 1
+        events_sql = (
+            "UNION ALL SELECT movie_id, rating, rated_at, 1, ingested_at FROM events WHERE user_id = $1" if streamed else ""
+        )
         rows = self._query(
-            """
+            f"""
+            WITH own AS (
+                SELECT movie_id, rating, rated_at, 0 AS streamed, NULL::TIMESTAMP AS ingested_at
+                FROM ratings WHERE user_id = $1
+                {events_sql}
+            ), latest AS (
+                SELECT * FROM own
+                QUALIFY row_number() OVER (
+                    PARTITION BY movie_id ORDER BY rated_at DESC, streamed DESC, ingested_at DESC NULLS LAST
+                ) = 1
+            )
             SELECT coalesce(m.title, 'movie ' || t.movie_id) AS title, m.year,
                    coalesce(m.genres, []::VARCHAR[]) AS genres, t.rating, t.rated_at
-            FROM ratings AS t LEFT JOIN movies AS m USING (movie_id)
-            WHERE t.user_id = $1
+            FROM latest AS t LEFT JOIN movies AS m USING (movie_id)
             ORDER BY t.rating DESC, t.rated_at DESC, t.movie_id
             LIMIT $2
             """,
             [user_id, limit],
-            ratings=ratings,
+            ratings=tables[0][1],
             movies=self._dataset(MOVIES),
+            **({"events": tables[1][1]} if streamed else {}),
         )
-        return table, rows
+        return [name for name, _ in tables], rows
 
     def model_history(self) -> ModelHistory:
         """Every model version (a `<version>/model.json`; metrics, oldest first) and the champion pointer.

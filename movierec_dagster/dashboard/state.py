@@ -47,7 +47,7 @@ def recommendations(location: str, date: str, user_id: int) -> Recommendations:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def top_rated(location: str, user_id: int) -> tuple[str, pd.DataFrame]:
+def top_rated(location: str, user_id: int) -> tuple[list[str], pd.DataFrame]:
     return _lake(location).top_rated(user_id)
 
 

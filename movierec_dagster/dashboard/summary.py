@@ -24,7 +24,7 @@ def dashboard_summary(lake_location: str, url: str = DEFAULT_URL) -> list[str]:
     year = "" if pd.isna(top["year"]) else f" ({int(top['year'])})"
     return [
         f"Dashboard: `make dashboard`, then open {url}/?user={user}",
-        f"   {len(users):,} users have recommendations from {recs.model_version} (batch of {date}); "
+        f"   {len(users):,} users have recommendations from {recs.made_by} (batch of {date}); "
         f"user {user}'s first pick: {top['title']}{year}",
     ]
 

@@ -4,7 +4,19 @@ import time
 from dataclasses import fields
 from datetime import UTC, datetime
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetObservation,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -155,25 +167,53 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
     return text
 
 
-@asset(
+CANDIDATE = "als_model"
+CHAMPION = "champion_model"
+
+
+@multi_asset(
+    name=CANDIDATE,
     group_name=GROUP,
-    deps=[training_ratings],
-    kinds={"spark", "sparkml"},
     pool=TRAINING_POOL,
+    specs=[
+        AssetSpec(
+            CANDIDATE,
+            deps=[training_ratings],
+            kinds={"spark", "sparkml"},
+            description=(
+                "The candidate: a ranking model (implicit ALS) and a star-rating model (biases + ALS), fitted, "
+                "evaluated and saved under lake/models/als/<version>/ on every retrain, promoted or not."
+            ),
+        ),
+        AssetSpec(
+            CHAMPION,
+            deps=[CANDIDATE],
+            skippable=True,
+            kinds={"sparkml"},
+            description=(
+                "The model in use (lake/models/als/champion.json): materialized only when a candidate passes the "
+                "gate; recommendations follow it."
+            ),
+        ),
+    ],
     check_specs=[
         AssetCheckSpec(
             MODEL_GATE,
-            asset="als_model",
-            blocking=True,
+            asset=CANDIDATE,
             description=(
-                "Promote to champion only if RMSE beats the bias baseline, NDCG@10 beats most-popular, and neither "
-                "is worse than the champion's by more than the tolerance."
+                "May the candidate become the champion? RMSE must beat the bias baseline, NDCG@10 most-popular, "
+                "and neither may be worse than the champion's on the same held-out data by more than the tolerance. "
+                "A rejection is a warning, not a failed run: the champion stays."
             ),
         )
     ],
 )
-def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake) -> MaterializeResult:
-    """A ranking model (implicit ALS) and a star-rating model (biases + ALS), evaluated, saved under lake/models/als/<version>/."""
+def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake):
+    """Train and evaluate a candidate, judge it against the champion on the same data, and promote it if it passes.
+
+    One step: the candidate and the decision about it cannot be separated by another
+    training, and the pool `model_training` lets one such step run at a time.
+    """
     started = time.perf_counter()
     session = spark.session()
     session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
@@ -236,30 +276,26 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         "global_mean": bundle.biases.global_mean,
         "grid": grid,
     }
-    registry.write_model_info(lake, info)
     decision = gate.decide(info, champion, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance)
-    if decision.passed:
-        registry.promote(lake, info, datetime.now(UTC))
-        context.log.info(decision.summary + " It is now the champion.")
-    else:
-        context.log.warning(decision.summary + " Recommendations keep using the current champion.")
-    pruned = registry.prune(lake, config.keep_versions)
-    if pruned:
-        context.log.info(f"Pruned old model versions {pruned}")
+    info["gate"] = {"passed": decision.passed, "reasons": list(decision.reasons), "summary": decision.summary}
+    registry.write_model_info(lake, info)
     metrics, baselines = evaluation.metrics, evaluation.baselines
-    metadata = {
-        "version": version,
-        "promoted": decision.passed,
-        "location": MetadataValue.path(registry.version_uri(lake, version)),
-        "training_rows": MetadataValue.int(training_rows),
-        **{name: MetadataValue.float(value) for name, value in metrics.items()},
-        "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
-        "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),
-        **{f"most_popular_{name}": MetadataValue.float(value) for name, value in baselines["most_popular"].items()},
-        "params": MetadataValue.json(params.as_dict()),
-        "summary": MetadataValue.md(_summary(info, decision, grid)),
-        "seconds": MetadataValue.float(round(time.perf_counter() - started, 2)),
-    }
+    yield MaterializeResult(
+        asset_key=CANDIDATE,
+        metadata={
+            "version": version,
+            "promoted": decision.passed,
+            "location": MetadataValue.path(registry.version_uri(lake, version)),
+            "training_rows": MetadataValue.int(training_rows),
+            **{name: MetadataValue.float(value) for name, value in metrics.items()},
+            "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
+            "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),
+            **{f"most_popular_{name}": MetadataValue.float(value) for name, value in baselines["most_popular"].items()},
+            "params": MetadataValue.json(params.as_dict()),
+            "summary": MetadataValue.md(_summary(info, decision, grid)),
+            "seconds": MetadataValue.float(round(time.perf_counter() - started, 2)),
+        },
+    )
     gate_metadata = {
         "candidate": version,
         "champion_before": champion["version"] if champion else "none",
@@ -270,11 +306,34 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
     if champion:
         gate_metadata["champion_rmse_on_this_data"] = champion["metrics"]["rmse"]
         gate_metadata["champion_ndcg_at_10_on_this_data"] = champion["metrics"]["ndcg_at_10"]
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            AssetCheckResult(
-                check_name=MODEL_GATE, passed=decision.passed, description=decision.summary, metadata=gate_metadata
-            )
-        ],
+    yield AssetCheckResult(
+        asset_key=CANDIDATE,
+        check_name=MODEL_GATE,
+        passed=decision.passed,
+        severity=AssetCheckSeverity.WARN,
+        description=decision.summary,
+        metadata=gate_metadata,
     )
+    if decision.passed:
+        pointer = registry.promote(lake, info, datetime.now(UTC))
+        context.log.info(decision.summary + " It is now the champion.")
+        yield MaterializeResult(
+            asset_key=CHAMPION,
+            metadata={
+                "version": version,
+                "promoted_at": pointer["promoted_at"],
+                "replaced": champion["version"] if champion else "none",
+                **{name: MetadataValue.float(value) for name, value in metrics.items()},
+                "location": MetadataValue.path(registry.version_uri(lake, version)),
+            },
+        )
+    else:
+        kept = champion["version"] if champion else "none (users get the popularity baseline)"
+        context.log.warning(decision.summary + f" The champion stays: {kept}.")
+        yield AssetObservation(
+            asset_key=CHAMPION,
+            metadata={"kept": kept, "rejected": version, "reasons": "; ".join(decision.reasons)},
+        )
+    pruned = registry.prune(lake, config.keep_versions)
+    if pruned:
+        context.log.info(f"Pruned old model versions {pruned}")

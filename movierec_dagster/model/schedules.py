@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dagster import AssetSelection, ScheduleDefinition, define_asset_job
+from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
 from movierec_dagster.model.assets import als_model, training_ratings
 
@@ -13,7 +13,10 @@ DEFAULT_HOUR = 22
 retrain_model = define_asset_job(
     "retrain_model",
     selection=AssetSelection.assets(training_ratings, als_model),
-    description="Rebuild training_ratings, train and evaluate the models, promote them if they pass the gate.",
+    description=(
+        "Rebuild training_ratings, train and evaluate a candidate (als_model), and make it the champion "
+        "(champion_model) if it passes the gate."
+    ),
 )
 
 
@@ -54,5 +57,6 @@ def nightly_retrain(settings: ScheduleSettings) -> ScheduleDefinition:
         job=retrain_model,
         cron_schedule=f"0 {settings.retrain_hour} * * *",
         execution_timezone=settings.timezone,
+        default_status=DefaultScheduleStatus.RUNNING,
         description=f"Retrain every day at {settings.retrain_hour}:00 {settings.timezone}.",
     )

@@ -9,33 +9,28 @@ from dagster import ExecuteInProcessResult
 
 from generator.sinks import LocalSink
 from generator.sources import RATING_KINDS, Counts, Population, Rating, Tastes, encode_events, planted, synthetic
-from movierec_dagster.home import LANDING_EVENTS
 from movierec_dagster.metadata import ROW_COUNT
-from movierec_dagster.resources.lake import LocalLake
+from movierec_dagster.resources import Lake
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
 
 DEMO_SEED = 12  # the ratings every demo lands (see land_burst)
 
 
-def _read_lake_table(lake: LocalLake, key: str, columns: list[str]) -> list[dict] | None:
+def _read_lake_table(lake: Lake, key: str, columns: list[str]) -> list[dict] | None:
     """The rows of a committed table of the lake, as Python dicts (pyarrow: no Spark); None when there is none."""
     table = lake.table(key)
     version = table.current()
     if version is None:
         return None
-    parts = [pq.read_table(table.snapshot_path(part.snapshot, name), columns=columns) for name, part in sorted(version.parts.items())]
+    parts = [
+        pq.read_table(table.snapshot_path(part.snapshot, name), columns=columns, filesystem=lake.filesystem())
+        for name, part in sorted(version.parts.items())
+    ]
     return [row for part in parts for row in part.to_pylist()]
 
 
-def history_tastes(landing: str | Path, rng: random.Random) -> Tastes | None:
-    """The tastes of the MovieLens history in the lake that holds `landing` (its `ratings` and `movies` tables).
-
-    None when `landing` is not the local deployment's landing folder or the ETL has not committed `ratings`.
-    """
-    landing = Path(landing)
-    if landing.parts[-len(LANDING_EVENTS):] != LANDING_EVENTS:
-        return None
-    lake = LocalLake(root=str(landing.parents[len(LANDING_EVENTS) - 1]))
+def history_tastes(lake: Lake, rng: random.Random) -> Tastes | None:
+    """The tastes of the lake's MovieLens history (its `ratings` and `movies` tables); None before the ETL committed `ratings`."""
     rows = _read_lake_table(lake, "ratings", ["user_id", "movie_id", "rating"])
     if not rows:
         return None
@@ -48,6 +43,7 @@ def history_tastes(landing: str | Path, rng: random.Random) -> Tastes | None:
 def land_burst(
     landing: str | Path,
     *,
+    lake: Lake | None = None,
     count: int = 5_000,
     malformed: float = 0.05,
     seed: int | None = None,
@@ -57,7 +53,7 @@ def land_burst(
     """Write `count` synthetic events, a `malformed` share of them bad, into the landing folder.
 
     `ratings="planted"` draws them from `tastes`: by default the tastes of the MovieLens history
-    in the lake beside the landing folder (`history_tastes`), so that the streamed ratings agree
+    in `lake` (`history_tastes`), so that the streamed ratings agree
     with what the model learns from the history; tastes planted on `Population.default()` when
     the lake has no history yet. `ratings="random"` is noise, as the demo streamed before.
 
@@ -75,7 +71,7 @@ def land_burst(
     else:
         drawn_from = "ratings from the given tastes"
         if tastes is None:
-            tastes, drawn_from = history_tastes(landing, rng), "ratings from the history's tastes"
+            tastes, drawn_from = (history_tastes(lake, rng) if lake else None), "ratings from the history's tastes"
         if tastes is None:
             tastes, drawn_from = Tastes.planted(Population.default(), rng), "ratings from planted tastes: no history yet"
         source = planted(tastes, rng)

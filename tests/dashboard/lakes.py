@@ -31,6 +31,9 @@ OLDER_MODEL_VERSION = "20260301T060000Z-b2b2b2"
 RATINGS_SCHEMA = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rating", pa.float64()), ("rated_at", pa.timestamp("us"))]
 )
+EVENTS_SCHEMA = pa.schema(
+    [("event_id", pa.string()), *zip(RATINGS_SCHEMA.names, RATINGS_SCHEMA.types), ("ingested_at", pa.timestamp("us"))]
+)
 RECOMMENDATIONS_SCHEMA = pa.schema(
     [
         ("user_id", pa.int32()),
@@ -116,6 +119,7 @@ def build_lake(
     recommendations: bool = True,
     models: bool = True,
     training_ratings: bool = False,
+    streamed_since: bool = False,
 ) -> TinyLake:
     """A lake with movies, ratings (by year), and optionally two days of recommendations and three models."""
     fs, root = fsspec.core.url_to_fs(str(location))
@@ -143,6 +147,16 @@ def build_lake(
     if training_ratings:
         streamed = {"user_id": 1, "movie_id": 40, "rating": 5.0, "rated_at": datetime(2026, 3, 1, 12)}
         commit(lake, "training_ratings", pa.Table.from_pylist([*ratings, streamed], schema=RATINGS_SCHEMA))
+    if streamed_since:
+        # rating_events: the rating training_ratings merged, and user 1's 5 stars for movie 3 (2 stars in the
+        # history), streamed since the retrain.
+        events = [
+            {"event_id": "e1", "user_id": 1, "movie_id": 40, "rating": 5.0, "rated_at": datetime(2026, 3, 1, 12)},
+            {"event_id": "e2", "user_id": 1, "movie_id": 3, "rating": 5.0, "rated_at": datetime(2026, 3, 5, 9)},
+        ]
+        for event in events:
+            event["ingested_at"] = event["rated_at"] + timedelta(seconds=30)
+        commit(lake, "rating_events", pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
 
     if recommendations:
         _write_recommendations(lake)

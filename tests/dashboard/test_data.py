@@ -25,6 +25,7 @@ from movierec_dagster.movielens import transforms
 from movierec_dagster.recommendations import assets as recommendation_assets
 from movierec_dagster.recommendations import scoring
 from movierec_dagster.resources import lake as pipeline_lake
+from movierec_dagster.stream.ingest import EVENTS_TABLE
 from tests.dashboard.lakes import (
     CHAMPION,
     MODEL_METRICS,
@@ -88,8 +89,8 @@ def test_newest_part_and_one_users_recommendations_with_movie_details(any_lake: 
     assert recs.model_version == MODEL_VERSION
     assert not recs.cold_start
     assert lake.recommendations(date, max(any_lake.cold_start_users)).cold_start
-    table, rated = lake.top_rated(1)
-    assert table == "ratings" and len(rated) == 8
+    tables, rated = lake.top_rated(1)
+    assert tables == ["ratings"] and len(rated) == 8
 
 
 def test_only_the_committed_snapshots_are_read(tiny_lake: TinyLake):
@@ -120,17 +121,35 @@ def test_a_new_commit_shows_up_on_an_open_lake(tiny_lake: TinyLake):
 
 def test_top_rated_uses_training_ratings_when_present(memory_location: str):
     without = Lake(build_lake(f"{memory_location}/a").location)
-    table, rows = without.top_rated(1)
-    assert table == "ratings"
+    tables, rows = without.top_rated(1)
+    assert tables == ["ratings"]
     assert list(rows["rating"]) == sorted(rows["rating"], reverse=True)
     assert len(rows) == 8
 
     with_streamed = Lake(build_lake(f"{memory_location}/b", training_ratings=True).location)
-    assert with_streamed.own_ratings_table() == "training_ratings"
-    table, rows = with_streamed.top_rated(1, limit=3)
-    assert table == "training_ratings"
+    assert with_streamed.own_ratings_tables() == ["training_ratings"]
+    tables, rows = with_streamed.top_rated(1, limit=3)
+    assert tables == ["training_ratings"]
     assert rows["title"].iloc[0] == "Movie 40"  # the streamed 5-star rating, newest among the 5-star ones
     assert len(rows) == 3
+
+
+def test_top_rated_includes_ratings_streamed_since_the_retrain(memory_location: str):
+    lake = Lake(build_lake(memory_location, training_ratings=True, streamed_since=True).location)
+    assert lake.own_ratings_tables() == ["training_ratings", "rating_events"]
+    tables, rows = lake.top_rated(1)
+    assert tables == ["training_ratings", "rating_events"]
+    # Movie 3 was re-rated 5 stars after the retrain: that rating counts, the history's 2 stars do not.
+    assert list(rows["title"][:2]) == ["Movie 3", "Movie 40"] and list(rows["rating"][:2]) == [5.0, 5.0]
+    assert list(rows["title"]).count("Movie 3") == 1 and len(rows) == 9
+
+
+def test_a_batch_without_a_champion_says_so(memory_location: str):
+    lake = Lake(build_lake(memory_location).location)
+    recs = lake.recommendations(NEWEST_DATE, 2)
+    assert recs.made_by == f"model {MODEL_VERSION}"
+    baseline = data.Recommendations(date=NEWEST_DATE, rows=recs.rows.assign(model_version=None))
+    assert baseline.model_version is None and "popularity baseline" in baseline.made_by
 
 
 def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path, memory_location: str):
@@ -204,6 +223,7 @@ def test_the_dashboards_copied_names_are_the_pipelines():
     assert {data.MOVIES, data.RATINGS} <= set(movielens_assets.SOURCE_TABLES)
     assert data.TRAINING_RATINGS == model_checks.TRAINING_RATINGS
     assert data.RECOMMENDATIONS == recommendation_assets.TABLE
-    assert recommendation_assets.partition_subpath(NEWEST_DATE) == f"date={NEWEST_DATE}"
+    assert recommendation_assets.day_part(NEWEST_DATE) == f"date={NEWEST_DATE}"
+    assert data.EVENTS == EVENTS_TABLE
     assert data.NO_GENRES == transforms.NO_GENRES
     assert data.COLD_START_SOURCE == scoring.POPULARITY

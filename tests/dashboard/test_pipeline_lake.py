@@ -5,7 +5,7 @@ import pytest
 from movierec_dagster.dashboard.data import Lake, lake_location
 from movierec_dagster.dashboard.summary import dashboard_summary
 from movierec_dagster.model import registry
-from tests.pipeline import DAY, LATER
+from tests.pipeline import today
 
 
 @pytest.mark.slow  # the session's whole-graph run, which the other slow tests share
@@ -14,21 +14,25 @@ def test_the_dashboard_reads_the_lake_the_pipeline_wrote(graph_run, synthetic):
 
     lake = Lake(lake_location({"MOVIEREC_HOME": str(graph_run.home)}))
     lake.check_exists()
-    assert lake.newest_recommendation_date() == LATER
-    assert lake.recommended_users(DAY) == sorted(synthetic.user_genre)
-    assert lake.recommended_users(LATER) == sorted([*synthetic.user_genre, graph_run.new_user])
+    day = today()
+    # Today's batch, made again after the new user's rating streamed in: it serves them too.
+    assert lake.newest_recommendation_date() == day
+    assert lake.recommended_users(day) == sorted([*synthetic.user_genre, graph_run.new_user])
 
     user = 1
-    recs = lake.recommendations(DAY, user)
+    recs = lake.recommendations(day, user)
     assert list(recs.rows["rank"]) == list(range(1, 11))
     assert recs.model_version == champion["version"] and not recs.cold_start
     for row in recs.rows.itertuples():
         assert f"Movie {row.movie_id}" in row.title and row.year == 1980 + row.movie_id % 40
         assert synthetic.movie_genre[row.movie_id] in list(row.genres)
 
-    table, rated = lake.top_rated(user)
-    assert table == "training_ratings"
+    tables, rated = lake.top_rated(user)
+    assert tables == ["training_ratings", "rating_events"]
     assert len(rated) == 10 and list(rated["rating"]) == sorted(rated["rating"], reverse=True)
+    # The new user's only rating streamed in after the retrain: it is in rating_events, not training_ratings.
+    _, rated = lake.top_rated(graph_run.new_user)
+    assert len(rated) == 1 and "Movie 5" in rated["title"].iloc[0]
 
     history = lake.model_history()
     assert list(history.versions["version"]) == [champion["version"]] and history.versions["champion"].all()

@@ -63,8 +63,8 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
         run_ids = []
         with DagsterInstance.from_config(str(home)) as instance:
 
-            def run_on_databricks(name, run_config=None, tags=None):
-                result = execute_job(repository.get_reconstructable_job(name), instance, run_config=run_config, tags=tags)
+            def run_on_databricks(name, run_config=None):
+                result = execute_job(repository.get_reconstructable_job(name), instance, run_config=run_config)
                 assert result.success, name
                 run_ids.append(result.run_id)
 

@@ -151,13 +151,13 @@ def test_demo_burst_draws_from_the_lake_history_and_repeats_its_ratings(spark, s
         spark.createDataFrame(list(genres.items()), "movie_id int, genres array<string>"), "movies"
     )
     landing = Path(lake.fs_path("landing", "rating_events"))
-    land_burst(landing, count=2000, malformed=0.0)
+    land_burst(landing, lake=lake, count=2000, malformed=0.0)
     assert "ratings from the history's tastes" in capsys.readouterr().out
     first = _landed(landing)
     assert _genre_gap([Rating(e["user_id"], e["movie_id"], e["rating"], 0) for e in first], synthetic) > 0.8
     for path in landing.iterdir():
         path.unlink()
-    land_burst(landing, count=2000, malformed=0.0)
+    land_burst(landing, lake=lake, count=2000, malformed=0.0)
     again = _landed(landing)
     # Every demo lands the same ratings under new event ids: repeated demos re-rate, they do not pile up.
     assert [(e["user_id"], e["movie_id"], e["rating"]) for e in again] == [(e["user_id"], e["movie_id"], e["rating"]) for e in first]

@@ -2,6 +2,7 @@
 
 from movierec_dagster.model import registry
 from tests.conftest import local_definitions
+from tests.pipeline import today
 
 
 def test_real_movielens_train_and_score(home, real_movielens, instance, spark):
@@ -14,7 +15,7 @@ def test_real_movielens_train_and_score(home, real_movielens, instance, spark):
     assert info["training_rows"] == 100_836
     assert info["metrics"]["rmse"] < info["baselines"]["bias"]["rmse"] < 0.9
     assert info["metrics"]["ndcg_at_10"] > 1.5 * info["baselines"]["most_popular"]["ndcg_at_10"]
-    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key="2025-01-01")
+    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)
     assert scored.success
-    day = lake.read_table(spark, "user_recommendations").where("date = DATE'2025-01-01'")
+    day = lake.read_table(spark, "user_recommendations").where(f"date = DATE'{today()}'")
     assert day.count() == 610 * 10

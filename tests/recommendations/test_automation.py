@@ -1,15 +1,27 @@
-"""Schedules and the after-retrain sensor, through Dagster's test contexts; settings from the environment."""
+"""What runs by itself: the nightly retrain, the sensors, and today's recommendations once per champion and day."""
 
+import re
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import DagsterInstance, build_run_status_sensor_context, build_schedule_context
+from dagster import (
+    AssetMaterialization,
+    AssetObservation,
+    DagsterInstance,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    evaluate_automation_conditions,
+)
 
+from movierec_dagster.definitions import build_definitions
 from movierec_dagster.model.definitions import build_defs as build_model_defs
 from movierec_dagster.model.schedules import ScheduleSettings
-from movierec_dagster.recommendations.definitions import build_defs as build_recommendation_defs
-from movierec_dagster.recommendations.schedules import today_partition
+from movierec_dagster.recommendations.assets import local_day
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+MELBOURNE = ZoneInfo("Australia/Victoria")
 
 
 def _schedule(defs, name):
@@ -37,40 +49,73 @@ def test_nightly_retrain_schedule_follows_the_settings():
     assert schedule.job_name == "retrain_model"
 
 
-def test_daily_recommendations_scores_the_local_day():
-    defs = build_recommendation_defs({})
-    schedule = _schedule(defs, "daily_recommendations")
-    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 22 * * *", "Australia/Victoria")
-    # 22:00 in Melbourne on 1 March is still 1 March there (11:00 UTC).
-    tick = datetime(2025, 3, 1, 22, 0, tzinfo=ZoneInfo("Australia/Victoria"))
-    request = schedule(build_schedule_context(scheduled_execution_time=tick))
-    assert request.partition_key == "2025-03-01"
-    assert today_partition("Australia/Victoria", datetime(2025, 3, 1, 14, 0, tzinfo=ZoneInfo("UTC"))) == "2025-03-02"
+def test_a_batch_is_for_the_local_day():
+    # 14:00 UTC on 1 March is already 2 March in Melbourne.
+    assert local_day("Australia/Victoria", datetime(2025, 3, 1, 14, 0, tzinfo=ZoneInfo("UTC"))) == "2025-03-02"
+    assert local_day("Europe/Paris", datetime(2025, 3, 1, 14, 0, tzinfo=ZoneInfo("UTC"))) == "2025-03-01"
 
 
-def test_a_successful_retrain_requests_todays_recommendations():
-    from movierec_dagster.definitions import build_definitions
+def _readme_automation() -> dict[str, bool]:
+    """The README's automation table: name -> on by default."""
+    section = README.read_text().split("### Automation", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (yes|no) \|", section, flags=re.MULTILINE)
+    return {name: on == "yes" for name, on in rows}
 
-    defs = build_definitions("local", {"MOVIEREC_HOME": "/tmp/unused-movierec-home"})
-    sensor = defs.resolve_sensor_def("recommendations_after_retrain")
-    # Today where the schedules run (Melbourne by default), which is not always today in UTC; read
-    # before and after, as the day may turn during the test.
-    melbourne = ZoneInfo("Australia/Victoria")
-    days = {f"{datetime.now(melbourne):%Y-%m-%d}"}
+
+def test_what_runs_by_default_is_what_the_readme_says(tmp_path):
+    defs = build_definitions("local", {"MOVIEREC_HOME": str(tmp_path)})
+    repository = defs.get_repository_def()
+    running = {s.name: s.default_status == DefaultScheduleStatus.RUNNING for s in repository.schedule_defs}
+    running |= {s.name: s.default_status == DefaultSensorStatus.RUNNING for s in repository.sensor_defs}
+    documented = _readme_automation()
+    assert documented == running
+    assert all(documented.values()), "the README promises every schedule and sensor runs while the daemon does"
+
+
+def _requested(defs, instance, at: datetime, cursor) -> tuple[set[str], object]:
+    """The assets one evaluation of the automation conditions at `at` requests, and the cursor for the next."""
+    result = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at, cursor=cursor)
+    return {r.key.to_user_string() for r in result.results if r.true_subset.size}, result.cursor
+
+
+def test_todays_recommendations_are_made_once_per_champion_and_day(tmp_path):
+    defs = build_definitions("local", {"MOVIEREC_HOME": str(tmp_path)})
+    day = datetime(2025, 3, 1, tzinfo=MELBOURNE)
     with DagsterInstance.ephemeral() as instance:
-        run = instance.create_run_for_job(defs.resolve_job_def("retrain_model"))
-        event = _success_event(instance, run)
-        context = build_run_status_sensor_context(
-            sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=run
-        )
-        request = sensor(context)
-    days.add(f"{datetime.now(melbourne):%Y-%m-%d}")
-    assert request.run_key == f"after-{run.run_id}"
-    assert request.partition_key in days
+        requested, cursor = _requested(defs, instance, day.replace(hour=10), None)
+        assert requested == set()
+        instance.report_runless_asset_event(AssetMaterialization("training_ratings"))
+        requested, cursor = _requested(defs, instance, day.replace(hour=21), cursor)
+        assert requested == set(), "before the day's hour, without a new champion: nothing"
+
+        # The day's hour passes: today's batch, once (no champion yet: the popularity baseline for everyone).
+        requested, cursor = _requested(defs, instance, day.replace(hour=22, minute=1), cursor)
+        assert requested == {"user_recommendations"}
+        requested, cursor = _requested(defs, instance, day.replace(hour=22, minute=5), cursor)
+        assert requested == set()
+
+        # A new champion: the batch again, once.
+        instance.report_runless_asset_event(AssetMaterialization("champion_model"))
+        requested, cursor = _requested(defs, instance, day.replace(hour=22, minute=10), cursor)
+        assert requested == {"user_recommendations"}
+        requested, cursor = _requested(defs, instance, day.replace(hour=22, minute=15), cursor)
+        assert requested == set()
+
+        # A rejected candidate (the champion observed, not materialized) and new ingests change nothing.
+        instance.report_runless_asset_event(AssetObservation("champion_model", metadata={"kept": "v1"}))
+        instance.report_runless_asset_event(AssetMaterialization("rating_events"))
+        requested, cursor = _requested(defs, instance, day.replace(hour=23), cursor)
+        assert requested == set()
+
+        # The next day's hour.
+        requested, cursor = _requested(defs, instance, day.replace(day=2, hour=22, minute=1), cursor)
+        assert requested == {"user_recommendations"}
 
 
-def _success_event(instance, run):
-    from dagster import DagsterEvent, DagsterEventType
-
-    # The context wants the event that fired the sensor: a bare RUN_SUCCESS event of the run's job.
-    return DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
+def test_there_are_no_past_days_to_backfill(tmp_path):
+    defs = build_definitions("local", {"MOVIEREC_HOME": str(tmp_path)})
+    assert defs.resolve_assets_def("user_recommendations").partitions_def is None
+    job = defs.resolve_job_def("score_recommendations")
+    assert job.partitions_def is None
+    with DagsterInstance.ephemeral() as instance, pytest.raises(Exception, match="no PartitionsDefinition"):
+        job.execute_in_process(instance=instance, partition_key="2025-01-01")

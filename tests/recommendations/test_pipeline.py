@@ -5,21 +5,29 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from dagster import AssetCheckSeverity, DagsterEventType
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import registry
 from movierec_dagster.recommendations.summary import print_summary
+from movierec_dagster.definitions import build_definitions
+from movierec_dagster.recommendations.assets import local_day
 from tests.conftest import local_definitions
-from tests.pipeline import DAY, SMALL
+from tests.pipeline import SMALL, today
 from tests.stream.events import event, write_lines
 
-LATER = "2025-03-03"
+# Eleven hours behind UTC and fourteen ahead: their days always differ, so one of them is not today's here.
+FAR_APART = ("Pacific/Pago_Pago", "Pacific/Kiritimati")
 
 
 def _day(lake, spark, day: str):
-    """The committed partition of `day`, without its partition column."""
+    """The committed part of `day`, without its date column."""
     table = lake.read_table(spark, "user_recommendations")
     return table.where(F.col("date") == F.lit(day).cast("date")).drop("date")
+
+
+def _materialized(result) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
 
 
 def _retrain(defs, instance, **config):
@@ -42,18 +50,27 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     assert info["metrics"]["rmse"] < info["baselines"]["bias"]["rmse"]
     gate = [e for e in first.get_asset_check_evaluations() if e.check_name == "model_gate"]
     assert len(gate) == 1 and gate[0].passed
+    assert _materialized(first) == {"training_ratings", "als_model", "champion_model"}
 
-    # A far worse model is kept as a version but does not replace the champion, and the run says why.
+    # A far worse model is kept as a version but does not replace the champion: a warning with its reasons,
+    # the run a success, the champion asset not materialized.
     worse = _retrain(defs, instance, rating_reg_param=50.0, ranking_reg_param=50.0, rating_max_iter=1, ranking_max_iter=1)
-    assert not worse.success
+    assert worse.success
     failed = [e for e in worse.get_asset_check_evaluations() if e.check_name == "model_gate"]
     assert not failed[0].passed and "not promoted" in failed[0].description
+    assert failed[0].severity == AssetCheckSeverity.WARN
+    assert _materialized(worse) == {"training_ratings", "als_model"}
+    kept = [e.asset_observation_data.asset_observation for e in worse.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION]
+    assert kept[0].metadata["kept"].value == champion["version"] and "worse than the champion" in kept[0].metadata["reasons"].value
     assert registry.read_champion(lake) == champion
     assert len(registry.list_versions(lake)) == 2
+    rejected = registry.read_model_info(lake, registry.list_versions(lake)[-1])
+    assert rejected["gate"]["passed"] is False and rejected["gate"]["reasons"]
 
-    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=DAY)
+    day = today()
+    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)
     assert scored.success
-    recommendations = _day(lake, spark, DAY)
+    recommendations = _day(lake, spark, day)
     assert recommendations.columns == [
         "user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source"
     ]
@@ -66,15 +83,21 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     sanity = [e for e in scored.get_asset_check_evaluations() if e.check_name == "recommendation_sanity"]
     assert sanity[0].passed
 
-    # A rerun replaces exactly its own partition; another day sits beside it.
-    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=DAY).success
-    assert defs.resolve_job_def("score_recommendations").execute_in_process(
-        instance=instance, partition_key="2025-03-02", run_config={"ops": {"user_recommendations": {"config": {"min_ratings": 100}}}}
+    # Made again the same day, today's batch is replaced; another day's batch (here: the same lake seen from a
+    # time zone where it is another day) sits beside it.
+    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance).success
+    elsewhere = next(zone for zone in FAR_APART if local_day(zone) != day)
+    other = build_definitions(
+        "local", {"MOVIEREC_HOME": str(home), "MOVIELENS_SOURCE": str(synthetic_zip), "MOVIEREC_SCHEDULE_TIMEZONE": elsewhere}
+    )
+    assert other.resolve_job_def("score_recommendations").execute_in_process(
+        instance=instance, run_config={"ops": {"user_recommendations": {"config": {"min_ratings": 100}}}}
     ).success
+    other_day = local_day(elsewhere)
     table = lake.read_table(spark, "user_recommendations")
     per_day = {str(r["date"]): r["count"] for r in table.groupBy("date").count().collect()}
-    assert per_day == {DAY: len(rows), "2025-03-02": len(rows)}
-    assert {r.source for r in table.where(F.col("date") == "2025-03-02").select("source").distinct().collect()} == {"popularity"}
+    assert per_day == {day: len(rows), other_day: len(rows)}
+    assert {r.source for r in _day(lake, spark, other_day).select("source").distinct().collect()} == {"popularity"}
 
     # Ratings streamed since the retrain count as seen, and a user who is new in the stream gets the fallback.
     first_pick = next(r.movie_id for r in rows if r.user_id == 1 and r.rank == 1)
@@ -85,12 +108,12 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
         [event("late-1", user_id=1, movie_id=first_pick).encode(), event("late-2", user_id=new_user).encode()],
     )
     assert defs.resolve_job_def("ingest_rating_events").execute_in_process(instance=instance).success
-    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=LATER).success
-    later = _day(lake, spark, LATER)
+    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance).success
+    later = _day(lake, spark, day)
     assert first_pick not in {r.movie_id for r in later.where(F.col("user_id") == 1).collect()}
     assert [r.source for r in later.where(F.col("user_id") == new_user).collect()] == ["popularity"] * 10
 
-    print_summary(lake, spark, user_id=1, date=DAY)
+    print_summary(lake, spark, user_id=1, date=day)
     printed = capsys.readouterr().out
     assert "most popular" in printed and "Recommendations for user 1" in printed and "Movie " in printed
 
@@ -134,16 +157,17 @@ def test_with_no_champion_every_user_gets_the_popularity_baseline(home, syntheti
     assert defs.resolve_job_def("movielens_etl").execute_in_process(instance=instance).success
     # Factors crushed to nothing rank no better than most-popular: the first model fails the gate.
     hopeless = _retrain(defs, instance, ranking_rank=1, ranking_reg_param=1e4, ranking_max_iter=1, rating_reg_param=1e4)
-    assert not hopeless.success and registry.read_champion(lake) is None
+    assert hopeless.success and registry.read_champion(lake) is None
+    assert _materialized(hopeless) == {"training_ratings", "als_model"}
 
-    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance, partition_key=DAY)
+    scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)
 
     assert scored.success
-    rows = _day(lake, spark, DAY).collect()
+    rows = _day(lake, spark, today()).collect()
     assert Counter(r.user_id for r in rows) == {user: 10 for user in synthetic.user_genre}
     assert {r.source for r in rows} == {"popularity"} and {r.model_version for r in rows} == {None}
     assert all(0.5 <= r.predicted_rating <= 5.0 for r in rows)
     assert all(e.passed for e in scored.get_asset_check_evaluations())
-    print_summary(lake, spark, user_id=1, date=DAY)
+    print_summary(lake, spark, user_id=1)
     printed = capsys.readouterr().out
     assert "No model has passed the gate yet" in printed and "(no model yet, popularity)" in printed

@@ -119,7 +119,8 @@ def _genre_table(genres: pd.DataFrame):
 
 def _header(recs: Recommendations) -> None:
     generated = recs.generated_at.strftime("%Y-%m-%d %H:%M")
-    st.caption(f"Model **{recs.model_version}** · batch of **{recs.date}** · made {generated} UTC")
+    made_by = f"Model **{recs.model_version}**" if recs.model_version else "**Popularity baseline** (no champion model yet)"
+    st.caption(f"{made_by} · batch of **{recs.date}** · made {generated} UTC")
     if recs.cold_start:
         st.badge("Cold start: most popular movies", icon=":material/ac_unit:", color="orange")
         st.caption(
@@ -161,14 +162,15 @@ def render() -> None:
         with st.container(key="recommendations"):
             st.table(_recommendation_table(recs))
     with right:
-        source, rated = state.top_rated(location, chosen)
+        tables, rated = state.top_rated(location, chosen)
+        source = " and ".join(f"`{table}`" for table in tables)
         st.subheader("Their own highest-rated movies")
         if rated.empty:
-            st.info(f"User {chosen} has no ratings in `{source}`.")
+            st.info(f"User {chosen} has no ratings in {source}.")
         else:
             with st.container(key="top_rated"):
                 st.table(_rated_table(rated))
-            st.caption(f"From `{source}`: the history plus streamed ratings when that table exists.")
+            st.caption(f"From {source}: the history and every streamed rating, the latest per movie.")
 
     left, right = st.columns(2, gap="large")
     with left:
