@@ -126,7 +126,8 @@ def check_databricks_settings(environ: dict[str, str]) -> None:
 def cluster_environment(environ: dict[str, str]) -> dict[str, str]:
     """What the step's process on a cluster needs to build the same resources: every movierec setting that is no secret."""
     names = {
-        "DATABRICKS_HOST", "MOVIELENS_SOURCE", "EVENTHUB_NAMESPACE", "EVENTHUB_NAME", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+        "DATABRICKS_HOST", "MOVIELENS_SOURCE", "EVENTHUB_NAMESPACE", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP",
+        "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
     }
     shared = {name: value for name, value in environ.items() if name in names or name.startswith("MOVIEREC_")}
     return {name: value for name, value in sorted(shared.items()) if value.strip() and name not in SCOPE_SECRETS}
@@ -184,6 +185,7 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
             namespace=EnvVar("EVENTHUB_NAMESPACE"),
             eventhub=EnvVar("EVENTHUB_NAME"),
             connection_string=_env_or_blank(environ, "EVENTHUB_CONNECTION_STRING"),
+            consumer_group=_value(environ, "EVENTHUB_CONSUMER_GROUP") or "$Default",
         )
     return {
         "spark": spark,

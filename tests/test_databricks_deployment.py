@@ -70,6 +70,14 @@ def test_the_resources_for_databricks(environ):
     assert conf[f"spark.hadoop.fs.azure.account.oauth2.client.secret.{host}"] == "{{secrets/movierec/lake-client-secret}}"
     assert conf[f"spark.hadoop.fs.azure.account.oauth2.client.id.{host}"] == "client"
     assert spark.secrets_to_env == SCOPE_SECRETS
+    assert source.consumer_group == "$Default"
+
+
+def test_the_ingest_reads_with_the_consumer_group_set_on_the_orchestrator_and_the_cluster(environ):
+    environ = {**environ, "EVENTHUB_CONSUMER_GROUP": "dagster-sensor"}
+    resources = build_deployment(environ=environ).resources
+    assert resources["event_source"].consumer_group == "dagster-sensor"
+    assert resources["spark"].env_variables["EVENTHUB_CONSUMER_GROUP"] == "dagster-sensor"
 
 
 def test_no_secret_travels_in_plain_text_to_a_cluster(environ):

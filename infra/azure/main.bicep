@@ -262,6 +262,10 @@ module dagster 'modules/dagster.bicep' = if (deployApps) {
         value: eventHubs.outputs.eventHubName
       }
       {
+        name: 'EVENTHUB_CONSUMER_GROUP'
+        value: eventHubs.outputs.consumerGroupName
+      }
+      {
         name: 'DAGSTER_PG_HOST'
         value: postgres.outputs.host
       }
@@ -300,6 +304,7 @@ output AZURE_TENANT_ID string = subscription().tenantId
 output AZURE_CLIENT_ID string = lakeClientId
 output EVENTHUB_NAMESPACE string = eventHubs.outputs.namespaceName
 output EVENTHUB_NAME string = eventHubs.outputs.eventHubName
+output EVENTHUB_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName
 output DAGSTER_PG_HOST string = postgres.outputs.host
 output DAGSTER_PG_PORT string = '5432'
 output DAGSTER_PG_USER string = postgres.outputs.administratorLogin

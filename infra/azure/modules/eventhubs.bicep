@@ -41,7 +41,7 @@ resource sensorGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@202
   parent: hub
   name: sensorConsumerGroup
   properties: {
-    userMetadata: 'rating_events_sensor (azure-eventhub partition properties)'
+    userMetadata: 'the ingest: Spark Kafka group id and rating_events_sensor (azure-eventhub)'
   }
 }
 
@@ -69,4 +69,5 @@ resource generatorSends 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output namespaceName string = namespace.name
 output eventHubName string = hub.name
+output consumerGroupName string = sensorGroup.name
 output listenRuleName string = listenRule.name
