@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext
+from dagster import AssetCheckResult, AssetCheckSpec
 from pyspark.sql import DataFrame
 
 from movierec_dagster.checks import not_null, not_null_spec, rating_on_scale, rating_on_scale_spec
@@ -34,7 +34,7 @@ def check_specs(tables: Mapping[str, Any]) -> list[AssetCheckSpec]:
 
 
 def table_checks(
-    context: AssetExecutionContext,
+    warnings: list[str],
     key: str,
     keys: list[str],
     table: DataFrame,
@@ -44,7 +44,7 @@ def table_checks(
     quarantined_rows: int,
     movies: DataFrame | None,
 ) -> list[AssetCheckResult]:
-    """The checks of table `key`; `movies` is the movies table, which ratings are checked against."""
+    """The checks of table `key`; `movies` is the movies table, which ratings are checked against. Warnings go to `warnings`."""
     results = [
         not_null(key, KEYS_NOT_NULL, table, keys),
         AssetCheckResult(
@@ -56,17 +56,17 @@ def table_checks(
     ]
     if key == "ratings":
         results.append(rating_on_scale(key, table))
-        results.append(rated_movies_exist(context, table, movies))
+        results.append(rated_movies_exist(warnings, table, movies))
     return results
 
 
-def rated_movies_exist(context: AssetExecutionContext, ratings: DataFrame, movies: DataFrame) -> AssetCheckResult:
+def rated_movies_exist(warnings: list[str], ratings: DataFrame, movies: DataFrame) -> AssetCheckResult:
     orphans = transforms.orphan_movie_ids(ratings, movies)
     orphan_count = orphans.count()
     sample = []
     if orphan_count:
         sample = [row.movie_id for row in orphans.limit(ORPHAN_SAMPLE).collect()]
-        context.log.warning(f"{orphan_count} rated movie ids are not in movies, e.g. {sample}")
+        warnings.append(f"{orphan_count} rated movie ids are not in movies, e.g. {sample}")
     return AssetCheckResult(
         asset_key="ratings",
         check_name=RATED_MOVIES_EXIST,
