@@ -1,4 +1,4 @@
-"""The model domain: training ratings, then the fitted, evaluated, gated ALS models."""
+"""The model domain: training ratings, then the candidate ALS models, fitted and evaluated, and the champion among them."""
 
 import time
 from dataclasses import fields
@@ -32,6 +32,8 @@ from movierec_dagster.stream.ingest import EVENTS_TABLE
 GROUP = "model"
 STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (a property of its commit)
 MODEL_GATE = "model_gate"
+CANDIDATE = "als_model"  # every trained model, promoted or not
+CHAMPION = "champion_model"  # the model in use: materialized only when a candidate passes the gate
 # One training (and promotion) at a time, across runs: the nightly schedule and retrain_sensor may both ask.
 TRAINING_POOL = "model_training"
 _DEFAULTS = training.ModelParams()
@@ -165,10 +167,6 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
         shown = [{key: (f"{value:.4f}" if isinstance(value, float) else value) for key, value in point.items()} for point in grid]
         text += f"\n### Grid search (validation split)\n\n{markdown_table(shown)}\n"
     return text
-
-
-CANDIDATE = "als_model"
-CHAMPION = "champion_model"
 
 
 @multi_asset(

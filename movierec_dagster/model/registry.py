@@ -7,7 +7,7 @@ Layout under `lake/models/als/`:
     <version>/user_bias/      Parquet: user_id, user_bias
     <version>/item_bias/      Parquet: movie_id, item_bias
     <version>/model.json      version, trained_at, training_rows, params, metrics, baselines, global_mean
-    champion.json             {"version", "trained_at", "promoted_at"}: the model in use
+    champion.json             {"version", "trained_at", "promoted_at"}: the model in use (the asset champion_model)
 
 A version exists once its model.json is written (last), so the versions are the
 folders holding one: there is no shared index that two trainings could both

@@ -27,6 +27,11 @@ def test_better_than_the_champion_passes():
     assert _decide(_info("new", 0.84, 0.31), _info("old", 0.85, 0.30)).passed
 
 
+def test_a_candidate_equal_to_the_champion_passes():
+    # Unchanged data and parameters: the champion judged on the candidate's data is the candidate.
+    assert _decide(_info("new", 0.85, 0.30), _info("old", 0.85, 0.30)).passed
+
+
 def test_worse_within_tolerance_passes():
     assert _decide(_info("new", 0.855, 0.295), _info("old", 0.85, 0.30)).passed
 
