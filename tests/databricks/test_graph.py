@@ -58,7 +58,7 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
         # The step's process puts the working directory first on its path: not the repo's copy of the package.
         monkeypatch.chdir(work)
         repository = ReconstructableRepository.for_module("movierec_dagster.definitions", "defs")
-        home = azure_dagster_home(work, local_compute_logs=True)
+        home = azure_dagster_home(work, local_compute_logs=True, socket_dir=postgres_server.socket_dir)
 
         run_ids = []
         with DagsterInstance.from_config(str(home)) as instance:

@@ -34,6 +34,7 @@ class PostgresServer:
     user: str
     password: str
     db_name: str
+    socket_dir: str  # the Unix socket's folder (libpq's `host` for a socket)
 
     def dagster_env(self) -> dict[str, str]:
         """The DAGSTER_PG_* variables that infra/azure/dagster.yaml reads."""
@@ -124,7 +125,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     superuser_password = secrets.token_urlsafe(16)
     server = PostgresServer(
         host="127.0.0.1", port=_free_port(), user="movierec_dagster",
-        password=secrets.token_urlsafe(16), db_name="dagster_test",
+        password=secrets.token_urlsafe(16), db_name="dagster_test", socket_dir=str(base),
     )
 
     def run(*args: str | Path) -> subprocess.CompletedProcess:

@@ -64,11 +64,18 @@ def azure_env(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) 
     return postgres_server
 
 
-def _home(tmp_path: Path, *, local_compute_logs: bool) -> Path:
-    """A DAGSTER_HOME holding infra/azure/dagster.yaml, as is or with only compute_logs swapped for local files."""
+def _home(tmp_path: Path, *, local_compute_logs: bool, socket_dir: str | None = None) -> Path:
+    """A DAGSTER_HOME holding infra/azure/dagster.yaml, as is or with only compute_logs swapped for local files.
+
+    With `socket_dir`, the storage connects over the server's Unix socket instead (libpq's `host`
+    parameter; `sslmode` does not apply there). For tests that run Spark steps in threads beside the
+    instance's connections: psycopg2-binary carries its own OpenSSL, and its TLS handshakes beside
+    the process's other OpenSSL copies can crash it (a segfault seen in CI; psycopg/psycopg2#543).
+    """
     home = tmp_path / "dagster_home"
     home.mkdir()
     if not local_compute_logs:
+        assert socket_dir is None, "the file as is speaks TLS over TCP"
         shutil.copy(AZURE_YAML, home / "dagster.yaml")
         return home
     # Running a step uploads its logs to Azure Blob Storage, which these tests have no account for: the copy that runs
@@ -79,6 +86,8 @@ def _home(tmp_path: Path, *, local_compute_logs: bool) -> Path:
         "class": "LocalComputeLogManager",
         "config": {"base_dir": str(home / "compute_logs")},
     }
+    if socket_dir is not None:
+        config["storage"]["postgres"]["postgres_db"]["params"]["host"] = socket_dir
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return home
 
