@@ -34,12 +34,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# The tag that marks a resource group as this script's, and the deployments' names (destroy.sh reads both).
-OWNER_TAG=managed-by
-OWNER=movierec-deploy
-APP_TAG=movierec-lake-app
-BASE_DEPLOYMENT=movierec-base
-DEPLOYMENT=movierec
+# shellcheck source=names.sh
+. "$here/names.sh"
 # The AzureDatabricks first-party application: the audience of Entra tokens for the workspace API.
 DATABRICKS_APP_ID=2ff814a6-3304-4ab8-85cb-cd0e6f879c1d
 # Environment variable -> Key Vault secret. The first two are also the secret scope's keys, which the

@@ -21,11 +21,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# The same names as deploy.sh's.
-OWNER_TAG=managed-by
-OWNER=movierec-deploy
-APP_TAG=movierec-lake-app
-BASE_DEPLOYMENT=movierec-base
+# shellcheck source=names.sh
+. "$(cd "$(dirname "$0")" && pwd)/names.sh"
 
 log() { echo "destroy.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
