@@ -231,6 +231,16 @@ class Tastes:
         }
 
     @property
+    def user_genre_totals(self) -> dict[int, tuple[float, ...]]:
+        """user -> running totals over `genres` of P(genre | user), unnormalised: how `planted` picks a user's genre."""
+        return self._user_genre_totals
+
+    @property
+    def genre_movies(self) -> list[tuple[tuple[int, ...], tuple[float, ...]]]:
+        """Per genre (as `genres`), its known movies and their popularity's running totals: how `planted` picks one."""
+        return self._genre_movies
+
+    @property
     def population(self) -> Population:
         """The known users and movies, and how many new ones there are."""
         return Population(
