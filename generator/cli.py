@@ -6,6 +6,7 @@ Examples:
   movierec-generate --source movielens --rate 1 --timestamps now   # the seed's replay, one event a second
   movierec-generate --count 5000 --malformed 0.05 --seed 7         # reproducible, 5% bad events
   movierec-generate --sink eventhub --rate 100                     # EVENTHUB_CONNECTION_STRING + EVENTHUB_NAME
+  movierec-generate dataset --ratings 1000000 --seed 1 --out ml-synthetic-1m.zip  # a MovieLens zip (see dataset --help)
 """
 
 import argparse
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from generator.dataset import ML_25M, check_shape, default_movies, default_users, write_dataset
 from generator.sinks import EventHubSink, LocalSink, Sink, eventhub_producer
 from generator.sources import (
     RATING_KINDS,
@@ -41,7 +43,8 @@ DEFAULT_MOVIELENS = "../shared/movielens/ml-latest-small.zip"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movierec-generate",
-        description="Generate rating events (MovieLens replay or synthetic) into the landing folder or Event Hubs.",
+        description="Generate rating events (MovieLens replay or synthetic) into the landing folder or Event Hubs; "
+        "`movierec-generate dataset` writes a synthetic MovieLens zip instead (see `movierec-generate dataset --help`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2],
     )
@@ -78,6 +81,63 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--count", type=int, default=None, help="events to send (default: until Ctrl-C)")
     pace.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
+
+
+DATASET_EXAMPLES = f"""Examples:
+  movierec-generate dataset --ratings 1000000 --seed 1 --out ml-synthetic-1m.zip
+  movierec-generate dataset --ratings {ML_25M[0]} --users {ML_25M[1]} --movies {ML_25M[2]} --seed 1 --out ml-synthetic-25m.zip
+  MOVIELENS_SOURCE=$PWD/ml-synthetic-1m.zip make demo      # the platform on it
+"""
+
+
+def build_dataset_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movierec-generate dataset",
+        description="Write a synthetic MovieLens dataset: an ml-latest-format zip (movies.csv, ratings.csv, tags.csv, "
+        "links.csv) that MOVIELENS_SOURCE accepts, its ratings drawn from planted tastes a model can learn.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=DATASET_EXAMPLES,
+    )
+    parser.add_argument("--ratings", type=int, required=True, help="ratings to write, exactly")
+    parser.add_argument(
+        "--users", type=int, default=None, help="users 1..U (default: MovieLens-25M's ratings per user, about 154)"
+    )
+    parser.add_argument(
+        "--movies", type=int, default=None, help="movies 1..M (default: grows as ratings^0.33, ml-latest-small to ML-25M)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="makes the zip reproducible, byte for byte (default: random)")
+    parser.add_argument("--out", type=Path, required=True, help="the zip to write (replaced if it exists)")
+    parser.add_argument("--compress-level", type=int, default=6, choices=range(0, 10), metavar="0-9", help="deflate level")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def dataset_main(argv: list[str]) -> int:
+    args = build_dataset_parser().parse_args(argv)
+    users = args.users if args.users is not None else default_users(args.ratings)
+    movies = args.movies if args.movies is not None else default_movies(args.ratings)
+    out = None if args.quiet else sys.stderr
+
+    def progress(written: int, seconds: float) -> None:
+        if out is not None:
+            print(f"movierec-generate dataset: {written:,} / {args.ratings:,} ratings in {seconds:.1f} s", file=out, flush=True)
+
+    try:
+        check_shape(args.ratings, users, movies)
+        summary = write_dataset(
+            args.out, ratings=args.ratings, users=users, movies=movies, seed=args.seed,
+            compresslevel=args.compress_level, progress=progress,
+        )
+    except GeneratorInputError as error:
+        print(f"movierec-generate dataset: {error}", file=sys.stderr)
+        return 2
+    if out is not None:
+        print(
+            f"movierec-generate dataset: {summary.path}: {summary.ratings:,} ratings, {summary.users:,} users, "
+            f"{summary.movies:,} movies, {summary.tags:,} tags, seed {summary.seed}, {summary.seconds:.1f} s",
+            file=out,
+        )
+    return 0
 
 
 def _movielens_path(argument: Path | None, environ: dict[str, str]) -> Path | None:
@@ -162,6 +222,9 @@ def pump(lines: Iterator[bytes], sink: Sink, *, count: int | None, rate: float, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dataset"]:  # a subcommand; without one, the arguments are the event stream's (as they always were)
+        return dataset_main(argv[1:])
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)
     if args.rate < 0 or (args.count is not None and args.count < 0):
