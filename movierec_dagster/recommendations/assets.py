@@ -148,21 +148,21 @@ def build_user_recommendations(settings: ScheduleSettings) -> AssetsDefinition:
                     metadata=check.metadata,
                 )
             location = lake.write_table(recommendations, TABLE, subpath=day_part(day))
+            # The metadata from the cached batch just written: the same rows, without reading them back.
+            fallback_users = recommendations.where(F.col("source") == POPULARITY).select("user_id").distinct().count()
+            metadata = table_metadata(
+                recommendations,
+                model_version=version or "none (popularity baseline: no champion yet)",
+                users=check.metadata["users_with_recommendations"],
+                day=day,
+                popularity_fallback_users=MetadataValue.int(fallback_users),
+                location=MetadataValue.path(location),
+                seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
+            )
         finally:
             ratings.unpersist()
             if recommendations is not None:
                 recommendations.unpersist()
-        written = session.read.parquet(location)
-        fallback_users = written.where(F.col("source") == POPULARITY).select("user_id").distinct().count()
-        metadata = table_metadata(
-            written,
-            model_version=version or "none (popularity baseline: no champion yet)",
-            users=check.metadata["users_with_recommendations"],
-            day=day,
-            popularity_fallback_users=MetadataValue.int(fallback_users),
-            location=MetadataValue.path(location),
-            seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
-        )
         context.log.info(
             f"{metadata[ROW_COUNT].value:,} recommendations for {metadata['users'].value:,} users "
             f"({fallback_users} on the popularity fallback)"
