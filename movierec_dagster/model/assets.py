@@ -146,6 +146,13 @@ class AlsModelConfig(Config):
         default=_DEFAULTS.num_blocks, description="ALS user and item blocks (the factors depend on it; 1 is fastest on small data)."
     )
     test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
+    refit_on_all_ratings: bool = Field(
+        default=False,
+        description=(
+            "Fit again on all ratings after the evaluation and save that model, which no held-out data measured "
+            "(a second fit of both models). Off: the model saved is the one evaluated, fitted on the training split."
+        ),
+    )
     rmse_tolerance: float = Field(default=0.01, description="Gate: how much higher than the champion's RMSE may be.")
     ndcg_tolerance: float = Field(default=0.01, description="Gate: how much lower than the champion's NDCG@10 may be.")
     keep_versions: int = Field(default=0, description="Keep the newest N model versions (and the champion); 0 keeps all.")
@@ -237,11 +244,18 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             )
             for point in grid:
                 context.log.info(f"grid point {point}")
-        context.log.info(
-            f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
-            f"refitting on all {training_rows:,} ratings, with {params}"
-        )
-        evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
+        if config.refit_on_all_ratings:
+            context.log.info(
+                f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
+                f"refitting on all {training_rows:,} ratings, with {params}"
+            )
+            evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
+        else:
+            context.log.info(
+                f"Fitting on the training split and evaluating on a held-out {config.test_fraction:.0%} "
+                f"(seed {config.seed}) of {training_rows:,} ratings, with {params}"
+            )
+            evaluation, bundle = training.evaluate(train, test, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
         champion = champion_on_this_data(context, lake, train, test, params, evaluation)
     finally:
@@ -271,6 +285,9 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             "split_seed": config.seed,
         },
         "champion_on_this_data": champion,
+        # The saved model's own training data: the evaluated split's training side, or all ratings after a refit.
+        "fitted_on": "all ratings" if config.refit_on_all_ratings else "training split",
+        "fitted_rows": training_rows if config.refit_on_all_ratings else training_rows - evaluation.test_rows,
         "global_mean": bundle.biases.global_mean,
         "grid": grid,
     }
@@ -285,6 +302,8 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             "promoted": decision.passed,
             "location": MetadataValue.path(registry.version_uri(lake, version)),
             "training_rows": MetadataValue.int(training_rows),
+            "fitted_on": info["fitted_on"],
+            "fitted_rows": MetadataValue.int(info["fitted_rows"]),
             **{name: MetadataValue.float(value) for name, value in metrics.items()},
             "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
             "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),

@@ -46,6 +46,8 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     champion = registry.read_champion(lake)
     info = registry.read_model_info(lake, champion["version"])
     assert info["training_rows"] == synthetic.count("ratings.csv")
+    # The model saved is the one the held-out split measured: fitted on the split's training side.
+    assert (info["fitted_on"], info["fitted_rows"]) == ("training split", info["training_rows"] - info["test_rows"])
     assert info["metrics"]["ndcg_at_10"] > info["baselines"]["most_popular"]["ndcg_at_10"]
     assert info["metrics"]["rmse"] < info["baselines"]["bias"]["rmse"]
     gate = [e for e in first.get_asset_check_evaluations() if e.check_name == "model_gate"]
@@ -54,7 +56,10 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
 
     # A far worse model is kept as a version but does not replace the champion: a warning with its reasons,
     # the run a success, the champion asset not materialized.
-    worse = _retrain(defs, instance, rating_reg_param=50.0, ranking_reg_param=50.0, rating_max_iter=1, ranking_max_iter=1)
+    worse = _retrain(
+        defs, instance, rating_reg_param=50.0, ranking_reg_param=50.0, rating_max_iter=1, ranking_max_iter=1,
+        refit_on_all_ratings=True,
+    )
     assert worse.success
     failed = [e for e in worse.get_asset_check_evaluations() if e.check_name == "model_gate"]
     assert not failed[0].passed and "not promoted" in failed[0].description
@@ -66,6 +71,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     assert len(registry.list_versions(lake)) == 2
     rejected = registry.read_model_info(lake, registry.list_versions(lake)[-1])
     assert rejected["gate"]["passed"] is False and rejected["gate"]["reasons"]
+    assert (rejected["fitted_on"], rejected["fitted_rows"]) == ("all ratings", rejected["training_rows"])
 
     day = today()
     scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)

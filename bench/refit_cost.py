@@ -1,0 +1,46 @@
+"""What the refit on all ratings costs a retrain: `evaluate` alone against `evaluate_and_refit`, alternated.
+
+The als_model step's Spark work on ml-latest-small in one process (a first round warms
+the JVM up and is not counted): the default retrain saves the model it evaluated,
+`refit_on_all_ratings` fits both models again on all ratings beside the evaluation.
+
+    .venv/bin/python -m bench.refit_cost [--rounds 3]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+from bench.model_data import movielens_ratings, session
+from movierec_dagster.model import training
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ratings = movielens_ratings(session())
+    params = training.ModelParams()
+    train, test = training.split(ratings, 0.2, seed=params.seed)
+    work = {
+        "evaluate (the default)": lambda: training.evaluate(train, test, params)[1],
+        "evaluate_and_refit (refit_on_all_ratings)": lambda: training.evaluate_and_refit(train, test, ratings, params)[1],
+    }
+    times = {label: [] for label in work}
+    for round_ in range(args.rounds + 1):
+        for label, run in work.items():
+            load = os.getloadavg()[0]
+            started = time.perf_counter()
+            run().release()
+            seconds = time.perf_counter() - started
+            if round_:
+                times[label].append(seconds)
+            print(f"round {round_}{' (warm-up)' if not round_ else ''}: {label:<44} {seconds:5.1f} s  load {load:.1f}", flush=True)
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    default, refit = medians.values()
+    print(f"\nmedians: evaluate {default:.1f} s, evaluate_and_refit {refit:.1f} s ({refit / default:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
