@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test test-runtime-spark dashboard bench venv java dagster-home checkov
+.PHONY: demo dev test test-runtime-spark dashboard serve bench-serve bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dashboard]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dashboard,serve]'
 	@touch $@
 
 # Spark needs Java 17 or newer.
@@ -73,6 +73,14 @@ test-runtime-spark: $(RUNTIME_VENV)/.installed java
 
 dashboard: venv
 	$(BIN)/streamlit run movierec_dagster/dashboard/app.py --server.address localhost --browser.gatherUsageStats false
+
+# The HTTP API on the lake (MOVIEREC_LAKE, else $(MOVIEREC_HOME)/lake); MOVIEREC_SERVE_PORT etc. in serve/cli.py.
+serve: venv
+	$(BIN)/movierec serve
+
+# The HTTP API under wrk (Debian's package) on the demo's lake, then on a synthetic 162k-user batch.
+bench-serve: venv
+	$(BIN)/python -m bench.serve
 
 # Each benchmark prints its figures; docs/benchmarks.md records them. dashboard_first_paint reads the demo's lake.
 BENCHMARKS := etl_overhead demo_pipeline demo_vs_seed demo_stream_quality gate_cost databricks_launch generator_throughput ingest_throughput ingest_sustained stream_latency model_quality scoring dashboard_first_paint

@@ -18,20 +18,27 @@ applies its change to the newer version and tries the next number. So:
 - two writers never leave a mixed table: each commit is one whole manifest, built on the one before.
 
 The snapshot folder name doubles as a Hive partition (`snapshot=<id>`), so Spark and DuckDB read the
-current parts with partition discovery (`basePath` = the table) and drop the `snapshot` column. This is
+current parts with partition discovery (`basePath` = the table) and drop the `snapshot` column; readers
+without Spark (the dashboard, the HTTP service) read them with pyarrow (`arrow_dataset`). This is
 the one module a Delta Lake implementation would replace.
 """
 
+import importlib.util
 import json
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import fsspec
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from fsspec.implementations.local import LocalFileSystem
+
+from movierec_dagster.home import local_lake
 
 LOG = "_log"
 SNAPSHOT = "snapshot"
@@ -41,6 +48,13 @@ ORPHAN_SECONDS = 24 * 3600  # a snapshot no commit refers to (a killed writer's)
 VACUUM_EVERY = 10  # versions between two clean-ups
 MAX_COMMIT_ATTEMPTS = 50
 _ID_TIME = "%Y%m%dT%H%M%S"
+
+
+ADLS_PROTOCOLS = ("abfss", "abfs", "az")
+
+
+class LakeUnreadable(FileNotFoundError):
+    """A lake location no filesystem here can open; the message says why."""
 
 
 class ConcurrentCommitError(RuntimeError):
@@ -235,3 +249,70 @@ class Table:
             return []
         prefix = f"{SNAPSHOT}="
         return [os.path.basename(n.rstrip("/"))[len(prefix) :] for n in names if os.path.basename(n.rstrip("/")).startswith(prefix)]
+
+
+def arrow_dataset(table: Table, version: TableVersion, parts: list[str] | None = None) -> ds.Dataset:
+    """The rows of `version` (or of its `parts` only) as a pyarrow dataset, without Spark.
+
+    Only the Parquet files in the snapshot folders the commit names are read, never an older or
+    uncommitted snapshot still on disk; Hive columns (`date=`, `snapshot=`) come from the folder
+    names.
+    """
+    chosen = version.parts if parts is None else {name: version.parts[name] for name in parts}
+    folders = [table.snapshot_path(p.snapshot, name) for name, p in sorted(chosen.items())]
+    files = sorted(file for folder in folders for file in table.fs.find(folder) if file.endswith(".parquet"))
+    return ds.dataset(
+        files, filesystem=arrow_filesystem(table.fs), format="parquet", partitioning="hive", partition_base_dir=table.path
+    )
+
+
+def arrow_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
+    """pyarrow's view of `fs`: its own local filesystem for a local one, else fsspec behind pyarrow's handler."""
+    return pafs.LocalFileSystem() if isinstance(fs, LocalFileSystem) else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+
+
+# Opening a lake outside Spark (the dashboard, the HTTP service): a location from the environment, one fsspec filesystem.
+
+
+def lake_location(environ: dict[str, str] | None = None) -> str:
+    """`MOVIEREC_LAKE` (a URI, or a folder made absolute), else `$MOVIEREC_HOME/lake`."""
+    environ = dict(os.environ if environ is None else environ)
+    override = environ.get("MOVIEREC_LAKE", "").strip()
+    if not override:
+        return str(local_lake(environ))
+    return override.rstrip("/") if "://" in override else str(Path(override).expanduser().resolve())
+
+
+def adls_storage_options(environ: dict[str, str]) -> dict[str, str | bool]:
+    """adlfs's options: a connection string, else a service principal, else DefaultAzureCredential.
+
+    The account comes from the URL (`<container>@<account>.dfs.core.windows.net`). Listings are not
+    cached (adlfs would keep them for the life of the process), so a new commit shows up.
+    """
+    options: dict[str, str | bool] = {"use_listings_cache": False}
+    connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
+    if connection_string:
+        return {**options, "connection_string": connection_string}
+    principal = {
+        "tenant_id": environ.get("AZURE_TENANT_ID", "").strip(),
+        "client_id": environ.get("AZURE_CLIENT_ID", "").strip(),
+        "client_secret": environ.get("AZURE_CLIENT_SECRET", "").strip(),
+    }
+    if all(principal.values()):
+        return {**options, **principal}
+    return {**options, "anon": False}  # a managed identity, or `az login`
+
+
+def lake_filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for `location` (ADLS credentials from the environment), and the lake's root in its path form."""
+    protocol = location.split("://", 1)[0] if "://" in location else "file"
+    options = {}
+    if protocol in ADLS_PROTOCOLS:
+        if importlib.util.find_spec("adlfs") is None:
+            raise LakeUnreadable(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
+        options = adls_storage_options(dict(os.environ))
+    try:
+        fs, root = fsspec.core.url_to_fs(location, **options)
+    except ValueError as error:  # "Protocol not known"
+        raise LakeUnreadable(f"The lake at {location} cannot be read: {error}.") from error
+    return fs, root.rstrip("/")

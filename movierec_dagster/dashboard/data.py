@@ -7,7 +7,7 @@ filesystem for that location:
 
 - a table `tables/<name>/` is what its newest commit says (`movierec_dagster.tables`): the log names each
   part's snapshot folder, and only the Parquet files in those folders are read, never an older or
-  uncommitted snapshot still on disk. pyarrow reads them (a dataset on the fsspec filesystem, Hive columns
+  uncommitted snapshot still on disk. pyarrow reads them (`tables.arrow_dataset`, Hive columns
   such as `date` from the folder names) and DuckDB runs the queries on those datasets. (Not DuckDB's
   `register_filesystem`: DuckDB seeks and reads one fsspec file from several threads, which garbles
   reads from a local folder, and from ADLS alike; pyarrow reads each range under the file's lock);
@@ -15,7 +15,6 @@ filesystem for that location:
 - the model registry `models/als/`: every `<version>/model.json` is a version, `champion.json` the champion.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -27,10 +26,17 @@ import duckdb
 import fsspec
 import pandas as pd
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
-from movierec_dagster.home import local_lake
-from movierec_dagster.tables import Table, TableVersion, join
+from movierec_dagster.tables import (
+    LakeUnreadable,
+    Table,
+    TableVersion,
+    adls_storage_options,  # noqa: F401 (the dashboard's tests and pages name it here)
+    arrow_dataset,
+    join,
+    lake_filesystem,
+    lake_location,
+)
 
 # Copies of the pipeline's names (lake, model registry, MovieLens, training, recommendations), not imported
 # from there: those modules load Dagster and PySpark, and the dashboard should start in well under a
@@ -45,7 +51,6 @@ NO_GENRES = "(no genres listed)"
 COLD_START_SOURCE = "popularity"
 FIX_COMMAND = "make demo"
 
-ADLS_PROTOCOLS = ("abfss", "abfs", "az")
 _DATE_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -61,48 +66,11 @@ class TableNotFound(LakeError):
     pass
 
 
-def lake_location(environ: dict[str, str] | None = None) -> str:
-    """`MOVIEREC_LAKE` (a URI, or a folder made absolute), else `$MOVIEREC_HOME/lake`."""
-    environ = dict(os.environ if environ is None else environ)
-    override = environ.get("MOVIEREC_LAKE", "").strip()
-    if not override:
-        return str(local_lake(environ))
-    return override.rstrip("/") if "://" in override else str(Path(override).expanduser().resolve())
-
-
-def adls_storage_options(environ: dict[str, str]) -> dict[str, str | bool]:
-    """adlfs's options: a connection string, else a service principal, else DefaultAzureCredential.
-
-    The account comes from the URL (`<container>@<account>.dfs.core.windows.net`). Listings are not
-    cached (adlfs would keep them for the life of the process), so a new commit shows up.
-    """
-    options: dict[str, str | bool] = {"use_listings_cache": False}
-    connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
-    if connection_string:
-        return {**options, "connection_string": connection_string}
-    principal = {
-        "tenant_id": environ.get("AZURE_TENANT_ID", "").strip(),
-        "client_id": environ.get("AZURE_CLIENT_ID", "").strip(),
-        "client_secret": environ.get("AZURE_CLIENT_SECRET", "").strip(),
-    }
-    if all(principal.values()):
-        return {**options, **principal}
-    return {**options, "anon": False}  # a managed identity, or `az login`
-
-
 def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem for `location`, and the lake's root in that filesystem's path form."""
-    protocol = location.split("://", 1)[0] if "://" in location else "file"
-    options = {}
-    if protocol in ADLS_PROTOCOLS:
-        if importlib.util.find_spec("adlfs") is None:
-            raise LakeNotFound(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
-        options = adls_storage_options(dict(os.environ))
     try:
-        fs, root = fsspec.core.url_to_fs(location, **options)
-    except ValueError as error:  # "Protocol not known"
-        raise LakeNotFound(f"The lake at {location} cannot be read: {error}.") from error
-    return fs, root.rstrip("/")
+        return lake_filesystem(location)
+    except LakeUnreadable as error:
+        raise LakeNotFound(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -145,7 +113,6 @@ class Lake:
     def __init__(self, location: str):
         self.location = location
         self._fs, self._root = _filesystem(location)
-        self._arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(self._fs))
         self._connection = duckdb.connect()
         self._lock = threading.Lock()
 
@@ -172,12 +139,7 @@ class Lake:
         version = version or table.current()
         if version is None:
             raise TableNotFound(f"The table '{name}' is not in the lake at {self.location} yet.")
-        parts = version.parts if part is None else {part: version.parts[part]}
-        folders = [table.snapshot_path(p.snapshot, part_name) for part_name, p in sorted(parts.items())]
-        files = sorted(file for folder in folders for file in self._fs.find(folder) if file.endswith(".parquet"))
-        return ds.dataset(
-            files, filesystem=self._arrow_fs, format="parquet", partitioning="hive", partition_base_dir=table.path
-        )
+        return arrow_dataset(table, version, None if part is None else [part])
 
     def check_exists(self) -> None:
         """Raise `LakeNotFound` when there is no lake (or no MovieLens tables in it) at the location."""

@@ -1,0 +1,1 @@
+"""`movierec serve`: the recommendations over HTTP, read from the lake without Spark (FastAPI on uvicorn)."""

@@ -1,0 +1,48 @@
+"""`movierec serve`: the HTTP API on uvicorn, on the lake that `MOVIEREC_LAKE` (else `$MOVIEREC_HOME/lake`) names.
+
+Configuration from the environment: `MOVIEREC_SERVE_HOST` (default 127.0.0.1), `MOVIEREC_SERVE_PORT`
+(8000), `MOVIEREC_SERVE_WORKERS` (1; each worker process holds its own copy of the data),
+`MOVIEREC_SERVE_POLL_SECONDS` (10: how often to look for a new batch or champion); the flags override them.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+from movierec_dagster.serve.app import Service, create_app
+from movierec_dagster.tables import lake_location
+
+
+def app_from_environment() -> FastAPI:
+    """The app on the environment's lake (uvicorn's factory: every worker process builds its own)."""
+    poll_seconds = float(os.environ.get("MOVIEREC_SERVE_POLL_SECONDS", "10"))
+    return create_app(Service(lake_location()), poll_seconds=poll_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="movierec", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the recommendations over HTTP")
+    serve.add_argument("--host", default=os.environ.get("MOVIEREC_SERVE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("MOVIEREC_SERVE_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("MOVIEREC_SERVE_WORKERS", "1")))
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"Serving the lake at {lake_location()} on http://{arguments.host}:{arguments.port}", file=sys.stderr)
+    uvicorn.run(
+        "movierec_dagster.serve.cli:app_from_environment",
+        factory=True,
+        host=arguments.host,
+        port=arguments.port,
+        workers=arguments.workers,
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

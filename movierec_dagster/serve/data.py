@@ -1,0 +1,280 @@
+"""What the HTTP service serves, read from the lake without Spark: one immutable `Served` at a time.
+
+`current_source` names what the lake holds now (the newest committed `date=` part of
+`user_recommendations`, the champion, the `movies` version), cheaply enough to ask every few seconds;
+`load` reads it all into memory (numpy arrays and JSON fragments), so that answering a request is a
+dictionary look-up and a string join. A `Served` is never changed once built: the service swaps the
+whole object when the source changes, so a request sees the old data or the new, never a mix.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join
+
+# Copies of the pipeline's names (tables, model registry, scoring), not imported from there: those modules
+# load Dagster and PySpark, which the service has no use for. tests/serve holds them equal.
+TABLES = "tables"
+MODELS = "models/als"
+MODEL_INFO = "model.json"
+CHAMPION = "champion.json"
+RECOMMENDATIONS, MOVIES, TRAINING_RATINGS, EVENTS = "user_recommendations", "movies", "training_ratings", "rating_events"
+MODEL, POPULARITY = "model", "popularity"
+MIN_RATING, MAX_RATING = 0.5, 5.0
+MAX_K = 100  # the most recommendations or similar movies one request may ask for
+MAKE_RECOMMENDATIONS = "make demo (or materialize user_recommendations: the score_recommendations job)"
+MAKE_CHAMPION = "make demo (or run the retrain_model job until a model passes the gate)"
+
+_DATE_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+
+
+class NotServable(Exception):
+    """The lake has nothing to serve yet (or not this); the message says what to run."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one `Served` was loaded from: when any of it changes, the service loads again."""
+
+    date: str
+    snapshot: str  # the snapshot of the `date=` part: a batch made again on the same day is a new one
+    champion: str | None
+    movies_version: int
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """Everything the endpoints answer from, for one `Source`."""
+
+    source: Source
+    batch_model_version: str | None  # the model that made the batch (None: the popularity baseline, no champion then)
+    generated_at: str
+    user_index: dict[int, int]  # user -> position in `offsets`
+    offsets: np.ndarray  # a user's rows are offsets[i]:offsets[i + 1], by rank
+    movie_ids: np.ndarray
+    ranks: np.ndarray
+    predicted: np.ndarray
+    popularity_users: np.ndarray  # bool per user: the batch gave them the popularity fallback
+    fallback_movies: list[int]  # the most-rated movies, for a user the batch did not know
+    fallback_predicted: list[float]
+    movies: dict[int, str]  # movie -> its JSON object, without the closing brace
+    item_index: dict[int, int]  # movie -> row of `item_vectors`
+    item_ids: np.ndarray
+    item_vectors: np.ndarray | None  # the champion's item factors, unit length; None without a champion
+    loaded_at: str
+    load_seconds: float
+
+    @property
+    def users(self) -> int:
+        return len(self.user_index)
+
+    @property
+    def rows(self) -> int:
+        return len(self.movie_ids)
+
+    def _movie(self, movie_id: int) -> str:
+        return self.movies.get(movie_id) or _movie_json(movie_id, None, None, [])
+
+    def recommendations_json(self, user_id: int, k: int) -> str:
+        """The user's first `k` recommendations of the batch; the popularity fallback for a user it did not know."""
+        index = self.user_index.get(user_id)
+        if index is None:
+            source, known = POPULARITY, False
+            movies, predicted = self.fallback_movies[:k], self.fallback_predicted[:k]
+            ranks = range(1, len(movies) + 1)
+        else:
+            start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+            end = min(end, start + k)
+            source, known = (POPULARITY if self.popularity_users[index] else MODEL), True
+            movies, ranks = self.movie_ids[start:end].tolist(), self.ranks[start:end].tolist()
+            predicted = self.predicted[start:end].tolist()
+        items = ",".join(
+            f'{self._movie(movie)},"rank":{rank},"predicted_rating":{rating!r}}}'
+            for movie, rank, rating in zip(movies, ranks, predicted, strict=True)
+        )
+        return (
+            f'{{"user_id":{user_id},"source":"{source}","known_user":{"true" if known else "false"},'
+            f'"date":"{self.source.date}","model_version":{json.dumps(self.batch_model_version)},'
+            f'"generated_at":"{self.generated_at}","recommendations":[{items}]}}'
+        )
+
+    def similar_json(self, movie_id: int, k: int) -> str:
+        """The `k` movies whose champion item factors are closest (cosine) to `movie_id`'s, itself excluded."""
+        if self.item_vectors is None:
+            raise NotServable(f"There is no champion model yet, so no item factors to compare: run {MAKE_CHAMPION}.")
+        row = self.item_index.get(movie_id)
+        if row is None:
+            known = "is in the catalogue but" if movie_id in self.movies else "is not in the catalogue and"
+            raise KeyError(f"Movie {movie_id} {known} is not in the champion model {self.source.champion}.")
+        scores = self.item_vectors @ self.item_vectors[row]
+        scores[row] = -np.inf
+        k = min(k, len(scores) - 1)
+        best = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+        best = best[np.lexsort((self.item_ids[best], -scores[best]))]
+        items = ",".join(
+            f'{self._movie(int(self.item_ids[i]))},"similarity":{round(float(scores[i]), 4)!r}}}' for i in best
+        )
+        return f'{self._movie(movie_id)},"model_version":"{self.source.champion}","similar":[{items}]}}'
+
+
+def _movie_json(movie_id: int, title: str | None, year: int | None, genres: list[str] | None) -> str:
+    document = {"movie_id": movie_id, "title": title or f"movie {movie_id}", "year": year, "genres": list(genres or [])}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)[:-1]
+
+
+class LakeReader:
+    """Reads one lake (`fs` and its `root` in the filesystem's path form) for the service."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, location: str):
+        self.fs, self.root, self.location = fs, root.rstrip("/"), location
+
+    def _table(self, name: str) -> Table:
+        return Table(self.fs, join(self.root, TABLES, name), join(self.location, TABLES, name))
+
+    def _version(self, name: str) -> TableVersion | None:
+        return self._table(name).current()
+
+    def _read_json(self, *parts: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(join(self.root, *parts)))
+        except FileNotFoundError:
+            return None
+
+    def current_source(self) -> tuple[Source, TableVersion]:
+        """What the lake holds now, and the committed `user_recommendations` version it names."""
+        version = self._version(RECOMMENDATIONS)
+        dates = [match[1] for part in (version.parts if version else {}) if (match := _DATE_PART.fullmatch(part))]
+        if not dates:
+            raise NotServable(f"No recommendations have been made yet in the lake at {self.location}: run {MAKE_RECOMMENDATIONS}.")
+        movies = self._version(MOVIES)
+        if movies is None:
+            raise NotServable(f"The lake at {self.location} has no movies table: run make demo (the movielens_etl job).")
+        date = max(dates)
+        champion = (self._read_json(MODELS, CHAMPION) or {}).get("version")
+        return Source(date, version.parts[f"date={date}"].snapshot, champion, movies.version), version
+
+    def load(self) -> Served:
+        started = time.perf_counter()
+        source, version = self.current_source()
+        batch = (
+            arrow_dataset(self._table(RECOMMENDATIONS), version, [f"date={source.date}"])
+            .to_table(columns=["user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source"])
+            .sort_by([("user_id", "ascending"), ("rank", "ascending")])
+        )
+        if batch.num_rows == 0:
+            raise NotServable(f"The recommendations of {source.date} are empty: run {MAKE_RECOMMENDATIONS}.")
+        users = batch.column("user_id").to_numpy()
+        firsts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        user_ids = users[firsts].tolist()
+        batch_version = batch.column("model_version")[0].as_py()
+        model = self._model(source.champion)
+        fallback_movies, fallback_predicted = self._popularity_fallback(model)
+        return Served(
+            source=source,
+            batch_model_version=batch_version,
+            generated_at=_iso(pc.max(batch.column("generated_at")).as_py()),
+            user_index=dict(zip(user_ids, range(len(user_ids)), strict=True)),
+            offsets=np.r_[firsts, len(users)],
+            movie_ids=batch.column("movie_id").to_numpy(),
+            ranks=batch.column("rank").to_numpy(),
+            predicted=np.round(batch.column("predicted_rating").to_numpy(), 4),
+            popularity_users=(pc.equal(batch.column("source"), POPULARITY).to_numpy(zero_copy_only=False))[firsts],
+            fallback_movies=fallback_movies,
+            fallback_predicted=fallback_predicted,
+            movies=self._movies(),
+            item_index=model.item_index if model else {},
+            item_ids=model.item_ids if model else np.array([], dtype=np.int64),
+            item_vectors=model.item_vectors if model else None,
+            loaded_at=_iso(datetime.now(UTC)),
+            load_seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _movies(self) -> dict[int, str]:
+        rows = arrow_dataset(self._table(MOVIES), self._version(MOVIES)).to_table(
+            columns=["movie_id", "title", "year", "genres"]
+        )
+        return {
+            movie: _movie_json(movie, title, year, genres)
+            for movie, title, year, genres in zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True)
+        }
+
+    def _model(self, version: str | None) -> "_Model | None":
+        """The champion's item factors (unit length) and its bias baseline, or None without a champion."""
+        if version is None:
+            return None
+        info = self._read_json(MODELS, version, MODEL_INFO)
+        if info is None:
+            raise NotServable(f"The champion {version} has no {MODEL_INFO} in the lake at {self.location}.")
+        factors = self._spark_parquet(MODELS, version, "ranking", "itemFactors").to_table(columns=["id", "features"])
+        item_ids = factors.column("id").to_numpy().astype(np.int64)
+        features = factors.column("features").combine_chunks()
+        vectors = features.flatten().to_numpy().astype(np.float32).reshape(len(item_ids), -1)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms == 0, 1.0, norms)
+        biases = self._spark_parquet(MODELS, version, "item_bias").to_table(columns=["movie_id", "item_bias"])
+        return _Model(
+            item_ids=item_ids,
+            item_index=dict(zip(item_ids.tolist(), range(len(item_ids)), strict=True)),
+            item_vectors=vectors,
+            global_mean=float(info["global_mean"]),
+            item_bias=dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True)),
+        )
+
+    def _spark_parquet(self, *parts: str) -> ds.Dataset:
+        """A Parquet folder Spark wrote once (a model's factors, its biases): every part file in it."""
+        folder = join(self.root, *parts)
+        files = sorted(f for f in self.fs.find(folder) if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith("."))
+        if not files:
+            raise NotServable(f"There is no Parquet data at {join(self.location, *parts)}.")
+        return ds.dataset(files, filesystem=arrow_filesystem(self.fs), format="parquet")
+
+    def _popularity_fallback(self, model: "_Model | None") -> tuple[list[int], list[float]]:
+        """The MAX_K most-rated movies (ties to the smaller id), as the daily batch ranks them for a user without ratings.
+
+        The ratings are `training_ratings` and the streamed `rating_events`, one per (user, movie).
+        The predicted rating is the champion's for a user it never saw (global mean + the movie's
+        bias), or without a champion the movie's mean rating, as in the batch.
+        """
+        training = self._version(TRAINING_RATINGS)
+        if training is None:
+            raise NotServable(f"The lake at {self.location} has no training_ratings: run {MAKE_RECOMMENDATIONS}.")
+        ratings = arrow_dataset(self._table(TRAINING_RATINGS), training).to_table(columns=["user_id", "movie_id", "rating"])
+        pairs = ratings.select(["user_id", "movie_id"])
+        events = self._version(EVENTS)
+        if events is not None:
+            streamed = arrow_dataset(self._table(EVENTS), events).to_table(columns=["user_id", "movie_id"])
+            pairs = pa.concat_tables([pairs, streamed.cast(pairs.schema)]).group_by(["user_id", "movie_id"]).aggregate([])
+        counts = pairs.group_by("movie_id").aggregate([("user_id", "count")])
+        order = np.lexsort((counts.column("movie_id").to_numpy(), -counts.column("user_id_count").to_numpy()))[:MAX_K]
+        movies = counts.column("movie_id").to_numpy()[order].tolist()
+        if model is not None:
+            predicted = [model.global_mean + model.item_bias.get(movie, 0.0) for movie in movies]
+        else:
+            means = ratings.group_by("movie_id").aggregate([("rating", "mean")])
+            mean_of = dict(zip(means.column("movie_id").to_pylist(), means.column("rating_mean").to_pylist(), strict=True))
+            predicted = [mean_of.get(movie, MIN_RATING) for movie in movies]  # a streamed-only movie: no rating yet
+        return movies, [round(min(max(value, MIN_RATING), MAX_RATING), 4) for value in predicted]
+
+
+@dataclass(frozen=True)
+class _Model:
+    item_ids: np.ndarray
+    item_index: dict[int, int]
+    item_vectors: np.ndarray
+    global_mean: float
+    item_bias: dict[int, float]
+
+
+def _iso(moment: datetime) -> str:
+    """UTC, ISO 8601 with a Z; a naive timestamp (Spark's Parquet) is UTC already."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
