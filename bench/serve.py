@@ -1,0 +1,176 @@
+"""The HTTP API under load: requests/s, latency percentiles and the serving processes' memory, driven by wrk.
+
+Two lakes: the demo's (`$MOVIEREC_HOME/lake`: `make demo` on ml-latest-small), and a copy of it whose
+recommendations are synthesized at the 25M-rating shape (162,541 users x 10, committed through the
+table layer). For each, `movierec serve` runs on loopback (`--workers`, default 2: the server and wrk
+share the machine's cores), wrk asks for random users' recommendations for a bounded time, then for
+similar movies. Needs Debian's wrk (`apt-get install -y wrk`).
+
+    python -m bench.serve [--seconds 10] [--connections 16] [--workers 2]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from movierec_dagster.tables import Part, Table, join, lake_location, new_snapshot_id
+
+LARGE_USERS = 162_541  # ml-25m's users
+TOP_K = 10
+WRK_SCRIPT = """
+local n = tonumber(os.getenv("IDS_MAX"))
+local path = os.getenv("PATH_TEMPLATE")
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", (path:gsub("{id}", tostring(math.random(1, n)))))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
+    """A copy of the demo's lake whose newest recommendations part has `users` users x 10 (the 25M shape)."""
+    shutil.copytree(demo_lake, target, ignore=shutil.ignore_patterns("landing*", "checkpoints", "raw"))
+    movies = pq.read_table(next((target / "tables" / "movies").rglob("*.parquet")), columns=["movie_id"])
+    movie_ids = movies.column("movie_id").to_numpy()
+    table_path = str(target / "tables" / "user_recommendations")
+    table = Table(fsspec.filesystem("file"), table_path, table_path)
+    current = table.current()
+    model_version = pq.read_table(
+        next(Path(table.snapshot_path(current.parts[max(current.parts)].snapshot, max(current.parts))).rglob("*.parquet"))
+    ).column("model_version")[0].as_py()
+    day = max(current.parts).removeprefix("date=")
+    rng = np.random.default_rng(7)
+    rows = users * TOP_K
+    batch = pa.table(
+        {
+            "user_id": np.repeat(np.arange(1, users + 1, dtype=np.int32), TOP_K),
+            "movie_id": rng.choice(movie_ids, size=rows).astype(np.int32),
+            "rank": np.tile(np.arange(1, TOP_K + 1, dtype=np.int32), users),
+            "predicted_rating": np.round(rng.uniform(3.0, 5.0, size=rows), 4),
+            "model_version": pa.array([model_version] * rows, pa.string()),
+            "generated_at": pa.array(np.full(rows, np.datetime64("now", "us"))),
+            "source": pa.array(["model"] * rows, pa.string()),
+        }
+    )
+    snapshot, part = new_snapshot_id(), f"date={day}"
+    folder = table.snapshot_path(snapshot, part)
+    os.makedirs(folder)
+    pq.write_table(batch, join(folder, "part-00000.parquet"))
+    table.commit({part: Part(snapshot, rows)})
+
+
+def serving_memory_mib(pid: int) -> float:
+    """Resident memory of the server and its worker processes."""
+    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
+    total = 0
+    for each in pids:
+        status = Path(f"/proc/{each}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status)[1])
+    return total / 1024
+
+
+def wait_until_ready(port: int, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the service on port {port} was not ready after {timeout} s")
+
+
+def run_wrk(port: int, path_template: str, ids_max: int, seconds: int, connections: int, script: str) -> dict:
+    environment = {**os.environ, "IDS_MAX": str(ids_max), "PATH_TEMPLATE": path_template}
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, env=environment, timeout=seconds + 30, check=True,
+    )
+    output = result.stdout
+
+    def latency(percentile: str) -> str:
+        return re.search(rf"^\s+{percentile}%\s+(\S+)", output, flags=re.M)[1]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),
+        "requests": int(re.search(r"(\d+) requests in", output)[1]),
+        "p50": latency("50"), "p90": latency("90"), "p99": latency("99"),
+        "non_2xx": int(errors[1]) if errors else 0,
+    }
+
+
+def bench_lake(name: str, lake: str, arguments, script: str) -> None:
+    port = free_port()
+    environment = {**os.environ, "MOVIEREC_LAKE": lake, "MOVIEREC_SERVE_PORT": str(port), "MOVIEREC_SERVE_POLL_SECONDS": "30"}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "movierec_dagster.serve.cli", "serve", "--workers", str(arguments.workers)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        health = wait_until_ready(port)
+        ready_seconds = time.perf_counter() - started
+        time.sleep(2)  # every worker loaded (each polls at start)
+        idle_memory = serving_memory_mib(server.pid)
+        users = run_wrk(port, "/users/{id}/recommendations?k=10", health["users"], arguments.seconds, arguments.connections, script)
+        busy_memory = serving_memory_mib(server.pid)
+        similar = run_wrk(port, "/movies/{id}/similar?k=10", 2000, arguments.seconds, arguments.connections, script)
+        load = os.getloadavg()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    print(f"\n== {name}: {health['users']:,} users, {health['rows']:,} rows; ready in {ready_seconds:.1f} s "
+          f"(load {health['load_seconds']:.2f} s per worker), {arguments.workers} workers")
+    print(f"memory (RSS, all serving processes): {idle_memory:.0f} MiB loaded, {busy_memory:.0f} MiB after the load")
+    for label, figures in (("recommendations", users), ("similar (ids 1-2000, some 404)", similar)):
+        print(f"{label}: {figures['requests_per_second']:,.0f} req/s, p50 {figures['p50']}, p90 {figures['p90']}, "
+              f"p99 {figures['p99']} ({figures['requests']:,} requests, {figures['non_2xx']:,} non-2xx)")
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--users", type=int, default=LARGE_USERS)
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench.serve needs wrk: apt-get install -y wrk")
+    demo_lake = Path(lake_location())
+    if not (demo_lake / "tables" / "user_recommendations").is_dir():
+        sys.exit(f"No recommendations in {demo_lake}: run make demo first.")
+    print(f"wrk: 1 thread, {arguments.connections} connections, {arguments.seconds} s per run; server and wrk on this machine")
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
+        script = str(Path(scratch) / "ids.lua")
+        Path(script).write_text(WRK_SCRIPT)
+        bench_lake("ml-latest-small (the demo's lake)", str(demo_lake), arguments, script)
+        large = Path(scratch) / "lake"
+        synthesize_large_lake(demo_lake, large, arguments.users)
+        bench_lake(f"25M shape ({arguments.users:,} users, synthesized recommendations)", str(large), arguments, script)
+
+
+if __name__ == "__main__":
+    main()

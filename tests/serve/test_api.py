@@ -1,0 +1,111 @@
+"""The HTTP API on a lake the pipeline wrote: recommendations, the popularity fallback, similar movies, health, metrics."""
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from movierec_dagster.model import registry
+from movierec_dagster.recommendations.assets import TABLE as RECOMMENDATIONS_TABLE
+from tests.pipeline import today
+
+
+def batch_rows(spark, lake, user_id: int) -> list[tuple]:
+    """(rank, movie_id, predicted_rating, source) of the user in today's batch, read by the pipeline's own reader."""
+    rows = (
+        lake.read_table(spark, RECOMMENDATIONS_TABLE)
+        .where((F.col("date") == today()) & (F.col("user_id") == user_id))
+        .orderBy("rank")
+        .collect()
+    )
+    return [(r["rank"], r["movie_id"], r["predicted_rating"], r["source"]) for r in rows]
+
+
+@pytest.mark.slow  # the session's whole-graph run
+def test_a_users_recommendations_are_todays_batch_with_titles(client, spark, pipeline_lake, synthetic):
+    champion = registry.read_champion(pipeline_lake)["version"]
+    response = client.get("/users/1/recommendations", params={"k": 10})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["user_id"], body["source"], body["known_user"]) == (1, "model", True)
+    assert body["date"] == today() and body["model_version"] == champion
+    expected = batch_rows(spark, pipeline_lake, 1)
+    assert len(expected) == 10
+    served = [(r["rank"], r["movie_id"], r["predicted_rating"], "model") for r in body["recommendations"]]
+    assert [s[:2] for s in served] == [e[:2] for e in expected]
+    assert [s[2] for s in served] == pytest.approx([e[2] for e in expected], abs=1e-4)
+    for row in body["recommendations"]:
+        assert f"Movie {row['movie_id']}" in row["title"] and row["year"] == 1980 + row["movie_id"] % 40
+        assert synthetic.movie_genre[row["movie_id"]] in row["genres"]
+
+    first_three = client.get("/users/1/recommendations", params={"k": 3}).json()["recommendations"]
+    assert first_three == body["recommendations"][:3]
+
+
+@pytest.mark.slow
+def test_users_the_batch_fell_back_for_or_never_saw_get_the_popularity_fallback(client, spark, pipeline_lake, graph_run):
+    # The new user's one streamed rating is fewer than min_ratings: the batch gave them the popularity fallback.
+    body = client.get(f"/users/{graph_run.new_user}/recommendations").json()
+    assert (body["source"], body["known_user"]) == ("popularity", True)
+    assert [r["movie_id"] for r in body["recommendations"]] == [e[1] for e in batch_rows(spark, pipeline_lake, graph_run.new_user)]
+
+    stranger = graph_run.new_user + 1000
+    body = client.get(f"/users/{stranger}/recommendations", params={"k": 5}).json()
+    assert (body["user_id"], body["source"], body["known_user"]) == (stranger, "popularity", False)
+    ratings = lake_ratings(spark, pipeline_lake)
+    most_rated = [
+        r["movie_id"]
+        for r in ratings.groupBy("movie_id").count().orderBy(F.desc("count"), "movie_id").limit(5).collect()
+    ]
+    assert [r["movie_id"] for r in body["recommendations"]] == most_rated
+    assert [r["rank"] for r in body["recommendations"]] == [1, 2, 3, 4, 5]
+    assert all(0.5 <= r["predicted_rating"] <= 5.0 for r in body["recommendations"])
+
+
+def lake_ratings(spark, lake):
+    """Every (user, movie) rated: training_ratings and the streamed events, once each."""
+    pairs = lake.read_table(spark, "training_ratings").select("user_id", "movie_id")
+    return pairs.unionByName(lake.read_table(spark, "rating_events").select("user_id", "movie_id")).distinct()
+
+
+@pytest.mark.slow
+def test_similar_movies_are_the_nearest_in_the_champions_item_factors(client, spark, pipeline_lake):
+    champion = registry.read_champion(pipeline_lake)["version"]
+    factors = registry.load_bundle(pipeline_lake, spark, champion).ranking_model.itemFactors.collect()
+    ids = np.array([row["id"] for row in factors])
+    vectors = np.array([row["features"] for row in factors], dtype=np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    movie = int(ids[0])
+    similarity = vectors @ vectors[0]
+    others = [(float(s), int(i)) for s, i in zip(similarity, ids, strict=True) if i != movie]
+    expected = [i for _, i in sorted(others, key=lambda pair: (-pair[0], pair[1]))[:4]]
+
+    response = client.get(f"/movies/{movie}/similar", params={"k": 4})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["movie_id"] == movie and body["model_version"] == champion and f"Movie {movie}" in body["title"]
+    assert [r["movie_id"] for r in body["similar"]] == expected
+    scores = [r["similarity"] for r in body["similar"]]
+    assert scores == sorted(scores, reverse=True) and movie not in [r["movie_id"] for r in body["similar"]]
+
+    missing = client.get("/movies/999999/similar")
+    assert missing.status_code == 404 and "999999" in missing.json()["detail"]
+
+
+@pytest.mark.slow
+def test_health_names_the_partition_and_model_and_metrics_count_requests(client, spark, pipeline_lake, service):
+    health = client.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    champion = registry.read_champion(pipeline_lake)["version"]
+    batch = pipeline_lake.table_version(RECOMMENDATIONS_TABLE).parts[f"date={today()}"]
+    assert body["status"] == "ready" and body["date"] == today() and body["snapshot"] == batch.snapshot
+    assert body["champion"] == champion and body["model_version"] == champion
+    todays = pipeline_lake.read_table(spark, RECOMMENDATIONS_TABLE).where(F.col("date") == today())
+    assert body["rows"] == todays.count() and body["users"] == todays.select("user_id").distinct().count()
+
+    client.get("/users/1/recommendations")
+    client.get("/users/x/recommendations")
+    metrics = client.get("/metrics").text
+    assert 'movierec_serve_requests_total{route="/users/{user_id}/recommendations",status="200"}' in metrics
+    assert 'movierec_serve_requests_total{route="/users/{user_id}/recommendations",status="422"}' in metrics
+    assert "movierec_serve_ready 1.0" in metrics

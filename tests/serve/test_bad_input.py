@@ -1,0 +1,62 @@
+"""What the API answers before there is anything to serve, and to input it cannot take: JSON with a clear message."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from movierec_dagster.recommendations import scoring
+from movierec_dagster.resources import lake as pipeline_lake
+from movierec_dagster.model import registry
+from movierec_dagster.serve import data
+from movierec_dagster.serve.app import Service, create_app
+
+
+@pytest.fixture
+def empty_client(tmp_path):
+    """The API on a lake nothing has written yet, after its first look at it."""
+    service = Service(str(tmp_path / "lake"))
+    assert not service.refresh()
+    with TestClient(create_app(service)) as client:
+        yield client
+
+
+def test_before_any_recommendations_everything_says_what_to_run(empty_client):
+    health = empty_client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert "make demo" in health.json()["detail"]
+    for path in ("/users/1/recommendations", "/movies/1/similar"):
+        response = empty_client.get(path)
+        assert response.status_code == 503
+        assert "No recommendations have been made yet" in response.json()["detail"]
+        assert "make demo" in response.json()["detail"]
+    assert "movierec_serve_ready 0.0" in empty_client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("/users/abc/recommendations", "user_id"),
+        ("/users/1.5/recommendations", "user_id"),
+        ("/users/0/recommendations", "user_id"),
+        ("/users/1/recommendations?k=0", "k"),
+        ("/users/1/recommendations?k=101", "k"),
+        ("/users/1/recommendations?k=ten", "k"),
+        ("/movies/abc/similar", "movie_id"),
+        ("/movies/1/similar?k=-1", "k"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_parameter(empty_client, path, named):
+    response = empty_client.get(path)
+    assert response.status_code == 422 and response.headers["content-type"] == "application/json"
+    assert response.json()["detail"].startswith(f"{named}: ")
+
+
+def test_an_unknown_path_is_a_json_404(empty_client):
+    response = empty_client.get("/users")
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+def test_the_service_names_are_the_pipelines():
+    assert data.TABLES == pipeline_lake.TABLES
+    assert data.MODELS == f"{pipeline_lake.MODELS}/{registry.MODEL_NAME}"
+    assert (data.MODEL_INFO, data.CHAMPION) == (registry.MODEL_INFO, registry.CHAMPION)
+    assert (data.MODEL, data.POPULARITY) == (scoring.MODEL, scoring.POPULARITY)

@@ -1,0 +1,34 @@
+"""schemathesis against the service's own OpenAPI schema, on the pipeline's lake: no server error, answers as documented."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+OPERATIONS = ["/users/{user_id}/recommendations", "/movies/{movie_id}/similar", "/health"]
+
+
+@pytest.fixture(scope="module")
+def api_schema(api):
+    return schemathesis.openapi.from_asgi("/openapi.json", api)
+
+
+@pytest.mark.slow  # the session's whole-graph run
+def test_the_schema_has_every_operation(api_schema):
+    assert sorted(f"{o.ok().method.upper()} {o.ok().path}" for o in api_schema.get_all_operations()) == sorted(
+        f"GET {path}" for path in OPERATIONS
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+@pytest.mark.parametrize("path", OPERATIONS)
+def test_the_api_keeps_to_its_schema(api_schema, path, mode):
+    """Valid input and (negative mode) input the schema rules out: every answer documented, none a 5xx."""
+
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=api_schema[path]["GET"].as_strategy(generation_mode=mode))
+    def call_and_validate(case):
+        case.call_and_validate()
+
+    call_and_validate()
