@@ -16,11 +16,9 @@ filesystem for that location:
 """
 
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import fsspec
