@@ -7,10 +7,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, MetadataValue, asset, multi_asset
-from pyspark.sql import DataFrame, SparkSession
+import fsspec
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+    multi_asset,
+)
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import ROW_COUNT, table_metadata
+from movierec_dagster.metadata import PREVIEW_ROWS, ROW_COUNT, markdown_table
 from movierec_dagster.movielens import archive, checks, transforms
 from movierec_dagster.resources import Lake, MovieLensSource, SparkResource
 from movierec_dagster.resources.lake import QUARANTINE, RAW
@@ -93,50 +105,75 @@ class LoadedTable:
 def load_table(session: SparkSession, lake: Lake, key: str, movies: Callable[[], DataFrame | None]) -> LoadedTable:
     """Parse one MovieLens CSV into its table, malformed rows to the quarantine, and check the result.
 
-    `movies` gives the committed movies table, which ratings are checked against. Runs in a
-    worker thread, so it collects its log lines for the step's thread to log.
+    One read of the CSV in the usual case: the valid rows are written, and every count the
+    metadata and the checks need is observed on that write (the rows parsed, rejected and
+    written; null keys; ratings off the scale). Only when rows were rejected is the CSV read a
+    second time, for the quarantine. `movies` gives the committed movies table, which ratings
+    are checked against. Runs in a worker thread, so it collects its log lines for the step's
+    thread to log.
     """
     info, warnings = [], []
     source = SOURCE_TABLES[key]
     started = time.perf_counter()
     source_uri = raw_csv_uri(lake, source.file_name)
     try:
-        raw = transforms.read_csv(session, source_uri, source.columns)
+        raw = transforms.read_csv(session, source_uri, source.columns, first_line=_first_line(lake, source_uri))
     except transforms.MovieLensFormatError as error:
         raise Failure(description=str(error)) from error
-    parsed = source.parse(raw).cache()
-    try:
-        valid, rejected = transforms.split_valid(parsed)
-        lake.write_table(valid, key, partition_by=source.partition_by)
-        lake.write_table(rejected, key, area=QUARANTINE)
-    finally:
-        parsed.unpersist()
-    table = lake.read_table(session, key)
-    quarantined = lake.read_table(session, key, area=QUARANTINE)
-    rejected_count = quarantined.count()
-    if rejected_count:
+    parsed_rows, written_rows = Observation(f"{key}_parsed"), Observation(f"{key}_written")
+    parsed = source.parse(raw).observe(
+        parsed_rows, F.count(F.lit(1)).alias("rows"), F.count(transforms.REASON).alias("rejected")
+    )
+    valid, _ = transforms.split_valid(parsed)
+    lake.write_table(
+        valid.observe(written_rows, *checks.written_metrics(key, list(source.keys))), key, partition_by=source.partition_by
+    )
+    source_rows, written = parsed_rows.get["rows"], written_rows.get
+    _, rejected = transforms.split_valid(source.parse(raw))
+    if parsed_rows.get["rejected"]:
+        quarantined_rows = Observation(f"{key}_quarantined")
+        lake.write_table(rejected.observe(quarantined_rows, F.count(F.lit(1)).alias("rows")), key, area=QUARANTINE)
+        rejected_count = quarantined_rows.get["rows"]
+        quarantined = lake.read_table(session, key, area=QUARANTINE)
         reasons = {row[transforms.REASON]: row["count"] for row in quarantined.groupBy(transforms.REASON).count().collect()}
         warnings.append(f"{source.file_name}: {rejected_count} malformed rows quarantined: {reasons}")
-    metadata = table_metadata(
-        table,
-        rejected_rows=MetadataValue.int(rejected_count),
-        rejected_location=MetadataValue.path(lake.table_uri(key, area=QUARANTINE)),
-        source_file=source.file_name,
-        location=MetadataValue.path(lake.table_uri(key)),
-        seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
-    )
-    info.append(f"{key}: {metadata[ROW_COUNT].value:,} rows, {rejected_count} rejected")
+    else:  # an empty quarantine, committed without reading the CSV again
+        lake.write_table(rejected.limit(0), key, area=QUARANTINE)
+        rejected_count = 0
+    table = lake.read_table(session, key)
+    metadata = {
+        ROW_COUNT: MetadataValue.int(written[checks.ROWS]),
+        "dagster/column_schema": column_schema(table),
+        "preview": MetadataValue.md(markdown_table([row.asDict() for row in table.limit(PREVIEW_ROWS).collect()])),
+        "rejected_rows": MetadataValue.int(rejected_count),
+        "rejected_location": MetadataValue.path(lake.table_uri(key, area=QUARANTINE)),
+        "source_file": source.file_name,
+        "location": MetadataValue.path(lake.table_uri(key)),
+    }
     results = checks.table_checks(
         warnings,
         key,
-        list(source.keys),
-        table,
-        source_rows=transforms.count_source_rows(session, source_uri),
-        table_rows=metadata[ROW_COUNT].value,
+        written,
+        source_rows=source_rows,
         quarantined_rows=rejected_count,
+        table=table,
         movies=movies() if key == "ratings" else None,
     )
+    metadata["seconds"] = MetadataValue.float(round(time.perf_counter() - started, 2))
+    info.append(f"{key}: {written[checks.ROWS]:,} rows, {rejected_count} rejected")
     return LoadedTable(MaterializeResult(asset_key=key, metadata=metadata, check_results=results), info, warnings)
+
+
+def _first_line(lake: Lake, uri: str) -> str:
+    """The first line of a raw CSV ("" when the file is empty), read without Spark."""
+    with fsspec.open(uri, "rb", **lake.storage_options()) as handle:
+        line = handle.readline()
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def column_schema(table: DataFrame) -> TableSchema:
+    """The table's columns and types, as the Dagster UI shows them."""
+    return TableSchema(columns=[TableColumn(name=f.name, type=f.dataType.simpleString()) for f in table.schema.fields])
 
 
 @multi_asset(

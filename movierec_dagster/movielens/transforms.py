@@ -26,21 +26,18 @@ class MovieLensFormatError(ValueError):
     """A MovieLens file is not in the expected format; the message names the file."""
 
 
-def read_csv(spark: SparkSession, path: str, columns: tuple[str, ...]) -> DataFrame:
+def read_csv(spark: SparkSession, path: str, columns: tuple[str, ...], first_line: str | None = None) -> DataFrame:
     """Read a MovieLens CSV as strings, plus `malformed_line`: the text of a row Spark could not parse.
 
     Fails with `MovieLensFormatError` when the file is empty or its header is not `columns`.
+    `first_line` is the file's first line when the caller has read it ("" for an empty file);
+    left out, Spark reads it.
     """
-    first = spark.read.text(path).first()
     name = path.rsplit("/", 1)[-1]
-    if first is None:
-        raise MovieLensFormatError(f"{name} is empty: expected the header {','.join(columns)}.")
-    header = tuple(field.strip() for field in first.value.lstrip("\ufeff").split(","))
-    if header != columns:
-        raise MovieLensFormatError(
-            f"{name} has the header {','.join(header)}; expected {','.join(columns)}. "
-            "Is MOVIELENS_SOURCE a MovieLens archive?"
-        )
+    if first_line is None:
+        first = spark.read.text(path).first()
+        first_line = "" if first is None else first.value
+    check_header(name, first_line, columns)
     schema = StructType(
         [StructField(column, StringType()) for column in columns] + [StructField(MALFORMED, StringType())]
     )
@@ -55,9 +52,16 @@ def read_csv(spark: SparkSession, path: str, columns: tuple[str, ...]) -> DataFr
     )
 
 
-def count_source_rows(spark: SparkSession, path: str) -> int:
-    """Data rows in a CSV file, malformed ones included."""
-    return spark.read.option("header", True).csv(path).count()
+def check_header(name: str, first_line: str, columns: tuple[str, ...]) -> None:
+    """Fail with `MovieLensFormatError`, naming the file, unless `first_line` is the header `columns`."""
+    if not first_line.strip():
+        raise MovieLensFormatError(f"{name} is empty: expected the header {','.join(columns)}.")
+    header = tuple(field.strip() for field in first_line.lstrip("\ufeff").split(","))
+    if header != columns:
+        raise MovieLensFormatError(
+            f"{name} has the header {','.join(header)}; expected {','.join(columns)}. "
+            "Is MOVIELENS_SOURCE a MovieLens archive?"
+        )
 
 
 def _positive_int(column: str) -> Column:

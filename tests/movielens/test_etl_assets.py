@@ -71,3 +71,19 @@ def test_a_missing_source_fails_the_archive_with_the_fix(home, tmp_path, instanc
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
     assert failure.step_key == "movielens_archive"
     assert "MOVIELENS_SOURCE" in failure.step_failure_data.user_failure_data.description
+
+
+def test_ratings_of_unknown_movies_fail_their_check_with_a_sample(home, synthetic, tmp_path, instance):
+    folder = synthetic.write_folder(tmp_path / "csvs")
+    with (folder / "ratings.csv").open("a") as handle:
+        handle.write("1,900001,4.0,1500000000\n2,900001,3.5,1500000000\n1,900002,3.0,1500000000\n")
+    _, result = _run_etl(home, folder, instance)
+    evaluation = next(
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.check_name == "rated_movies_exist"
+    )
+    assert not evaluation.passed
+    assert evaluation.metadata["unknown_movie_ids"].value == 2
+    assert evaluation.metadata["sample"].value == "[900001, 900002]"
+    assert _check_results(result)[("ratings", "row_count_matches_source")]

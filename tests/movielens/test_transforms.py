@@ -113,3 +113,12 @@ def test_check_helpers(spark):
     assert validation.invalid_rating_count(ratings) == 1
     assert validation.null_key_count(ratings, ["user_id", "movie_id"]) == 1
     assert [r.movie_id for r in t.orphan_movie_ids(ratings, movies).collect()] == [99]
+
+
+def test_a_header_read_by_the_caller_is_checked_the_same_way(spark, tmp_path):
+    path = _csv(tmp_path, "links.csv", "movieId,imdbId,tmdbId\n1,0114709,862\n")
+    assert t.read_csv(spark, path, t.LINKS_COLUMNS, first_line="\ufeffmovieId,imdbId,tmdbId").count() == 1
+    with pytest.raises(t.MovieLensFormatError, match="links.csv has the header movieId,imdb"):
+        t.read_csv(spark, path, t.LINKS_COLUMNS, first_line="movieId,imdb")
+    with pytest.raises(t.MovieLensFormatError, match="links.csv is empty"):
+        t.read_csv(spark, path, t.LINKS_COLUMNS, first_line="")
