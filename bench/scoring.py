@@ -3,21 +3,31 @@
     .venv/bin/python -m bench.scoring                 # 50,000 users x 20,000 movies, rank 10, and ml-latest-small
     .venv/bin/python -m bench.scoring --users 5000    # smaller synthetic problem
     .venv/bin/python -m bench.scoring --rounds 5      # more alternating rounds (default 3)
+    .venv/bin/python -m bench.scoring --ml25m-shape   # MovieLens-25M's shape only: 162,541 x 59,047, rank 30, 25M seen
 
 The synthetic factors come from one ALS iteration on random ratings (about 20 per
-user), so both scorers work on a real ALSModel of the stated size.
+user), so both scorers work on a real ALSModel of the stated size. At MovieLens-25M's
+shape, fitting is too slow for a benchmark of scoring: the factors are random, the
+model is built around them, the seen pairs follow a long tail of popularity, and
+beside the scorers numpy's own matrix product of the same size says what the
+multiply-adds alone cost on this machine.
 """
 
 import argparse
+import os
 import time
 
-from pyspark.ml.recommendation import ALS
+import numpy as np
+
+from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bench.model_data import movielens_ratings, session
 from movierec_dagster.model import training
-from movierec_dagster.model.topk import top_k_unseen
+from movierec_dagster.model.topk import USERS_PER_BLOCK, top_k_unseen
+
+ML25M_USERS, ML25M_MOVIES, ML25M_RATINGS, ML25M_RANK = 162_541, 59_047, 25_000_095, 30
 
 
 def timed(label: str, frame: DataFrame) -> float:
@@ -38,6 +48,56 @@ def compare(model, seen: DataFrame, rounds: int) -> None:
         print(f"   speed-up {spark_seconds / ours_seconds:.1f}x")
 
 
+def random_factors(spark, count: int, rank: int, seed: int) -> DataFrame:
+    """id 1..count with `rank` standard normal features each, cached."""
+    features = F.array(*[F.randn(seed * 1000 + i) for i in range(rank)]).cast("array<float>")
+    frame = spark.range(1, count + 1).select(F.col("id").cast("int").alias("id"), features.alias("features")).cache()
+    frame.count()
+    return frame
+
+
+def matrix_product_seconds(users: int, movies: int, rank: int, workers: int) -> float:
+    """What numpy's float32 product of users x rank by rank x movies takes here, in blocks as the scorer makes them,
+    spread over `workers` cores (measured on one block per core's share of users, so it runs in seconds)."""
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((movies, rank)).astype(np.float32)
+    block = rng.standard_normal((USERS_PER_BLOCK, rank)).astype(np.float32)
+    blocks, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 5:
+        block @ items.T
+        blocks += 1
+    per_block = (time.perf_counter() - started) / blocks
+    return per_block * users / USERS_PER_BLOCK / workers
+
+
+def ml25m_shape(spark, rounds: int) -> None:
+    """Both scorers on MovieLens-25M's shape, and the multiply-adds' own cost beside them."""
+    users = random_factors(spark, ML25M_USERS, ML25M_RANK, seed=1)
+    items = random_factors(spark, ML25M_MOVIES, ML25M_RANK, seed=2)
+    java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel("bench", ML25M_RANK, users._jdf, items._jdf)
+    model = ALSModel(java_model.setUserCol("user_id").setItemCol("movie_id"))
+    # A long tail: movie = movies * u^3 for a uniform u, so the first movies are seen by many users.
+    seen = (
+        spark.range(ML25M_RATINGS)
+        .select(
+            (F.col("id") % ML25M_USERS + 1).cast("int").alias("user_id"),
+            (F.pow(F.rand(3), 3) * ML25M_MOVIES + 1).cast("int").alias("movie_id"),
+        )
+        .dropDuplicates()
+        .cache()
+    )
+    print(f"MovieLens-25M shape: {ML25M_USERS:,} users x {ML25M_MOVIES:,} movies, rank {ML25M_RANK}, {seen.count():,} seen pairs")
+    workers = spark.sparkContext.defaultParallelism
+    product = matrix_product_seconds(ML25M_USERS, ML25M_MOVIES, ML25M_RANK, workers)
+    macs = ML25M_USERS * ML25M_MOVIES * ML25M_RANK
+    print(f"   numpy's float32 product alone, {macs / 1e9:.0f} G multiply-adds on {workers} cores: {product:.1f} s")
+    for round_ in range(1, rounds + 1):
+        load = os.getloadavg()[0]
+        ours = timed(f"round {round_}: top_k_unseen(10) (seen movies excluded)", top_k_unseen(users, items, seen, 10))
+        spark_seconds = timed(f"round {round_}: recommendForAllUsers(10) (seen movies included)", model.recommendForAllUsers(10))
+        print(f"   speed-up {spark_seconds / ours:.1f}x; ours {ours / product:.1f}x the product alone; load {load:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=50_000)
@@ -45,8 +105,12 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=10)
     parser.add_argument("--per-user", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ml25m-shape", action="store_true", help="only MovieLens-25M's shape")
     args = parser.parse_args()
     spark = session()
+    if args.ml25m_shape:
+        ml25m_shape(spark, args.rounds)
+        return
 
     ratings = (
         spark.range(args.users * args.per_user)

@@ -10,12 +10,18 @@ best score) and an exact sort of the few candidates.
 
 Ties are broken by the smaller item id, exactly as the brute-force reference
 (`brute_force_top_k`) does, so the two give the same top-k.
+
+`most_popular_unseen` gives every user the k most-rated items they have not
+rated, in the same partitions: it reads only the first k + (seen) positions of
+the popularity order for each user, instead of scoring every item.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -94,33 +100,77 @@ def _candidates(scores: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.
     return rows, columns
 
 
-def _score_batches(
-    batches: Iterator[pa.RecordBatch], broadcast_items, k: int
-) -> Iterator[pa.RecordBatch]:
-    item_ids, item_matrix = broadcast_items.value
-    rank = item_matrix.shape[1]
+def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(user ids, their factors, seen users, seen items) of one partition's factor rows and seen rows."""
+    users, features, seen_users, seen_items, rank = [], [], [], [], 0
     for batch in batches:
-        for start in range(0, batch.num_rows, USERS_PER_BLOCK):
-            block = batch.slice(start, USERS_PER_BLOCK)
-            users = block.column("user_id").to_numpy(zero_copy_only=False)
-            features = block.column("features").flatten().to_numpy(zero_copy_only=False)
-            user_matrix = features.astype(np.float32).reshape(len(users), rank)
-            seen = block.column("seen")
-            lengths = seen.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
-            seen_ids = seen.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-            seen_rows = np.repeat(np.arange(len(users)), lengths)
-            rows, columns, scores, ranks = top_k_block(
-                user_matrix @ item_matrix.T, item_ids, seen_rows, seen_ids, k
-            )
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(users[rows].astype(np.int32)),
-                    pa.array(item_ids[columns].astype(np.int32)),
-                    pa.array(ranks.astype(np.int32)),
-                    pa.array(scores.astype(np.float64)),
-                ],
-                schema=_OUTPUT_ARROW,
-            )
+        is_factor_row = pc.is_valid(batch.column("features"))
+        factor_rows, seen_rows = batch.filter(is_factor_row), batch.filter(pc.invert(is_factor_row))
+        if factor_rows.num_rows:
+            rank = len(factor_rows.column("features")[0])
+        users.append(factor_rows.column("user_id").to_numpy(zero_copy_only=False))
+        features.append(factor_rows.column("features").flatten().to_numpy(zero_copy_only=False))
+        seen_users.append(seen_rows.column("user_id").to_numpy(zero_copy_only=False))
+        seen_items.append(seen_rows.column("movie_id").to_numpy(zero_copy_only=False))
+    if not users:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, np.empty((0, 0), dtype=np.float32), empty, empty
+    users = np.concatenate(users)
+    user_matrix = np.concatenate(features).astype(np.float32).reshape(len(users), rank)
+    return users, user_matrix, np.concatenate(seen_users), np.concatenate(seen_items).astype(np.int64)
+
+
+def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -> Iterator[pa.RecordBatch]:
+    """Every user of one partition, in blocks: `score_block(user factors, seen rows, seen item ids)` gives each
+    block's (rows, item ids, scores, ranks). A block's seen pairs are found by a search in the sorted pairs."""
+    users, user_matrix, seen_users, seen_items = _partition_arrays(batches)
+    order = np.argsort(users, kind="stable")
+    users, user_matrix = users[order], user_matrix[order]
+    # Each seen pair's row in the (sorted) user matrix; pairs of users without factors are dropped.
+    seen_rows = np.searchsorted(users, seen_users)
+    has_factors = seen_rows < len(users)
+    has_factors[has_factors] = users[seen_rows[has_factors]] == seen_users[has_factors]
+    seen_rows, seen_items = seen_rows[has_factors], seen_items[has_factors]
+    by_row = np.argsort(seen_rows, kind="stable")
+    seen_rows, seen_items = seen_rows[by_row], seen_items[by_row]
+    for start in range(0, len(users), USERS_PER_BLOCK):
+        stop = min(start + USERS_PER_BLOCK, len(users))
+        first, last = np.searchsorted(seen_rows, [start, stop])
+        rows, items, scores, ranks = score_block(
+            user_matrix[start:stop], seen_rows[first:last] - start, seen_items[first:last]
+        )
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(users[start:stop][rows].astype(np.int32)),
+                pa.array(items.astype(np.int32)),
+                pa.array(ranks.astype(np.int32)),
+                pa.array(scores.astype(np.float64)),
+            ],
+            schema=_OUTPUT_ARROW,
+        )
+
+
+def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
+    """`users` (user_id, features) and the `seen` pairs, unioned and partitioned by user: one shuffle.
+
+    Each partition's scorer pairs a user's factors with the user's seen items with numpy (a sort of
+    the partition's seen pairs), where a Spark groupBy with collect_list would sort them on the JVM
+    and build an array per user, several times the cost at MovieLens-25M's size. A partition holds
+    its users' factors and seen pairs: a few hundred MB at that size on two partitions.
+    """
+    seen_rows = seen.select(
+        F.col("user_id").cast("int"), F.lit(None).cast("array<float>").alias("features"), F.col("movie_id").cast("int")
+    )
+    partitions = max(1, users.sparkSession.sparkContext.defaultParallelism)
+    return users.select("user_id", "features", F.lit(None).cast("int").alias("movie_id")).unionByName(seen_rows).repartition(
+        partitions, "user_id"
+    )
+
+
+def _factor_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_items, k: int):
+    item_ids, item_matrix = broadcast_items.value
+    rows, columns, scores, ranks = top_k_block(user_matrix @ item_matrix.T, item_ids, seen_rows, seen_items, k)
+    return rows, item_ids[columns], scores, ranks
 
 
 def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame, k: int) -> DataFrame:
@@ -131,42 +181,58 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    spark = user_factors.sparkSession
-    item_ids, item_matrix = _item_matrix(item_factors)
-    broadcast_items = spark.sparkContext.broadcast((item_ids, item_matrix))
-    # One shuffle brings each user's factors and seen movies together: the factor rows and the
-    # seen rows, unioned, are partitioned by user, and the grouping reuses that partitioning
-    # (a groupBy of the seen movies, then a join, then a repartition would shuffle three times).
-    factor_rows = user_factors.select(
-        F.col("id").cast("int").alias("user_id"),
-        F.col("features").cast("array<float>").alias("features"),
-        F.lit(None).cast("int").alias("movie_id"),
+    broadcast_items = user_factors.sparkSession.sparkContext.broadcast(_item_matrix(item_factors))
+    users = user_factors.select(
+        F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features")
     )
-    seen_rows = seen.select(
-        F.col("user_id").cast("int"), F.lit(None).cast("array<float>").alias("features"), F.col("movie_id").cast("int")
-    )
-    partitions = max(1, spark.sparkContext.defaultParallelism)
-    users = (
-        factor_rows.unionByName(seen_rows)
-        .repartition(partitions, "user_id")
-        .groupBy("user_id")
-        .agg(F.first("features", ignorenulls=True).alias("features"), F.collect_list("movie_id").alias("seen"))
-        .where(F.col("features").isNotNull())
-    )
-    return users.mapInArrow(lambda batches: _score_batches(batches, broadcast_items, k), OUTPUT_SCHEMA)
+    score_block = partial(_factor_block, broadcast_items=broadcast_items, k=k)
+    return _by_user(users, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
 
 
-def popularity_factors(ratings: DataFrame, users: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Factors that make `top_k_unseen` recommend the most-rated items: (user factors, item factors).
+def popularity_order(ratings: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids from the most rated down, ties to the smaller id; their numbers of ratings)."""
+    counts = ratings.groupBy(F.col("movie_id").cast("int").alias("id")).count().toPandas()
+    counts = counts.sort_values(["count", "id"], ascending=[False, True])
+    return counts["id"].to_numpy(dtype=np.int64), counts["count"].to_numpy(dtype=np.float64)
 
-    Every user in `users` (column user_id) gets the factor [1]; every item the factor
-    [number of ratings], so ties fall to the smaller movie id.
+
+def most_popular_block(
+    n_rows: int, seen_rows: np.ndarray, seen_ids: np.ndarray, popular_ids: np.ndarray, popular_counts: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The k first items of the popularity order that each row has not seen: (row, item id, count, rank from 1).
+
+    A row needs at most k + (its seen items) positions of the order, so only that prefix is read.
     """
-    item_factors = ratings.groupBy(F.col("movie_id").alias("id")).agg(
-        F.array(F.count(F.lit(1)).cast("float")).alias("features")
-    )
-    user_factors = users.select(F.col("user_id").alias("id"), F.array(F.lit(1.0).cast("float")).alias("features"))
-    return user_factors, item_factors
+    ids_sorted = np.argsort(popular_ids, kind="stable")
+    columns = np.searchsorted(popular_ids, seen_ids, sorter=ids_sorted)
+    known = columns < len(popular_ids)
+    known[known] = popular_ids[ids_sorted[columns[known]]] == seen_ids[known]
+    positions, rows = ids_sorted[columns[known]], seen_rows[known]
+    per_row = np.bincount(rows, minlength=n_rows) if n_rows else np.zeros(0, dtype=np.int64)
+    prefix = min(len(popular_ids), k + (int(per_row.max()) if len(per_row) else 0))
+    unseen = np.ones((n_rows, prefix), dtype=bool)
+    inside = positions < prefix
+    unseen[rows[inside], positions[inside]] = False
+    ranks = np.cumsum(unseen, axis=1)
+    chosen_rows, chosen = np.nonzero(unseen & (ranks <= k))
+    return chosen_rows, popular_ids[chosen], popular_counts[chosen], ranks[chosen_rows, chosen]
+
+
+def _popular_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_order, k: int):
+    popular_ids, popular_counts = broadcast_order.value
+    return most_popular_block(len(user_matrix), seen_rows, seen_items, popular_ids, popular_counts, k)
+
+
+def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int) -> DataFrame:
+    """user_id, movie_id, rank (1..k), score (its number of ratings): the k most-rated items of `ratings` each user
+    in `users` (column user_id) has not rated there; ties fall to the smaller movie id."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    broadcast_order = ratings.sparkSession.sparkContext.broadcast(popularity_order(ratings))
+    user_rows = users.select(F.col("user_id").cast("int"), F.array().cast("array<float>").alias("features"))
+    score_block = partial(_popular_block, broadcast_order=broadcast_order, k=k)
+    seen = ratings.select("user_id", "movie_id")
+    return _by_user(user_rows, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
 
 
 def brute_force_top_k(

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from movierec_dagster.validation import MAX_RATING, MIN_RATING
-from movierec_dagster.model.topk import popularity_factors, top_k_unseen
+from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
 
 RELEVANT_RATING = 4.0
 TOP_K = 10
@@ -291,8 +291,7 @@ def recommend_top_k(bundle: ModelBundle, seen: DataFrame, k: int = TOP_K) -> Dat
 
 def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K) -> DataFrame:
     """user_id, movie_id, rank, score: the k most-rated movies each user has not rated."""
-    user_factors, item_factors = popularity_factors(train, users)
-    return top_k_unseen(user_factors, item_factors, train.select("user_id", "movie_id"), k)
+    return most_popular_unseen(train, users, k)
 
 
 def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[Evaluation, ModelBundle]:

@@ -1,9 +1,11 @@
 """The exact top-k kernel on factor matrices: unseen items only, ties to the smaller id, equal to brute force."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
-from movierec_dagster.model.topk import brute_force_top_k, popularity_factors, top_k_block, top_k_unseen
+from movierec_dagster.model.topk import USERS_PER_BLOCK, brute_force_top_k, most_popular_unseen, top_k_block, top_k_unseen
 
 
 def test_block_excludes_seen_and_orders_by_score():
@@ -81,15 +83,48 @@ def test_spark_scorer_matches_brute_force(spark):
     assert {row.rank for row in result} == {1, 2, 3, 4, 5}
 
 
-def test_popularity_factors_rank_by_count(spark):
+def test_spark_scorer_matches_brute_force_over_many_blocks(spark):
+    """More users than a block holds, users in no order, and seen pairs of users who have no factors."""
+    rng = np.random.default_rng(5)
+    users = {int(u): rng.integers(-3, 4, size=3).tolist() for u in rng.permutation(np.arange(1, 3 * USERS_PER_BLOCK))}
+    items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 41)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 30)), replace=False).tolist()) for u in users}
+    without_factors = {10_000 + u: set(items) for u in range(5)}
+    result = top_k_unseen(*_frames(spark, users, items, seen | without_factors), k=4).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    assert got == brute_force_top_k(users, items, seen, k=4)
+
+
+def test_most_popular_unseen_ranks_by_count_and_skips_what_was_rated(spark):
     ratings = spark.createDataFrame(
         [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
         "user_id int, movie_id int, rating double",
     )
-    user_factors, item_factors = popularity_factors(ratings, ratings.select("user_id").distinct())
-    rows = top_k_unseen(user_factors, item_factors, ratings.select("user_id", "movie_id"), k=3).collect()
-    by_user = {u: [r.movie_id for r in sorted(rows, key=lambda r: r.rank) if r.user_id == u] for u in (1, 2, 3)}
-    assert by_user == {1: [30], 2: [30], 3: [20]}
+    users = spark.createDataFrame([(1,), (2,), (3,), (4,)], "user_id int")  # user 4 rated nothing
+    rows = most_popular_unseen(ratings, users, k=3).collect()
+    by_user = {u: [r.movie_id for r in sorted(rows, key=lambda r: r.rank) if r.user_id == u] for u in (1, 2, 3, 4)}
+    assert by_user == {1: [30], 2: [30], 3: [20], 4: [10, 20, 30]}
+    assert {(r.movie_id, r.score) for r in rows if r.user_id == 4} == {(10, 3.0), (20, 2.0), (30, 1.0)}
+
+
+def test_most_popular_unseen_matches_scoring_by_counts_over_many_blocks(spark):
+    """The popularity order's prefix per user gives what scoring every item by its count gives (ties: smaller id)."""
+    rng = np.random.default_rng(8)
+    pairs = {(int(u), int(m)) for u, m in zip(rng.integers(1, 700, 6000), np.minimum(rng.zipf(1.3, 6000), 60))}
+    ratings = spark.createDataFrame([(u, m, 3.0) for u, m in pairs], "user_id int, movie_id int, rating double")
+    counts = Counter(m for _, m in pairs)
+    seen: dict[int, set[int]] = {}
+    for user, movie in pairs:
+        seen.setdefault(user, set()).add(movie)
+    users = sorted(seen) + [5000]  # one user who rated nothing
+    rows = most_popular_unseen(ratings, spark.createDataFrame([(u,) for u in users], "user_id int"), k=6).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(rows, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    expected = brute_force_top_k({u: [1.0] for u in users}, {m: [float(c)] for m, c in counts.items()}, seen, k=6)
+    assert got == {u: top for u, top in expected.items() if top}
 
 
 def test_k_must_be_positive(spark):
