@@ -38,8 +38,8 @@ def test_hadolint(dockerfile: Path):
     assert result.returncode == 0, result.stdout
 
 
-def test_there_are_two_images():
-    assert [p.name for p in DOCKERFILES] == ["dagster.Dockerfile", "generator.Dockerfile"]
+def test_there_are_three_images():
+    assert [p.name for p in DOCKERFILES] == ["dagster.Dockerfile", "generator.Dockerfile", "serve.Dockerfile"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
