@@ -1,9 +1,12 @@
 """The stream's part of `make demo`: land a burst of events (some malformed), then summarise the ingest run."""
 
+import math
 import random
 from itertools import islice
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster import ExecuteInProcessResult
 
@@ -16,8 +19,14 @@ from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
 DEMO_SEED = 12  # the ratings every demo lands (see land_burst)
 
 
-def _read_lake_table(lake: Lake, key: str, columns: list[str]) -> list[dict] | None:
-    """The rows of a committed table of the lake, as Python dicts (pyarrow: no Spark); None when there is none."""
+# The history's tastes are learned from at most about this many ratings: all of a sample of users.
+# A burst of a few thousand events needs no more, and a MovieLens-25M history would be 25M Python
+# objects (12 GiB, minutes).
+TASTES_FROM_RATINGS = 200_000
+
+
+def _read_lake_table(lake: Lake, key: str, columns: list[str]) -> pa.Table | None:
+    """A committed table of the lake (pyarrow: no Spark); None when there is none."""
     table = lake.table(key)
     version = table.current()
     if version is None:
@@ -26,17 +35,30 @@ def _read_lake_table(lake: Lake, key: str, columns: list[str]) -> list[dict] | N
         pq.read_table(table.snapshot_path(part.snapshot, name), columns=columns, filesystem=lake.filesystem())
         for name, part in sorted(version.parts.items())
     ]
-    return [row for part in parts for row in part.to_pylist()]
+    return pa.concat_tables(parts) if parts else None
 
 
-def history_tastes(lake: Lake, rng: random.Random) -> Tastes | None:
-    """The tastes of the lake's MovieLens history (its `ratings` and `movies` tables); None before the ETL committed `ratings`."""
-    rows = _read_lake_table(lake, "ratings", ["user_id", "movie_id", "rating"])
-    if not rows:
+def _sample_of_users(ratings: pa.Table, limit: int) -> pa.Table:
+    """All the ratings of every n-th user (by id), n chosen so that about `limit` ratings remain."""
+    if ratings.num_rows <= limit:
+        return ratings
+    users = pc.unique(ratings.column("user_id")).sort()
+    every = math.ceil(ratings.num_rows / limit)
+    return ratings.filter(pc.is_in(ratings.column("user_id"), value_set=users[::every]))
+
+
+def history_tastes(lake: Lake, rng: random.Random, max_ratings: int = TASTES_FROM_RATINGS) -> Tastes | None:
+    """The tastes of the lake's MovieLens history (its `ratings` and `movies` tables); None before the ETL committed `ratings`.
+
+    A history of more than `max_ratings` ratings is sampled by user first.
+    """
+    ratings = _read_lake_table(lake, "ratings", ["user_id", "movie_id", "rating"])
+    if ratings is None or ratings.num_rows == 0:
         return None
-    movies = _read_lake_table(lake, "movies", ["movie_id", "genres"]) or []
-    genres = {movie["movie_id"]: tuple(movie["genres"] or ()) for movie in movies}
-    history = [Rating(row["user_id"], row["movie_id"], row["rating"], 0) for row in rows]
+    movies = _read_lake_table(lake, "movies", ["movie_id", "genres"])
+    genres = {movie["movie_id"]: tuple(movie["genres"] or ()) for movie in (movies.to_pylist() if movies else [])}
+    sample = _sample_of_users(ratings, max_ratings)
+    history = [Rating(row["user_id"], row["movie_id"], row["rating"], 0) for row in sample.to_pylist()]
     return Tastes.from_history(history, rng, genres=genres)
 
 

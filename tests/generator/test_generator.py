@@ -34,7 +34,7 @@ from generator.sources import (
 )
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.resources import LocalLake
-from movierec_dagster.stream.demo import land_burst
+from movierec_dagster.stream.demo import history_tastes, land_burst
 
 ROOT = Path(__file__).resolve().parents[2]
 RATINGS = [Rating(u, m, 4.0, 1_000 + u * 10 + m) for u in (1, 2, 3) for m in (10, 20)]
@@ -162,6 +162,17 @@ def test_demo_burst_draws_from_the_lake_history_and_repeats_its_ratings(spark, s
     # Every demo lands the same ratings under new event ids: repeated demos re-rate, they do not pile up.
     assert [(e["user_id"], e["movie_id"], e["rating"]) for e in again] == [(e["user_id"], e["movie_id"], e["rating"]) for e in first]
     assert not {e["event_id"] for e in again} & {e["event_id"] for e in first}
+
+
+def test_a_large_history_is_sampled_by_user(spark, tmp_path):
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    rows = [(u, m, float(1 + (u + m) % 5)) for u in range(1, 41) for m in range(1, 11)]
+    lake.write_table(spark.createDataFrame(rows, "user_id int, movie_id int, rating double"), "ratings")
+    sampled = history_tastes(lake, random.Random(1), max_ratings=100)
+    # Every 4th user keeps all of their ratings: 10 users, each still with their 10 movies.
+    assert sorted(sampled.user_activity) == list(range(1, 41, 4))
+    assert all(len(sampled.rated[user]) == 10 for user in sampled.user_activity)
+    assert sorted(history_tastes(lake, random.Random(1)).user_activity) == list(range(1, 41))
 
 
 def test_demo_burst_without_a_history_or_with_random_ratings(tmp_path, capsys):
