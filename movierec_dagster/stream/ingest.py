@@ -16,13 +16,19 @@ things together:
   exactly as the first attempt did, and events taken in under an earlier
   checkpoint still count as seen.
 
+The lookup scans a 64-bit hash of each earlier id, not the ids: `rating_event_ids`
+holds, part for part, the hashes of `rating_events`' rows (a batch writes its
+part there before its valid part), and only the parts where a hash of the batch
+matches are read for the exact comparison of the ids. A part with no index part
+of as many rows (written before the index existed) is indexed by the next batch.
+
 Each source has a checkpoint of its own, named for it: switching the landing
 folder for Event Hubs, or a landing folder that moved with a copied lake, starts
 a new checkpoint, and whatever the new one reads again is rejected as a duplicate.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,10 +40,13 @@ from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.resources.lake import CHECKPOINTS, Lake
 from movierec_dagster.stream import transforms
 from movierec_dagster.stream.checkpoint import StreamCheckpoint
-from movierec_dagster.stream.transforms import BATCH, BatchStats
+from movierec_dagster.stream.transforms import BATCH, MAX_BROADCAST_IDS, REASON, BatchStats
+from movierec_dagster.tables import Part, TableVersion, new_snapshot_id
 
 EVENTS_TABLE = "rating_events"
 REJECTED_TABLE = "rejected_rating_events"
+EVENT_IDS_TABLE = "rating_event_ids"  # the hash of each rating_events id, in the same parts
+ID_HASH = "id_hash"
 
 
 class IngestError(RuntimeError):
@@ -74,21 +83,74 @@ def batch_part(checkpoint_id: str, batch_id: int) -> str:
 def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, part: str) -> BatchStats:
     """Validate one micro-batch and commit it as the part `part` of both tables; safe to run again for the same part."""
     now = datetime.now(UTC)
-    earlier = lake.read_table_if_exists(spark, EVENTS_TABLE)
-    if earlier is not None:
-        earlier = earlier.where(F.col(BATCH) != part.split("=", 1)[1]).select("event_id")
     parsed = transforms.parse_events(lines, now).cache()
+    earlier = earlier_event_ids(spark, lake, parsed.where(F.col(REASON).isNull()).select("event_id"), part)
     classified = transforms.classify_batch(parsed, earlier, now).cache()
     try:
         stats = transforms.batch_stats(classified)
         if stats.read:
             # Rejected first: the valid part appearing is the last step of a batch.
             lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, subpath=part, rows=stats.rejected)
-            lake.write_table(transforms.valid_events(classified), EVENTS_TABLE, subpath=part, rows=stats.accepted)
+            valid = transforms.valid_events(classified)
+            lake.write_table(id_hashes(valid), EVENT_IDS_TABLE, subpath=part, rows=stats.accepted)
+            lake.write_table(valid, EVENTS_TABLE, subpath=part, rows=stats.accepted)
         return stats
     finally:
         classified.unpersist()
         parsed.unpersist()
+
+
+def id_hashes(events: DataFrame, *keep: str) -> DataFrame:
+    return events.select(F.xxhash64("event_id").alias(ID_HASH), *keep)
+
+
+def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, part: str) -> DataFrame | None:
+    """The `event_id`s of every part of rating_events but `part` that may hold one of `batch_ids`, or None.
+
+    Exact, at the cost of a scan of 8 bytes per earlier event: the batch's
+    hashes are looked up in the index, and only the parts where one matches
+    (a duplicate, or rarely two ids of the same hash) are read whole for
+    the ids themselves. What the driver collects is a list of parts.
+    """
+    events = lake.table_version(EVENTS_TABLE)
+    if events is None:
+        return None
+    # An empty part holds no ids (and a backfill would write no folder for it).
+    earlier = {name: p for name, p in events.parts.items() if name != part and p.rows != 0}
+    if not earlier:
+        return None
+    index = index_earlier_parts(spark, lake, events, earlier)
+    hashes = id_hashes(batch_ids)
+    if batch_ids.count() <= MAX_BROADCAST_IDS:
+        hashes = F.broadcast(hashes)
+    matched = (
+        lake.read_table(spark, EVENT_IDS_TABLE, version=replace(index, parts={n: index.parts[n] for n in earlier}))
+        .join(hashes, ID_HASH, "left_semi")
+        .select(BATCH)
+        .distinct()
+        .collect()
+    )
+    if not matched:
+        return None
+    parts = {f"{BATCH}={row[BATCH]}" for row in matched}
+    holding = replace(events, parts={name: earlier[name] for name in parts})
+    return lake.read_table(spark, EVENTS_TABLE, version=holding).select("event_id")
+
+
+def index_earlier_parts(
+    spark: SparkSession, lake: Lake, events: TableVersion, earlier: dict[str, Part]
+) -> TableVersion:
+    """The index, after indexing every part of `earlier` it lacks (in one write and one commit)."""
+    index = lake.table_version(EVENT_IDS_TABLE)
+    indexed = index.parts if index else {}
+    missing = {name: p for name, p in earlier.items() if name not in indexed or indexed[name].rows != p.rows}
+    if not missing:
+        return index
+    table = lake.table(EVENT_IDS_TABLE)
+    snapshot = new_snapshot_id()
+    rows = lake.read_table(spark, EVENTS_TABLE, version=replace(events, parts=missing))
+    id_hashes(rows, BATCH).write.partitionBy(BATCH).parquet(table.snapshot_uri(snapshot))
+    return table.commit({name: Part(snapshot, p.rows) for name, p in missing.items()})
 
 
 def ingest_rating_events(

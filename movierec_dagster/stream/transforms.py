@@ -211,8 +211,8 @@ def classify_batch(
     `parsed` is scanned several times: cache it. Duplicates are rare, so
     neither the batch's rows nor the earlier ids are shuffled: the ids repeated
     in the batch come from an aggregate of the ids alone, the ids seen before
-    from scanning `ingested_ids` against the batch's ids broadcast (a cost
-    that grows with the table only by one column read), and only the rows of
+    from scanning `ingested_ids` against the batch's ids broadcast (the
+    ingest passes only the parts its id index says may hold one), and only the rows of
     those few ids are ranked and joined back. A batch of more than
     `max_broadcast_ids` valid events (a large backlog, which may be mostly
     duplicates) is too big to broadcast from the driver: Spark then plans

@@ -146,3 +146,17 @@ def test_a_copied_lake_ingests_on(spark, lake, tmp_path):
 
     assert _event_ids(spark, copied) == ["a", "b"]
     assert _event_ids(spark, lake) == ["a"]
+
+
+def test_ids_ingested_before_the_id_index_existed_still_count_as_seen(spark, lake):
+    write_lines(_landing(lake), "1.jsonl", [event(f"old-{i}").encode() for i in range(5)])
+    ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    lake.delete("tables", ingest.EVENT_IDS_TABLE)  # as a lake from before the index has it
+    write_lines(_landing(lake), "2.jsonl", [event("old-3").encode(), event("new").encode()])
+    second = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    write_lines(_landing(lake), "3.jsonl", [event("old-1").encode(), event("new").encode()])
+    third = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+
+    assert (second.stats.accepted, second.stats.rejected_by_reason) == (1, {DUPLICATE_EARLIER: 1})
+    assert (third.stats.accepted, third.stats.rejected_by_reason) == (0, {DUPLICATE_EARLIER: 2})
+    assert set(lake.table_version(ingest.EVENT_IDS_TABLE).parts) == set(lake.table_version("rating_events").parts)
