@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test test-runtime-spark dashboard serve bench-serve bench venv java dagster-home checkov
+.PHONY: demo dev test test-runtime-spark dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ serve: venv
 # The HTTP API under wrk (Debian's package) on the demo's lake, then on a synthetic 162k-user batch.
 bench-serve: venv
 	$(BIN)/python -m bench.serve
+
+# The whole pipeline at 100k, 1M, 5M and 25M ratings (hours on 2 cores; SCALE_ARGS='--sizes 100k,1m' for less),
+# and docs/scale.png: matplotlib comes with the `bench` extra.
+bench-scale: venv java
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 # Each benchmark prints its figures; docs/benchmarks.md records them. dashboard_first_paint reads the demo's lake.
 BENCHMARKS := etl_overhead demo_pipeline demo_vs_seed demo_stream_quality gate_cost refit_cost databricks_launch generator_throughput ingest_throughput ingest_sustained stream_latency model_quality scoring dashboard_first_paint

@@ -150,8 +150,8 @@ def stage_times(dagster_home: Path) -> tuple[dict[str, dict], dict[str, float]]:
 def demo_with_random_burst() -> None:
     """The demo's runs, one after another, with a burst of random ratings instead of ones drawn from the history's tastes.
 
-    `land_burst`'s default reads the whole ratings history into Python (`history_tastes`), which
-    does not fit at 25M ratings; random ratings cost the same whatever the history.
+    Random ratings cost the same whatever the history; before `history_tastes` sampled a large
+    history by user, the default burst did not fit in memory at 25M ratings, and this was the way round it.
     """
     from dagster import DagsterInstance
 
@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per run (default 600 + 200 s per million ratings)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a variable for the pipeline's process (repeatable)")
     parser.add_argument("--label", default="", help="stored under <size><label> in the results, e.g. -blas")
-    parser.add_argument("--random-burst", action="store_true", help="land random ratings, not ones drawn from the history (which does not fit at 25M)")
+    parser.add_argument("--random-burst", action="store_true", help="land random ratings, not ones drawn from the history's tastes")
     parser.add_argument("--demo-random-burst", action="store_true", help=argparse.SUPPRESS)  # the pipeline's process itself
     parser.add_argument("--keep", type=Path, default=None, help="copy each run's home (lake, instance) here")
     args = parser.parse_args()
