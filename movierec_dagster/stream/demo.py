@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import ExecuteInProcessResult
 
 from generator.sinks import LocalSink
@@ -15,6 +14,7 @@ from generator.sources import RATING_KINDS, Counts, Population, Rating, Tastes, 
 from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.resources import Lake
 from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
+from movierec_dagster.tables import arrow_dataset
 
 DEMO_SEED = 12  # the ratings every demo lands (see land_burst)
 
@@ -29,13 +29,7 @@ def _read_lake_table(lake: Lake, key: str, columns: list[str]) -> pa.Table | Non
     """A committed table of the lake (pyarrow: no Spark); None when there is none."""
     table = lake.table(key)
     version = table.current()
-    if version is None:
-        return None
-    parts = [
-        pq.read_table(table.snapshot_path(part.snapshot, name), columns=columns, filesystem=lake.filesystem())
-        for name, part in sorted(version.parts.items())
-    ]
-    return pa.concat_tables(parts) if parts else None
+    return None if version is None else arrow_dataset(table, version).to_table(columns=columns)
 
 
 def _sample_of_users(ratings: pa.Table, limit: int) -> pa.Table:
