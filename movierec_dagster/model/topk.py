@@ -192,25 +192,32 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     return _by_user(users, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
 
 
-def popularity_order(ratings: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids from the most rated down, ties to the smaller id; their numbers of ratings)."""
+def popularity_order(ratings: DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item ids from the most rated down, ties to the smaller id; their numbers of ratings; the positions that
+    sort the ids ascending, which find an item's place in the order by a binary search)."""
     counts = ratings.groupBy(F.col("movie_id").cast("int").alias("id")).count().toPandas()
     counts = counts.sort_values(["count", "id"], ascending=[False, True])
-    return counts["id"].to_numpy(dtype=np.int64), counts["count"].to_numpy(dtype=np.float64)
+    popular_ids = counts["id"].to_numpy(dtype=np.int64)
+    return popular_ids, counts["count"].to_numpy(dtype=np.float64), np.argsort(popular_ids, kind="stable")
 
 
 def most_popular_block(
-    n_rows: int, seen_rows: np.ndarray, seen_ids: np.ndarray, popular_ids: np.ndarray, popular_counts: np.ndarray, k: int
+    n_rows: int,
+    seen_rows: np.ndarray,
+    seen_ids: np.ndarray,
+    order: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The k first items of the popularity order that each row has not seen: (row, item id, count, rank from 1).
+    """The k first items of the popularity `order` (as `popularity_order` gives it) that each row has not seen:
+    (row, item id, count, rank from 1).
 
     A row needs at most k + (its seen items) positions of the order, so only that prefix is read.
     """
-    ids_sorted = np.argsort(popular_ids, kind="stable")
-    columns = np.searchsorted(popular_ids, seen_ids, sorter=ids_sorted)
+    popular_ids, popular_counts, by_id = order
+    columns = np.searchsorted(popular_ids, seen_ids, sorter=by_id)
     known = columns < len(popular_ids)
-    known[known] = popular_ids[ids_sorted[columns[known]]] == seen_ids[known]
-    positions, rows = ids_sorted[columns[known]], seen_rows[known]
+    known[known] = popular_ids[by_id[columns[known]]] == seen_ids[known]
+    positions, rows = by_id[columns[known]], seen_rows[known]
     per_row = np.bincount(rows, minlength=n_rows) if n_rows else np.zeros(0, dtype=np.int64)
     prefix = min(len(popular_ids), k + (int(per_row.max()) if len(per_row) else 0))
     unseen = np.ones((n_rows, prefix), dtype=bool)
@@ -222,8 +229,7 @@ def most_popular_block(
 
 
 def _popular_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_order, k: int):
-    popular_ids, popular_counts = broadcast_order.value
-    return most_popular_block(len(user_matrix), seen_rows, seen_items, popular_ids, popular_counts, k)
+    return most_popular_block(len(user_matrix), seen_rows, seen_items, broadcast_order.value, k)
 
 
 def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int) -> DataFrame:
