@@ -62,6 +62,12 @@ CLUSTER_CHOICE = (
 )
 
 
+# At most this much MovieLens archive (ml-latest-small's is 1 MB, 100k ratings; 1M ratings make 9 MB) and the
+# local JVM compiles with C1 alone: see LocalSpark.quick_compiler.
+QUICK_COMPILER_MAX_ARCHIVE_BYTES = 4 * 1024**2
+JVM_COMPILERS = {"quick": True, "optimizing": False}
+
+
 def _movielens_location(environ: dict[str, str]) -> str:
     location = environ.get("MOVIELENS_SOURCE", "").strip() or DEFAULT_SOURCE
     if "://" in location:
@@ -83,12 +89,32 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
     return Deployment(resources=resources, executor=in_process_executor)
 
 
+def quick_compiler(environ: dict[str, str], movielens_location: str) -> bool:
+    """Whether the local JVM uses its quick compiler alone: `MOVIEREC_SPARK_JIT` (quick or optimizing), else by the data's size.
+
+    Unset, it is quick for ml-latest-small (the default source) and for a local archive of at most
+    QUICK_COMPILER_MAX_ARCHIVE_BYTES, optimizing for anything larger or elsewhere.
+    """
+    choice = _value(environ, "MOVIEREC_SPARK_JIT").lower()
+    if choice:
+        if choice not in JVM_COMPILERS:
+            raise ValueError(f"MOVIEREC_SPARK_JIT={choice!r}: choose one of {', '.join(JVM_COMPILERS)}, or leave it unset.")
+        return JVM_COMPILERS[choice]
+    if movielens_location == DEFAULT_SOURCE:
+        return True
+    archive = Path(movielens_location)
+    return "://" not in movielens_location and archive.is_file() and archive.stat().st_size <= QUICK_COMPILER_MAX_ARCHIVE_BYTES
+
+
 def _local(environ: dict[str, str]) -> dict[str, Any]:
     lake = LocalLake(root=str(local_lake(environ)))
+    movielens = _movielens_location(environ)
     return {
-        "spark": LocalSpark(master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]")),
+        "spark": LocalSpark(
+            master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]"), quick_compiler=quick_compiler(environ, movielens)
+        ),
         "lake": lake,
-        "movielens": MovieLensSource(location=_movielens_location(environ)),
+        "movielens": MovieLensSource(location=movielens),
         # The landing folder is this machine's: the source reads it as a plain path.
         "event_source": LandingFolderSource(
             folder=lake.fs_path(*LANDING_EVENTS), archive_folder=lake.fs_path(LANDING_ARCHIVE)

@@ -45,6 +45,10 @@ class LocalSpark(SparkResource):
     driver_memory: str = "4g"
     ui_enabled: bool = False
     app_name: str = "movierec"
+    # The JVM's quick compiler (C1) alone, without the optimizing one (C2). On ml-latest-small the whole
+    # pipeline runs in about a minute, and C2, compiling on one of the two cores, costs more than its code
+    # saves; from about 1M ratings ALS's arithmetic needs C2 (docs/benchmarks.md, "The JVM's compilers").
+    quick_compiler: bool = False
 
     def get_or_start(self) -> SparkSession:
         # Local Spark binds to loopback; without this it warns about the host name on every start.
@@ -54,6 +58,8 @@ class LocalSpark(SparkResource):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # The parallel collector: about 10% less CPU than the default G1 for these batch jobs (docs/benchmarks.md).
         java_options = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC"
+        if self.quick_compiler:
+            java_options += " -XX:TieredStopAtLevel=1"
         builder = (
             SparkSession.builder.master(self.master)
             .appName(self.app_name)
