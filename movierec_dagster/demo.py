@@ -117,7 +117,7 @@ def main() -> None:
         print_gate_outcome(run_job(defs, instance, "retrain_model"))
         run_job(defs, instance, "score_recommendations")
     lake = defs.resources["lake"]
-    print_summary(lake, defs.resources["spark"].session())
+    print_summary(lake)
     print_dashboard_summary(lake.uri())
     print(f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI.")
 

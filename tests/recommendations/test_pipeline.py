@@ -119,7 +119,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     assert first_pick not in {r.movie_id for r in later.where(F.col("user_id") == 1).collect()}
     assert [r.source for r in later.where(F.col("user_id") == new_user).collect()] == ["popularity"] * 10
 
-    print_summary(lake, spark, user_id=1, date=day)
+    print_summary(lake, user_id=1, date=day)
     printed = capsys.readouterr().out
     assert "most popular" in printed and "Recommendations for user 1" in printed and "Movie " in printed
 
@@ -174,6 +174,6 @@ def test_with_no_champion_every_user_gets_the_popularity_baseline(home, syntheti
     assert {r.source for r in rows} == {"popularity"} and {r.model_version for r in rows} == {None}
     assert all(0.5 <= r.predicted_rating <= 5.0 for r in rows)
     assert all(e.passed for e in scored.get_asset_check_evaluations())
-    print_summary(lake, spark, user_id=1)
+    print_summary(lake, user_id=1)
     printed = capsys.readouterr().out
     assert "No model has passed the gate yet" in printed and "(no model yet, popularity)" in printed
