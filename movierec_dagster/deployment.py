@@ -62,10 +62,10 @@ CLUSTER_CHOICE = (
 )
 
 
-# At most this much MovieLens archive (ml-latest-small's is 1 MB, 100k ratings; 1M ratings make 9 MB) and the
-# local JVM compiles with C1 alone: see LocalSpark.quick_compiler.
-QUICK_COMPILER_MAX_ARCHIVE_BYTES = 4 * 1024**2
-JVM_COMPILERS = {"quick": True, "optimizing": False}
+# At most this much MovieLens archive (ml-latest-small's is 1 MB, 100k ratings; 1M ratings make 9 MB) and local
+# Spark is tuned for small data: see LocalSpark.small_data.
+SMALL_DATA_MAX_ARCHIVE_BYTES = 4 * 1024**2
+SPARK_TUNINGS = {"small": True, "large": False}
 
 
 def _movielens_location(environ: dict[str, str]) -> str:
@@ -89,21 +89,21 @@ def build_deployment(name: str | None = None, environ: dict[str, str] | None = N
     return Deployment(resources=resources, executor=in_process_executor)
 
 
-def quick_compiler(environ: dict[str, str], movielens_location: str) -> bool:
-    """Whether the local JVM uses its quick compiler alone: `MOVIEREC_SPARK_JIT` (quick or optimizing), else by the data's size.
+def small_data(environ: dict[str, str], movielens_location: str) -> bool:
+    """Whether local Spark is tuned for small data: `MOVIEREC_SPARK_TUNING` (small or large), else by the data's size.
 
-    Unset, it is quick for ml-latest-small (the default source) and for a local archive of at most
-    QUICK_COMPILER_MAX_ARCHIVE_BYTES, optimizing for anything larger or elsewhere.
+    Unset, it is small for ml-latest-small (the default source) and for a local archive of at most
+    SMALL_DATA_MAX_ARCHIVE_BYTES, large for anything larger or elsewhere.
     """
-    choice = _value(environ, "MOVIEREC_SPARK_JIT").lower()
+    choice = _value(environ, "MOVIEREC_SPARK_TUNING").lower()
     if choice:
-        if choice not in JVM_COMPILERS:
-            raise ValueError(f"MOVIEREC_SPARK_JIT={choice!r}: choose one of {', '.join(JVM_COMPILERS)}, or leave it unset.")
-        return JVM_COMPILERS[choice]
+        if choice not in SPARK_TUNINGS:
+            raise ValueError(f"MOVIEREC_SPARK_TUNING={choice!r}: choose one of {', '.join(SPARK_TUNINGS)}, or leave it unset.")
+        return SPARK_TUNINGS[choice]
     if movielens_location == DEFAULT_SOURCE:
         return True
     archive = Path(movielens_location)
-    return "://" not in movielens_location and archive.is_file() and archive.stat().st_size <= QUICK_COMPILER_MAX_ARCHIVE_BYTES
+    return "://" not in movielens_location and archive.is_file() and archive.stat().st_size <= SMALL_DATA_MAX_ARCHIVE_BYTES
 
 
 def _local(environ: dict[str, str]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _local(environ: dict[str, str]) -> dict[str, Any]:
     movielens = _movielens_location(environ)
     return {
         "spark": LocalSpark(
-            master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]"), quick_compiler=quick_compiler(environ, movielens)
+            master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]"), small_data=small_data(environ, movielens)
         ),
         "lake": lake,
         "movielens": MovieLensSource(location=movielens),

@@ -78,31 +78,33 @@ def test_the_code_location_loads_as_dagster_dev_loads_it(home):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def _quick_compiler(tmp_path: Path, **environ: str) -> bool:
-    return build_deployment(environ={"MOVIEREC_HOME": str(tmp_path), **environ}).resources["spark"].quick_compiler
+def _small_data(tmp_path: Path, **environ: str) -> bool:
+    return build_deployment(environ={"MOVIEREC_HOME": str(tmp_path), **environ}).resources["spark"].small_data
 
 
-def test_the_local_jvm_compiles_quickly_for_small_movielens_and_optimizes_for_larger(tmp_path):
+def test_local_spark_is_tuned_for_small_data_on_small_movielens_and_for_large_otherwise(tmp_path):
     small, large = tmp_path / "small.zip", tmp_path / "large.zip"
     small.write_bytes(b"x" * 1_000_000)  # ml-latest-small's size
     with large.open("wb") as archive:
         archive.truncate(9 * 1024**2)  # about 1M ratings
-    assert _quick_compiler(tmp_path)  # the default source, ml-latest-small
-    assert _quick_compiler(tmp_path, MOVIELENS_SOURCE=str(small))
-    assert not _quick_compiler(tmp_path, MOVIELENS_SOURCE=str(large))
-    assert not _quick_compiler(tmp_path, MOVIELENS_SOURCE="https://example.org/ml-latest.zip")
-    assert not _quick_compiler(tmp_path, MOVIELENS_SOURCE=str(small), MOVIEREC_SPARK_JIT="optimizing")
-    assert _quick_compiler(tmp_path, MOVIELENS_SOURCE=str(large), MOVIEREC_SPARK_JIT="Quick")
-    with pytest.raises(ValueError, match="MOVIEREC_SPARK_JIT='fast': choose one of quick, optimizing"):
-        _quick_compiler(tmp_path, MOVIEREC_SPARK_JIT="fast")
+    assert _small_data(tmp_path)  # the default source, ml-latest-small
+    assert _small_data(tmp_path, MOVIELENS_SOURCE=str(small))
+    assert not _small_data(tmp_path, MOVIELENS_SOURCE=str(large))
+    assert not _small_data(tmp_path, MOVIELENS_SOURCE="https://example.org/ml-latest.zip")
+    assert not _small_data(tmp_path, MOVIELENS_SOURCE=str(small), MOVIEREC_SPARK_TUNING="large")
+    assert _small_data(tmp_path, MOVIELENS_SOURCE=str(large), MOVIEREC_SPARK_TUNING="Small")
+    with pytest.raises(ValueError, match="MOVIEREC_SPARK_TUNING='tiny': choose one of small, large"):
+        _small_data(tmp_path, MOVIEREC_SPARK_TUNING="tiny")
 
 
-def test_the_quick_compiler_reaches_the_jvm(tmp_path):
-    """The JVM LocalSpark starts runs with C1 alone (a process of its own: the tests' session is already up)."""
+def test_the_small_data_tuning_reaches_the_session(tmp_path):
+    """The JVM LocalSpark starts runs with C1 alone, without adaptive execution (a process of its own: the tests'
+    session is already up)."""
     script = (
         "from movierec_dagster.resources import LocalSpark\n"
-        "spark = LocalSpark(master='local[1]', driver_memory='1g', quick_compiler=True).session()\n"
+        "spark = LocalSpark(master='local[1]', driver_memory='1g', small_data=True).session()\n"
         "print(list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))\n"
+        "print('adaptive', spark.conf.get('spark.sql.adaptive.enabled'))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
-    assert "-XX:TieredStopAtLevel=1" in done.stdout
+    assert "-XX:TieredStopAtLevel=1" in done.stdout and "adaptive false" in done.stdout

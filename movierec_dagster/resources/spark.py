@@ -45,10 +45,11 @@ class LocalSpark(SparkResource):
     driver_memory: str = "4g"
     ui_enabled: bool = False
     app_name: str = "movierec"
-    # The JVM's quick compiler (C1) alone, without the optimizing one (C2). On ml-latest-small the whole
-    # pipeline runs in about a minute, and C2, compiling on one of the two cores, costs more than its code
-    # saves; from about 1M ratings ALS's arithmetic needs C2 (docs/benchmarks.md, "The JVM's compilers").
-    quick_compiler: bool = False
+    # Tuned for a JVM that lives about a minute on ml-latest-small-sized data: the JVM's quick compiler (C1)
+    # alone, since C2 compiling on one of the two cores costs more than its code saves, and no adaptive query
+    # execution, whose re-planning at every shuffle costs more than it can win on 100k rows. From about 1M
+    # ratings ALS's arithmetic needs C2 (docs/benchmarks.md, "Small-data tuning").
+    small_data: bool = False
 
     def get_or_start(self) -> SparkSession:
         # Local Spark binds to loopback; without this it warns about the host name on every start.
@@ -58,7 +59,7 @@ class LocalSpark(SparkResource):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # The parallel collector: about 10% less CPU than the default G1 for these batch jobs (docs/benchmarks.md).
         java_options = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC"
-        if self.quick_compiler:
+        if self.small_data:
             java_options += " -XX:TieredStopAtLevel=1"
         builder = (
             SparkSession.builder.master(self.master)
@@ -72,6 +73,8 @@ class LocalSpark(SparkResource):
             .config("spark.ui.enabled", str(self.ui_enabled).lower())
             .config("spark.ui.showConsoleProgress", "false")
         )
+        if self.small_data:
+            builder = builder.config("spark.sql.adaptive.enabled", "false")
         for key, value in RESULT_SETTINGS.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
