@@ -111,7 +111,9 @@ def _local(environ: dict[str, str]) -> dict[str, Any]:
     movielens = _movielens_location(environ)
     return {
         "spark": LocalSpark(
-            master=environ.get("MOVIEREC_SPARK_MASTER", "local[*]"), small_data=small_data(environ, movielens)
+            master=_value(environ, "MOVIEREC_SPARK_MASTER") or "local[*]",
+            driver_memory=_value(environ, "MOVIEREC_SPARK_DRIVER_MEMORY") or "4g",
+            small_data=small_data(environ, movielens),
         ),
         "lake": lake,
         "movielens": MovieLensSource(location=movielens),

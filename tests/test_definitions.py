@@ -108,3 +108,12 @@ def test_the_small_data_tuning_reaches_the_session(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     assert "-XX:TieredStopAtLevel=1" in done.stdout and "adaptive false" in done.stdout
+
+
+def test_local_spark_master_and_driver_memory_come_from_the_environment(tmp_path):
+    spark = build_deployment(
+        environ={"MOVIEREC_HOME": str(tmp_path), "MOVIEREC_SPARK_MASTER": "local[1]", "MOVIEREC_SPARK_DRIVER_MEMORY": "8g"}
+    ).resources["spark"]
+    assert (spark.master, spark.driver_memory) == ("local[1]", "8g")
+    default = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path)}).resources["spark"]
+    assert (default.master, default.driver_memory) == ("local[*]", "4g")
