@@ -17,6 +17,9 @@ import argparse
 import os
 import time
 
+# One BLAS thread, as in Spark's Python workers (one task a core): the product's own cost below is per core.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 from pyspark.ml.recommendation import ALS, ALSModel
