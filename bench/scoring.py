@@ -73,8 +73,8 @@ def matrix_product_seconds(users: int, movies: int, rank: int, workers: int) -> 
     return per_block * users / USERS_PER_BLOCK / workers
 
 
-def ml25m_shape(spark, rounds: int) -> None:
-    """Both scorers on MovieLens-25M's shape, and the multiply-adds' own cost beside them."""
+def ml25m_scene(spark) -> tuple[DataFrame, DataFrame, ALSModel, DataFrame]:
+    """(user factors, item factors, an ALSModel around them, seen pairs), all at MovieLens-25M's shape, cached."""
     users = random_factors(spark, ML25M_USERS, ML25M_RANK, seed=1)
     items = random_factors(spark, ML25M_MOVIES, ML25M_RANK, seed=2)
     java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel("bench", ML25M_RANK, users._jdf, items._jdf)
@@ -89,6 +89,12 @@ def ml25m_shape(spark, rounds: int) -> None:
         .dropDuplicates()
         .cache()
     )
+    return users, items, model, seen
+
+
+def ml25m_shape(spark, rounds: int) -> None:
+    """Both scorers on MovieLens-25M's shape, and the multiply-adds' own cost beside them."""
+    users, items, model, seen = ml25m_scene(spark)
     print(f"MovieLens-25M shape: {ML25M_USERS:,} users x {ML25M_MOVIES:,} movies, rank {ML25M_RANK}, {seen.count():,} seen pairs")
     workers = spark.sparkContext.defaultParallelism
     product = matrix_product_seconds(ML25M_USERS, ML25M_MOVIES, ML25M_RANK, workers)
