@@ -186,7 +186,8 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
             deps=[training_ratings],
             kinds={"spark", "sparkml"},
             description=(
-                "The candidate: a ranking model (implicit ALS) and a star-rating model (biases + ALS), fitted, "
+                "The candidate: a ranking model (implicit ALS) and a star-rating model (biases, plus ALS on their "
+                "residuals when that beats the biases on the held-out split), fitted, "
                 "evaluated and saved under lake/models/als/<version>/ on every retrain, promoted or not."
             ),
         ),
@@ -206,7 +207,8 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
             MODEL_GATE,
             asset=CANDIDATE,
             description=(
-                "May the candidate become the champion? RMSE must beat the bias baseline, NDCG@10 most-popular, "
+                "May the candidate become the champion? RMSE must be no worse than the bias baseline, NDCG@10 must beat "
+                "most-popular, "
                 "and neither may be worse than the champion's on the same held-out data by more than the tolerance. "
                 "A rejection is a warning, not a failed run: the champion stays."
             ),
@@ -257,6 +259,11 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             )
             evaluation, bundle = training.evaluate(train, test, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
+        if bundle.rating_model is None:
+            context.log.info(
+                f"The residual ALS (held-out RMSE {evaluation.residual_als['rmse']:.5f}) does not beat the biases alone "
+                f"({evaluation.baselines['bias']['rmse']:.5f}): the star ratings are the biases."
+            )
         champion = champion_on_this_data(context, lake, train, test, params, evaluation)
     finally:
         ratings.unpersist()
@@ -289,6 +296,9 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         "fitted_on": "all ratings" if config.refit_on_all_ratings else "training split",
         "fitted_rows": training_rows if config.refit_on_all_ratings else training_rows - evaluation.test_rows,
         "global_mean": bundle.biases.global_mean,
+        # The residual ALS is kept only when it beats the biases alone on the held-out split.
+        "rating_model": bundle.rating_model_kind,
+        "residual_als": evaluation.residual_als,
         "grid": grid,
     }
     decision = gate.decide(info, champion, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance)
@@ -304,6 +314,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             "training_rows": MetadataValue.int(training_rows),
             "fitted_on": info["fitted_on"],
             "fitted_rows": MetadataValue.int(info["fitted_rows"]),
+            "rating_model": info["rating_model"],
             **{name: MetadataValue.float(value) for name, value in metrics.items()},
             "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
             "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),

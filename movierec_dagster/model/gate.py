@@ -18,8 +18,9 @@ def decide(
 
     Every number is measured on the same held-out data, which none of the models was
     fitted on: the candidate's and the baselines', and the champion's (its parameters
-    fitted on the candidate's training split). The candidate must beat the bias
-    baseline on RMSE and most-popular on NDCG@10, and be no worse than the champion by
+    fitted on the candidate's training split). The candidate must be no worse than the
+    bias baseline on RMSE (a rating model that is the biases alone ties it), beat
+    most-popular on NDCG@10, and be no worse than the champion by
     more than the tolerances (absolute: RMSE may rise by `rmse_tolerance`, NDCG@10 fall
     by `ndcg_tolerance`).
     """
@@ -29,8 +30,8 @@ def decide(
     rmse, ndcg = metrics["rmse"], metrics["ndcg_at_10"]
     bias_rmse, popular_ndcg = baselines["bias"]["rmse"], baselines["most_popular"]["ndcg_at_10"]
     reasons = []
-    if not rmse < bias_rmse:
-        reasons.append(f"RMSE {rmse:.4f} does not beat the bias baseline's {bias_rmse:.4f}")
+    if not rmse <= bias_rmse:
+        reasons.append(f"RMSE {rmse:.4f} is worse than the bias baseline's {bias_rmse:.4f}")
     if not ndcg > popular_ndcg:
         reasons.append(f"NDCG@10 {ndcg:.4f} does not beat most-popular's {popular_ndcg:.4f}")
     if champion is not None:

@@ -3,10 +3,12 @@
 Layout under `lake/models/als/`:
 
     <version>/ranking/        implicit ALS (Spark ML persistence)
-    <version>/rating/         explicit ALS on the bias residuals (Spark ML persistence)
+    <version>/rating/         explicit ALS on the bias residuals (Spark ML persistence), absent
+                              when the biases alone were the better rating model
     <version>/user_bias/      Parquet: user_id, user_bias
     <version>/item_bias/      Parquet: movie_id, item_bias
-    <version>/model.json      version, trained_at, training_rows, params, metrics, baselines, global_mean
+    <version>/model.json      version, trained_at, training_rows, params, metrics, baselines, global_mean,
+                              rating_model (what the star ratings are made of)
     champion.json             {"version", "trained_at", "promoted_at"}: the model in use (the asset champion_model)
 
 A version exists once its model.json is written (last), so the versions are the
@@ -25,7 +27,7 @@ from typing import Any
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import SparkSession
 
-from movierec_dagster.model.training import Biases, ModelBundle
+from movierec_dagster.model.training import BIASES_AND_RESIDUAL_ALS, BIASES_ONLY, Biases, ModelBundle
 from movierec_dagster.resources.lake import MODELS, Lake
 
 MODEL_NAME = "als"
@@ -49,7 +51,8 @@ def utc_iso(moment: datetime) -> str:
 def save_bundle(lake: Lake, version: str, bundle: ModelBundle) -> None:
     """Persist the fitted models of `version` (Spark ML persistence + Parquet biases)."""
     bundle.ranking_model.write().overwrite().save(version_uri(lake, version, "ranking"))
-    bundle.rating_model.write().overwrite().save(version_uri(lake, version, "rating"))
+    if bundle.rating_model is not None:
+        bundle.rating_model.write().overwrite().save(version_uri(lake, version, "rating"))
     # A version's folder is written once, before its model.json: no table commit needed.
     bundle.biases.user_bias.write.parquet(version_uri(lake, version, "user_bias"))
     bundle.biases.item_bias.write.parquet(version_uri(lake, version, "item_bias"))
@@ -64,9 +67,11 @@ def load_bundle(lake: Lake, spark: SparkSession, version: str) -> ModelBundle:
         user_bias=spark.read.parquet(version_uri(lake, version, "user_bias")),
         item_bias=spark.read.parquet(version_uri(lake, version, "item_bias")),
     )
+    # Versions saved before the residual ALS could be dropped have no `rating_model`: they all kept it.
+    biases_only = info.get("rating_model", BIASES_AND_RESIDUAL_ALS) == BIASES_ONLY
     return ModelBundle(
         biases=biases,
-        rating_model=ALSModel.load(version_uri(lake, version, "rating")),
+        rating_model=None if biases_only else ALSModel.load(version_uri(lake, version, "rating")),
         ranking_model=ALSModel.load(version_uri(lake, version, "ranking")),
     )
 

@@ -29,3 +29,16 @@ def test_markdown_has_the_same_rows():
     assert lines[2] == "| ours | 0.8510 | 0.6520 | 0.2310 | 0.2120 | 0.3050 |"
     assert lines[3] == "| user+movie bias | 0.8710 | 0.6720 |  |  |  |"
     assert lines[4] == "| most popular |  |  | 0.1190 | 0.0980 | 0.1570 |"
+
+
+def test_a_biases_only_rating_model_says_why_it_ties_the_bias_baseline():
+    info = {
+        **INFO,
+        "metrics": {**INFO["metrics"], "rmse": 0.871, "mae": 0.672},
+        "rating_model": "biases",
+        "residual_als": {"rmse": 0.8734, "mae": 0.6801},
+    }
+    note = comparison_lines(info)[-1]
+    assert "biases alone" in note and "0.8734" in note
+    assert comparison_markdown(info).endswith(note.strip())
+    assert len(comparison_lines(INFO)) == 5  # a model that kept its residual ALS has no note

@@ -44,6 +44,11 @@ def test_worse_beyond_tolerance_fails_and_says_why():
     assert "NDCG@10" in decision.reasons[1]
 
 
+def test_a_rating_model_that_is_the_bias_baseline_passes_on_its_ranking():
+    # The residual ALS was dropped (training.evaluate): the star ratings are the biases, RMSE ties them.
+    assert _decide(_info("new", 0.90, 0.30, bias_rmse=0.90), None).passed
+
+
 def test_worse_than_the_baselines_fails_even_without_champion():
     decision = _decide(_info("new", 0.95, 0.10), None)
     assert not decision.passed

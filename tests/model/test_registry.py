@@ -1,5 +1,6 @@
 """The model registry: versions kept, champion pointer, pruning, and a load through the JVM's own ALSModel loader."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pyspark.ml.recommendation import ALSModel
@@ -57,4 +58,17 @@ def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake):
     rating_model = ALSModel.load(registry.version_uri(lake, "v1", "rating"))
     assert [r.prediction for r in rating_model.transform(pairs).orderBy("user_id").collect()] == [
         r.prediction for r in bundle.rating_model.transform(pairs).orderBy("user_id").collect()
+    ]
+
+
+def test_a_biases_only_bundle_saves_no_rating_model_and_loads_as_it_was(spark, lake):
+    bundle = replace(_bundle(spark), rating_model=None)
+    registry.save_bundle(lake, "v1", bundle)
+    registry.write_model_info(lake, {**_info("v1", bundle), "rating_model": bundle.rating_model_kind})
+    assert not lake.exists("models", "als", "v1", "rating")
+    loaded = registry.load_bundle(lake, spark, "v1")
+    assert loaded.rating_model is None
+    pairs = spark.createDataFrame([(1, 2), (3, 4), (99, 1)], "user_id int, movie_id int")
+    assert [r.predicted_rating for r in training.predict_ratings(loaded, pairs).orderBy("user_id").collect()] == [
+        r.predicted_rating for r in training.predict_ratings(bundle, pairs).orderBy("user_id").collect()
     ]

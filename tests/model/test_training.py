@@ -1,6 +1,8 @@
 """Model logic on tiny frames: merging ratings, the split, biases, metrics against hand-computed values, predictions."""
 
 import math
+import random
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -133,3 +135,46 @@ def test_evaluate_and_refit_leaves_only_the_returned_bundle_cached(spark):
     assert bundle.biases.user_bias.is_cached and bundle.biases.item_bias.is_cached
     bundle.release()
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the evaluated bundle's biases too
+
+
+def _additive_with_noise(spark):
+    """Ratings the biases explain: mean + user bias + movie bias + noise, no interaction to learn."""
+    rng = random.Random(3)
+    user_bias = {u: rng.gauss(0, 0.5) for u in range(1, 31)}
+    movie_bias = {m: rng.gauss(0, 0.5) for m in range(1, 41)}
+    rows = [
+        (u, m, min(5.0, max(0.5, round(2 * (3.5 + user_bias[u] + movie_bias[m] + rng.gauss(0, 0.6))) / 2)))
+        for u in user_bias for m in movie_bias if rng.random() < 0.6
+    ]
+    return _ratings(spark, rows)
+
+
+# A residual ALS free to fit the noise: on additive data it cannot beat the biases.
+OVERFITTING = replace(TINY, rating_rank=8, rating_reg_param=0.0001, rating_max_iter=8)
+
+
+def test_a_residual_als_that_does_not_beat_the_biases_is_dropped(spark):
+    ratings = _additive_with_noise(spark)
+    train, test = training.split(ratings, 0.25, seed=1)
+    evaluation, bundle = training.evaluate(train, test, OVERFITTING)
+    bias = evaluation.baselines["bias"]
+    assert evaluation.residual_als["rmse"] > bias["rmse"]
+    assert bundle.rating_model is None and bundle.rating_model_kind == training.BIASES_ONLY
+    assert {name: evaluation.metrics[name] for name in ("rmse", "mae")} == bias
+    predicted = training.predict_ratings(bundle, test, keep_baseline=True).collect()
+    assert all(row.predicted_rating == min(5.0, max(0.5, row.baseline)) for row in predicted)
+    bundle.release()
+    # The refit on all ratings drops it too: the saved model is the one that was measured.
+    _, refitted = training.evaluate_and_refit(train, test, ratings, OVERFITTING)
+    assert refitted.rating_model is None
+    refitted.release()
+
+
+def test_a_residual_als_that_beats_the_biases_is_kept(spark):
+    # 4.5 when user and movie have the same parity: an interaction no bias can explain.
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
+    evaluation, bundle = training.evaluate(train, test, TINY)
+    assert bundle.rating_model is not None and bundle.rating_model_kind == training.BIASES_AND_RESIDUAL_ALS
+    assert evaluation.metrics["rmse"] == evaluation.residual_als["rmse"] < evaluation.baselines["bias"]["rmse"]
+    bundle.release()
