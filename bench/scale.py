@@ -317,7 +317,10 @@ def main() -> None:
             args.results.write_text(json.dumps(results, indent=2))
     print_table({k: v for k, v in results.items() if k in SIZES})
     if args.plot:
-        plot({k: v for k, v in results.items() if k in SIZES}, args.plot)
+        try:
+            plot({k: v for k, v in results.items() if k in SIZES}, args.plot)
+        except ModuleNotFoundError as missing:  # the results are saved; only the plot needs the `bench` extra
+            print(f"No plot: {missing.name} is not installed (`.venv/bin/pip install matplotlib`, then --plot-only).")
 
 
 if __name__ == "__main__":
