@@ -4,9 +4,9 @@
 user and item factors, never an item the user has seen. Spark's
 `recommendForAllUsers` cannot exclude seen items (filtering afterwards loses
 results), so this scorer broadcasts the item factors once and scores blocks of
-users on the executors inside `mapInArrow`: a matrix product, then a search for
-each user's candidates that reads the scores once (chunk maxima bound the k-th
-best score) and an exact sort of the few candidates.
+users on the executors inside `mapInArrow`: a matrix product in slabs of items,
+each slab's group maxima taken while its scores are in cache (they bound the
+k-th best score), then an exact sort of the few candidates.
 
 Ties are broken by the smaller item id, exactly as the brute-force reference
 (`brute_force_top_k`) does, so the two give the same top-k.
@@ -17,6 +17,7 @@ the popularity order for each user, instead of scoring every item.
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -29,12 +30,51 @@ from pyspark.sql import functions as F
 # numpy) scored 4,155 users/s in blocks of 64 against 3,122 in blocks of 256: the smaller block of scores
 # is still in cache when the search for the top k reads it.
 USERS_PER_BLOCK = 64
-# Items per chunk in the search for each user's candidates (see `_candidates`).
-CHUNK = 128
+# Slabs the items are cut into (see `ItemSlabs`), so also the items in a group. At MovieLens-25M's 59k items:
+# slabs of 923, whose scores for a block of users (236 KB) stay in the L2 cache; one block took 0.66-0.72x the
+# time of the product followed by a second pass over its scores (docs/benchmarks.md).
+SLABS = 64
 OUTPUT_SCHEMA = "user_id int, movie_id int, rank int, score double"
 _OUTPUT_ARROW = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rank", pa.int32()), ("score", pa.float64())]
 )
+
+
+@dataclass(frozen=True)
+class ItemSlabs:
+    """The item factors as `top_k_block` reads them: the items (ids ascending) cut into `slabs` of `width` columns.
+
+    Slab t holds items t * width ... (t + 1) * width - 1 (zeros past the last item), transposed for
+    the product; item group c is column c of every slab. Each slab's scores for a block of users
+    fit in the L2 cache, so the running maximum of every group is taken while they are there,
+    instead of reading the whole block of scores again after the product.
+    """
+
+    ids: np.ndarray  # item ids, ascending
+    slabs: np.ndarray  # (slabs, rank, width) float32
+    column_of: np.ndarray  # item id -> its column (position in `ids`); -1 where there is no such item
+
+    @classmethod
+    def of(cls, ids: np.ndarray, matrix: np.ndarray, slabs: int = SLABS) -> "ItemSlabs":
+        """From item ids (ascending) and their factors (one row each)."""
+        n_items, rank = matrix.shape
+        width = max(1, -(-n_items // slabs))
+        padded = np.zeros((slabs * width, rank), dtype=np.float32)
+        padded[:n_items] = matrix
+        column_of = np.full(int(ids.max()) + 1 if n_items else 0, -1, dtype=np.int32)
+        column_of[ids] = np.arange(n_items, dtype=np.int32)
+        return cls(ids, np.ascontiguousarray(padded.reshape(slabs, width, rank).transpose(0, 2, 1)), column_of)
+
+    @property
+    def width(self) -> int:
+        return self.slabs.shape[2]
+
+    def columns(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `item_ids` of the ids that are items, their columns)."""
+        inside = np.flatnonzero((item_ids >= 0) & (item_ids < len(self.column_of)))
+        columns = self.column_of[item_ids[inside]]
+        known = columns >= 0
+        return inside[known], columns[known].astype(np.int64)
 
 
 def _item_matrix(item_factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -48,59 +88,55 @@ def _item_matrix(item_factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_k_block(
-    scores: np.ndarray, item_ids: np.ndarray, seen_rows: np.ndarray, seen_ids: np.ndarray, k: int, chunk: int = CHUNK
+    user_matrix: np.ndarray, items: ItemSlabs, seen_rows: np.ndarray, seen_ids: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k unseen items of each row of `scores` (users x items, items ordered by ascending id).
+    """Top-k unseen items of each user (row of `user_matrix`) by the dot product of their factors.
 
-    `seen_rows[j]` is the row of the j-th seen item `seen_ids[j]` (ids the item matrix does
-    not have are ignored); `scores` is overwritten there. Returns flat arrays (row, item
-    column, score, rank from 1) ordered by row, then score descending, then item id; a row
-    with fewer than k unseen items yields only those.
+    `seen_rows[j]` is the row of the j-th seen item `seen_ids[j]` (ids that are not items are
+    ignored). Returns flat arrays (row, item column in `items.ids`, score, rank from 1) ordered by
+    row, then score descending, then item id; a row with fewer than k unseen items yields only those.
+
+    The product is made slab by slab; seen items are masked and each group's running maximum
+    taken while the slab's scores are in cache. The k-th best of the group maxima bounds each
+    row's k-th best score from below (the k best groups each hold a score at least that high), so
+    only the groups whose maximum reaches it can hold the top k: their scores are the candidates,
+    ties included, sorted exactly. With fewer groups than k, the bound is the exact k-th best score.
     """
-    n_rows, n_items = scores.shape
+    n_rows, n_items = len(user_matrix), len(items.ids)
     k = min(k, n_items)
     if n_rows == 0 or k == 0:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=scores.dtype), empty
-    if len(seen_ids):
-        columns = np.searchsorted(item_ids, seen_ids)
-        known = columns < n_items
-        known[known] = item_ids[columns[known]] == seen_ids[known]
-        scores[seen_rows[known], columns[known]] = -np.inf
-    rows, columns = _candidates(scores, k, chunk)
-    values = scores[rows, columns]
+        return empty, empty, np.empty(0, dtype=np.float32), empty
+    n_slabs, width = len(items.slabs), items.width
+    positions, seen_columns = items.columns(seen_ids)
+    by_column = np.argsort(seen_columns)
+    seen_columns, seen_rows = seen_columns[by_column], seen_rows[positions[by_column]]
+    edges = np.searchsorted(seen_columns, np.arange(n_slabs + 1) * width)
+    scores = np.empty((n_slabs, n_rows, width), dtype=np.float32)
+    maxima = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    for slab in range(n_slabs):
+        block = scores[slab]
+        np.matmul(user_matrix, items.slabs[slab], out=block)
+        first, last = edges[slab], edges[slab + 1]
+        block[seen_rows[first:last], seen_columns[first:last] - slab * width] = -np.inf
+        items_here = n_items - slab * width
+        if items_here < width:  # the padding past the last item
+            block[:, max(0, items_here):] = -np.inf
+        np.maximum(maxima, block, out=maxima)
+    if width >= k:
+        bound = np.partition(maxima, width - k, axis=1)[:, width - k]
+    else:
+        every_score = scores.transpose(1, 0, 2).reshape(n_rows, n_slabs * width)
+        bound = np.partition(every_score, n_slabs * width - k, axis=1)[:, n_slabs * width - k]
+    group_rows, groups = np.nonzero(maxima >= bound[:, None])
+    in_groups = scores[:, group_rows, groups].T  # (candidate groups, slabs)
+    hits, hit_slabs = np.nonzero(in_groups >= bound[group_rows][:, None])
+    rows, columns, values = group_rows[hits], hit_slabs * width + groups[hits], in_groups[hits, hit_slabs]
     order = np.lexsort((columns, -values, rows))
     rows, columns, values = rows[order], columns[order], values[order]
     ranks = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") + 1
     keep = (ranks <= k) & np.isfinite(values)
     return rows[keep], columns[keep], values[keep], ranks[keep]
-
-
-def _candidates(scores: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of every score at least a lower bound of its row's k-th best: a superset of the top-k, ties included.
-
-    The items fall in chunks of `chunk` columns; the k-th best of the chunk maxima is such a
-    bound (the k best chunks each hold a score at least that high), and only the chunks whose
-    maximum reaches it can hold candidates. That reads the scores once, instead of a partial
-    sort of every row. With fewer than k whole chunks, the bound is the exact k-th best score.
-    """
-    n_rows, n_items = scores.shape
-    n_chunks = n_items // chunk
-    if n_chunks < k:
-        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k]
-        return np.nonzero(scores >= kth[:, None])
-    whole = n_chunks * chunk
-    maxima = np.maximum.reduceat(scores[:, :whole], np.arange(0, whole, chunk), axis=1)
-    bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]
-    chunk_rows, chunk_numbers = np.nonzero(maxima >= bound[:, None])
-    in_chunks = chunk_numbers[:, None] * chunk + np.arange(chunk)
-    hits, offsets = np.nonzero(scores[chunk_rows[:, None], in_chunks] >= bound[chunk_rows][:, None])
-    rows, columns = chunk_rows[hits], in_chunks[hits, offsets]
-    if whole < n_items:  # the items after the last whole chunk are checked one by one
-        tail_rows, tail_columns = np.nonzero(scores[:, whole:] >= bound[:, None])
-        rows = np.concatenate([rows, tail_rows])
-        columns = np.concatenate([columns, tail_columns + whole])
-    return rows, columns
 
 
 def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -171,9 +207,9 @@ def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
 
 
 def _factor_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_items, k: int):
-    item_ids, item_matrix = broadcast_items.value
-    rows, columns, scores, ranks = top_k_block(user_matrix @ item_matrix.T, item_ids, seen_rows, seen_items, k)
-    return rows, item_ids[columns], scores, ranks
+    items = broadcast_items.value
+    rows, columns, scores, ranks = top_k_block(user_matrix, items, seen_rows, seen_items, k)
+    return rows, items.ids[columns], scores, ranks
 
 
 def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame, k: int) -> DataFrame:
@@ -184,7 +220,7 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    broadcast_items = user_factors.sparkSession.sparkContext.broadcast(_item_matrix(item_factors))
+    broadcast_items = user_factors.sparkSession.sparkContext.broadcast(ItemSlabs.of(*_item_matrix(item_factors)))
     users = user_factors.select(
         F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features")
     )

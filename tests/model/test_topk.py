@@ -5,13 +5,26 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from movierec_dagster.model.topk import USERS_PER_BLOCK, brute_force_top_k, most_popular_unseen, top_k_block, top_k_unseen
+from movierec_dagster.model.topk import (
+    USERS_PER_BLOCK,
+    ItemSlabs,
+    brute_force_top_k,
+    most_popular_unseen,
+    top_k_block,
+    top_k_unseen,
+)
+
+
+def _top_k_of_scores(scores, item_ids, seen_rows, seen_ids, k, slabs=4):
+    """`top_k_block` on given scores: users are the score rows, items the unit vectors."""
+    items = ItemSlabs.of(np.asarray(item_ids), np.eye(len(item_ids), dtype=np.float32), slabs)
+    return top_k_block(scores, items, seen_rows, seen_ids, k)
 
 
 def test_block_excludes_seen_and_orders_by_score():
     scores = np.array([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32)
     item_ids = np.array([10, 20, 30, 40])
-    rows, columns, top, ranks = top_k_block(scores, item_ids, np.array([0]), np.array([20]), k=2)
+    rows, columns, top, ranks = _top_k_of_scores(scores, item_ids, np.array([0]), np.array([20]), k=2)
     assert item_ids[columns].tolist() == [40, 30]
     assert rows.tolist() == [0, 0]
     assert top.tolist() == pytest.approx([0.7, 0.5])
@@ -21,14 +34,14 @@ def test_block_excludes_seen_and_orders_by_score():
 def test_block_ties_go_to_the_smaller_id():
     scores = np.array([[1.0, 2.0, 2.0, 2.0, 2.0]], dtype=np.float32)
     item_ids = np.array([1, 2, 3, 4, 5])
-    _, columns, _, _ = top_k_block(scores, item_ids, np.empty(0, int), np.empty(0, int), k=2)
+    _, columns, _, _ = _top_k_of_scores(scores, item_ids, np.empty(0, int), np.empty(0, int), k=2)
     assert item_ids[columns].tolist() == [2, 3]
 
 
 def test_block_user_with_fewer_unseen_than_k_gets_only_those():
     scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]], dtype=np.float32)
     item_ids = np.array([1, 2, 3])
-    rows, columns, _, ranks = top_k_block(scores, item_ids, np.array([0, 0, 0, 1]), np.array([1, 2, 3, 3]), k=10)
+    rows, columns, _, ranks = _top_k_of_scores(scores, item_ids, np.array([0, 0, 0, 1]), np.array([1, 2, 3, 3]), k=10)
     assert rows.tolist() == [1, 1]
     assert item_ids[columns].tolist() == [2, 1]
     assert ranks.tolist() == [1, 2]
@@ -36,22 +49,24 @@ def test_block_user_with_fewer_unseen_than_k_gets_only_those():
 
 def test_block_ignores_seen_ids_unknown_to_the_model():
     scores = np.array([[1.0, 2.0]], dtype=np.float32)
-    _, columns, _, _ = top_k_block(scores, np.array([5, 7]), np.array([0, 0]), np.array([6, 99]), k=2)
+    _, columns, _, _ = _top_k_of_scores(scores, np.array([5, 7]), np.array([0, 0]), np.array([6, 99]), k=2)
     assert columns.tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
-def test_block_matches_brute_force_whatever_the_chunk(chunk):
-    # Small integers: many ties, also across chunk edges; chunk 1000 > items takes the exact partial sort.
-    rng = np.random.default_rng(chunk)
+@pytest.mark.parametrize("slabs", [1, 3, 7, 64, 1000])
+def test_block_matches_brute_force_whatever_the_slabs(slabs):
+    # Small integers: many ties, also across groups; 1000 slabs leave fewer groups than k: the exact k-th best.
+    rng = np.random.default_rng(slabs)
     users = {u: rng.integers(-2, 3, size=3).tolist() for u in range(12)}
     items = {i: rng.integers(-2, 3, size=3).tolist() for i in range(100, 200)}
     seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 99)), replace=False).tolist()) for u in users}
+    seen[3] |= {7, 1000}  # ids that are not items
     item_ids = np.array(sorted(items))
-    scores = np.array([users[u] for u in users], dtype=np.float32) @ np.array([items[i] for i in item_ids], dtype=np.float32).T
+    user_matrix = np.array([users[u] for u in users], dtype=np.float32)
+    item_slabs = ItemSlabs.of(item_ids, np.array([items[i] for i in item_ids], dtype=np.float32), slabs)
     seen_rows = np.array([row for row, u in enumerate(users) for _ in seen[u]], dtype=np.int64)
     seen_ids = np.array([i for u in users for i in seen[u]], dtype=np.int64)
-    rows, columns, _, ranks = top_k_block(scores, item_ids, seen_rows, seen_ids, k=10, chunk=chunk)
+    rows, columns, _, ranks = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=10)
     got = {u: [] for u in users}
     for row, column in zip(rows, columns):
         got[row].append(int(item_ids[column]))
