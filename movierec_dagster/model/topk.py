@@ -207,7 +207,7 @@ def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
 
 
 def _factor_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_items, k: int):
-    items = broadcast_items.value
+    items = ItemSlabs(*broadcast_items.value)
     rows, columns, scores, ranks = top_k_block(user_matrix, items, seen_rows, seen_items, k)
     return rows, items.ids[columns], scores, ranks
 
@@ -220,7 +220,10 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    broadcast_items = user_factors.sparkSession.sparkContext.broadcast(ItemSlabs.of(*_item_matrix(item_factors)))
+    # A broadcast is pickled by plain pickle, which names a class by its module: the arrays alone need
+    # nothing of this package to pickle or unpickle (a Databricks step imports it from a per-run copy).
+    slabs = ItemSlabs.of(*_item_matrix(item_factors))
+    broadcast_items = user_factors.sparkSession.sparkContext.broadcast((slabs.ids, slabs.slabs, slabs.column_of))
     users = user_factors.select(
         F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features")
     )
