@@ -128,7 +128,10 @@ def champion_on_this_data(
 class AlsModelConfig(Config):
     """Hyper-parameters (defaults measured on ml-latest-small), evaluation, gate and retention settings."""
 
-    rating_rank: int = _DEFAULTS.rating_rank
+    rating_rank: int = Field(
+        default=_DEFAULTS.rating_rank,
+        description="Rank of the ALS on the biases' residuals; 0 fits none (the star ratings are the biases).",
+    )
     rating_reg_param: float = _DEFAULTS.rating_reg_param
     rating_max_iter: int = _DEFAULTS.rating_max_iter
     user_bias_reg: float = _DEFAULTS.user_bias_reg
@@ -259,7 +262,9 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             )
             evaluation, bundle = training.evaluate(train, test, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
-        if bundle.rating_model is None:
+        if evaluation.residual_als is None:
+            context.log.info("rating_rank is 0: no residual ALS was fitted, the star ratings are the biases.")
+        elif bundle.rating_model is None:
             context.log.info(
                 f"The residual ALS (held-out RMSE {evaluation.residual_als['rmse']:.5f}) does not beat the biases alone "
                 f"({evaluation.baselines['bias']['rmse']:.5f}): the star ratings are the biases."

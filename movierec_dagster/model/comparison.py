@@ -17,6 +17,8 @@ def rating_model_note(info: dict) -> str | None:
     """Why "ours" ties the bias baseline on RMSE and MAE, when its star ratings are the biases alone."""
     if info.get("rating_model") != BIASES_ONLY:
         return None
+    if info["residual_als"] is None:
+        return "Star ratings: the biases alone (rating_rank 0: no residual ALS fitted)."
     return (
         f"Star ratings: the biases alone (the residual ALS's held-out RMSE, {info['residual_als']['rmse']:.4f}, "
         "did not beat them)."

@@ -39,7 +39,7 @@ BIASES_ONLY = "biases"
 class ModelParams:
     """Hyper-parameters of both models (defaults measured on ml-latest-small, see bench/model_quality.py)."""
 
-    rating_rank: int = 50
+    rating_rank: int = 50  # 0: no residual ALS, the star ratings are the biases (`fit_bundle`)
     rating_reg_param: float = 0.1
     rating_max_iter: int = 5
     user_bias_reg: float = 15.0
@@ -94,7 +94,7 @@ class Evaluation:
     baselines: dict[str, dict[str, float]]
     test_rows: int
     evaluated_users: int
-    residual_als: dict[str, float]  # the residual ALS's held-out RMSE and MAE, kept or not
+    residual_als: dict[str, float] | None  # the residual ALS's held-out RMSE and MAE, kept or not; None: not fitted
 
 
 def merge_ratings(history: DataFrame, events: DataFrame | None) -> DataFrame:
@@ -225,13 +225,18 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
+    With `rating_rank` 0 no residual ALS is fitted: at scale it is the costliest fit (at 5M
+    ratings 64 s of rank 50 against 15 s for the biases, docs/benchmarks.md), and data whose
+    ratings the biases explain gains nothing from it.
     """
+    if params.rating_rank < 0:
+        raise ValueError(f"rating_rank must be 0 (no residual ALS) or more, got {params.rating_rank}")
     with _cached(ratings) as cached:
         ratings = cached.select("user_id", "movie_id", "rating")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking-als") as pool:
             ranking = pool.submit(fit_ranking_model, ratings, params)
             biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
-            rating_model = fit_rating_model(ratings, biases, params)
+            rating_model = fit_rating_model(ratings, biases, params) if params.rating_rank else None
             ranking_model = ranking.result()
     return ModelBundle(biases, rating_model, ranking_model)
 
@@ -318,16 +323,18 @@ def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TO
     baseline's. On data whose ratings the biases explain (the synthetic data at 1M, issue
     13), a rating model no better than its baseline would otherwise keep a good ranking
     model out of the gate. The choice is made on the split the metrics are reported on:
-    one choice between two models, on every held-out rating.
+    one choice between two models, on every held-out rating. With `rating_rank` 0 there is
+    no residual ALS to choose (`Evaluation.residual_als` is None).
     """
     with _cached(train), _cached(test):
         bundle = fit_bundle(train, params)
         # One pass over the test split for both: the predictions keep the bias baseline beside them.
         with _cached(predict_ratings(bundle, test, keep_baseline=True)) as predictions:
-            residual_als = rating_errors(predictions, "predicted_rating")
+            # rating_rank 0: no residual ALS was fitted.
+            residual_als = None if bundle.rating_model is None else rating_errors(predictions, "predicted_rating")
             bias_errors = rating_errors(predictions.withColumn("baseline", clip_rating(F.col("baseline"))), "baseline")
         errors = residual_als
-        if not residual_als["rmse"] < bias_errors["rmse"]:
+        if residual_als is None or not residual_als["rmse"] < bias_errors["rmse"]:
             bundle, errors = replace(bundle, rating_model=None), bias_errors
         seen = train.select("user_id", "movie_id")
         ranking = ranking_metrics(recommend_top_k(bundle, seen, k), test, k)

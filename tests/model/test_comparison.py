@@ -42,3 +42,8 @@ def test_a_biases_only_rating_model_says_why_it_ties_the_bias_baseline():
     assert "biases alone" in note and "0.8734" in note
     assert comparison_markdown(info).endswith(note.strip())
     assert len(comparison_lines(INFO)) == 5  # a model that kept its residual ALS has no note
+
+
+def test_a_rating_model_without_residual_als_says_so():
+    info = {**INFO, "rating_model": "biases", "residual_als": None}
+    assert "rating_rank 0" in comparison_lines(info)[-1]

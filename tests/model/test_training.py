@@ -178,3 +178,15 @@ def test_a_residual_als_that_beats_the_biases_is_kept(spark):
     assert bundle.rating_model is not None and bundle.rating_model_kind == training.BIASES_AND_RESIDUAL_ALS
     assert evaluation.metrics["rmse"] == evaluation.residual_als["rmse"] < evaluation.baselines["bias"]["rmse"]
     bundle.release()
+
+
+def test_rating_rank_zero_fits_no_residual_als(spark):
+    ratings = _additive_with_noise(spark)
+    train, test = training.split(ratings, 0.25, seed=1)
+    evaluation, bundle = training.evaluate(train, test, replace(TINY, rating_rank=0))
+    assert bundle.rating_model is None and evaluation.residual_als is None
+    assert {name: evaluation.metrics[name] for name in ("rmse", "mae")} == evaluation.baselines["bias"]
+    assert evaluation.metrics["ndcg_at_10"] > 0  # the ranking model is fitted and measured as before
+    bundle.release()
+    with pytest.raises(ValueError, match="rating_rank"):
+        training.fit_bundle(train, replace(TINY, rating_rank=-1))

@@ -180,3 +180,17 @@ def test_with_no_champion_every_user_gets_the_popularity_baseline(home, syntheti
     print_summary(lake, user_id=1)
     printed = capsys.readouterr().out
     assert "No model has passed the gate yet" in printed and "(no model yet, popularity)" in printed
+
+
+def test_a_retrain_without_residual_als_scores_with_the_biases(home, synthetic_zip, instance, spark):
+    defs = local_definitions(home, synthetic_zip)
+    lake = defs.resources["lake"]
+    assert defs.resolve_job_def("movielens_etl").execute_in_process(instance=instance).success
+    assert _retrain(defs, instance, rating_rank=0).success
+    info = registry.read_model_info(lake, registry.read_champion(lake)["version"])
+    assert info["rating_model"] == "biases" and info["residual_als"] is None
+    assert info["metrics"]["rmse"] == info["baselines"]["bias"]["rmse"]
+
+    assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance).success
+    rows = _day(lake, spark, today()).collect()
+    assert {r.source for r in rows} == {"model"} and {r.model_version for r in rows} == {info["version"]}
