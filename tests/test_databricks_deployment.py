@@ -8,7 +8,7 @@ from dagster import EnvVar
 
 from movierec_dagster.deployment import SCOPE_SECRETS, MissingSettingsError, build_deployment
 from movierec_dagster.resources import EventHubsSource
-from movierec_dagster.resources.databricks import RUNTIME_SPARK, DatabricksSpark
+from movierec_dagster.resources.databricks import RUNTIME_SPARK, DatabricksSpark, ship_package_to_executors
 from movierec_dagster.resources.lake import AdlsLake
 
 SECRETS = {"DATABRICKS_TOKEN": "dapi-secret-token", "AZURE_CLIENT_SECRET": "sp-secret", "EVENTHUB_CONNECTION_STRING": (
@@ -104,3 +104,22 @@ def test_the_local_deployment_reads_none_of_it(tmp_path):
     resources = build_deployment(environ={"MOVIEREC_HOME": str(tmp_path), **SETTINGS, "MOVIEREC_DEPLOYMENT": "local"}).resources
     assert resources["lake"].uri().startswith("file://")
     assert type(resources["spark"]).__name__ == "LocalSpark"
+
+
+def _zips_on_the_worker_path(_):
+    import os
+    import sys
+    import zipfile
+
+    for entry in sys.path:
+        if entry.endswith(".zip") and os.path.isfile(entry):
+            if "movierec_dagster/model/topk.py" in zipfile.ZipFile(entry).namelist():
+                yield os.path.basename(entry)
+
+
+def test_on_a_cluster_the_package_reaches_the_executors_once(spark):
+    """The launcher unpacks the package on the driver only; the Python workers import the scorer from a zip."""
+    name = ship_package_to_executors(spark)
+    assert ship_package_to_executors(spark) == name  # a second step on the same cluster adds nothing
+    on_workers = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(_zips_on_the_worker_path).collect())
+    assert name in on_workers

@@ -10,8 +10,10 @@ Secrets reach the cluster only through the secret scope (`secrets_to_env`); what
 travels in `env_variables` lands in plain text on DBFS and is never a secret.
 """
 
+import hashlib
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from dagster import DagsterEvent, DagsterEventType, Failure
 from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
+from pyspark import SparkFiles
 from pyspark.sql import SparkSession
 
 from movierec_dagster.resources.spark import SparkResource
@@ -35,6 +38,30 @@ RUNTIME_PYTHON = "3.12"
 CLUSTER_LIBRARIES = ("fsspec==2026.9.0", "adlfs==2026.8.0")
 PACKAGE = Path(__file__).resolve().parents[1]
 _FINISHED = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+
+
+def ship_package_to_executors(session: SparkSession) -> str:
+    """Add this package to the executors' Python path, as a zip named by its content; returns the name.
+
+    The launcher unpacks the package on the driver only, but the executors' Python workers
+    import it too: cloudpickle refers to the scorer's functions (mapInArrow) by their module.
+    A zip already added to this SparkContext (an existing cluster's, by an earlier step) is not
+    added again; a changed package has another name, and Spark puts the newest first on the path.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    name = f"{PACKAGE.name}-{digest.hexdigest()[:16]}.zip"
+    if Path(SparkFiles.getRootDirectory(), name).exists():
+        return name
+    # Kept for the process: Spark's file server serves the executors from this path.
+    archive = Path(tempfile.mkdtemp(prefix="movierec-executors-"), name)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in files:
+            bundle.write(path, Path(PACKAGE.name, path.relative_to(PACKAGE)).as_posix())
+    session.sparkContext.addPyFile(str(archive))
+    return name
 
 
 class DatabricksSpark(SparkResource, StepLauncher):
@@ -62,8 +89,10 @@ class DatabricksSpark(SparkResource, StepLauncher):
     staging_prefix: str = "/dagster_staging"
 
     def get_or_start(self) -> SparkSession:
-        """On the cluster: its session, which the runtime started."""
-        return SparkSession.builder.getOrCreate()
+        """On the cluster: its session, which the runtime started, with this package on the executors."""
+        session = SparkSession.builder.getOrCreate()
+        ship_package_to_executors(session)
+        return session
 
     def run_config(self) -> dict[str, Any]:
         """The launcher's `run_config`: the cluster and the libraries."""
