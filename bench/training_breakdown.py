@@ -3,11 +3,13 @@
 `fit_bundle` runs the ranking model beside the biases and the rating model; here each
 part runs alone, so their seconds add up to more than the retrain's and say what each
 costs: the biases, the residual ALS (the default rank 50, and a cheaper rank 10 beside
-it; `--residual-ranks 10,50` swaps their order), the ranking model, and the evaluation's scoring (every test user's top 10 from the
-ranking model and from most-popular, and the metrics).
+it; `--residual-ranks 10,50` swaps their order), the ranking model, and the evaluation's
+scoring (every test user's top 10 from the ranking model and from most-popular, and the
+metrics). `--evaluate-rounds N` then times the whole `training.evaluate` with the defaults
+and with `rating_rank` 0 (no residual ALS), alternated.
 
     .venv/bin/python -m bench.training_breakdown --ratings 5000000
-    .venv/bin/python -m bench.training_breakdown --ratings 5000000 --evaluate-rounds 2   # plus evaluate, with and without the residual ALS
+    .venv/bin/python -m bench.training_breakdown --ratings 5000000 --evaluate-rounds 2
 """
 
 import argparse
@@ -52,6 +54,7 @@ def main() -> None:
     train, test = training.split(ratings, 0.2, seed=params.seed)
     train, test = train.cache(), test.cache()
     print(f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores")
+
     def fit_biases():
         biases = training.fit_biases(train, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
         biases.user_bias.count(), biases.item_bias.count()  # they are lazy until read
@@ -73,9 +76,15 @@ def main() -> None:
         lambda: training.rating_errors(training.predict_ratings(bundle, test), "predicted_rating"),
     )
     seen = train.select("user_id", "movie_id")
-    timed("ranking model's top 10 for every user, and the metrics", lambda: training.ranking_metrics(training.recommend_top_k(bundle, seen), test))
+    timed(
+        "ranking model's top 10 for every user, and the metrics",
+        lambda: training.ranking_metrics(training.recommend_top_k(bundle, seen), test),
+    )
     test_users = test.select("user_id").distinct()
-    timed("most-popular top 10 for every test user, and the metrics", lambda: training.ranking_metrics(training.most_popular_top_k(train, test_users), test))
+    timed(
+        "most-popular top 10 for every test user, and the metrics",
+        lambda: training.ranking_metrics(training.most_popular_top_k(train, test_users), test),
+    )
     bundle.release()
     for round_ in range(1, args.evaluate_rounds + 1):
         for label, evaluated in (("defaults", params), ("rating_rank 0", replace(params, rating_rank=0))):
@@ -84,7 +93,10 @@ def main() -> None:
             )
             fitted.release()
             metrics = evaluation.metrics
-            print(f"      RMSE {metrics['rmse']:.5f}, NDCG@10 {metrics['ndcg_at_10']:.4f}, rating model: {fitted.rating_model_kind}")
+            print(
+                f"      RMSE {metrics['rmse']:.5f}, NDCG@10 {metrics['ndcg_at_10']:.4f}, "
+                f"rating model: {fitted.rating_model_kind}"
+            )
 
 
 if __name__ == "__main__":
