@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument(
         "--residual-ranks", default="50,10", help="ranks of the residual ALS, fitted in this order (the last is evaluated)"
     )
+    parser.add_argument("--num-blocks", type=int, default=training.ModelParams().num_blocks, help="ALS user and item blocks")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "rating-floor")
     args = parser.parse_args()
     archive = args.data / f"synthetic-{args.ratings}-seed{args.seed}.zip"
@@ -50,10 +51,13 @@ def main() -> None:
         write_dataset(archive, ratings=args.ratings, users=users, movies=movies, seed=args.seed)
     spark = session()
     ratings = movielens_ratings(spark, archive)
-    params = training.ModelParams()
+    params = training.ModelParams(num_blocks=args.num_blocks)
     train, test = training.split(ratings, 0.2, seed=params.seed)
     train, test = train.cache(), test.cache()
-    print(f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores")
+    print(
+        f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores, "
+        f"ALS in {params.num_blocks} block(s)"
+    )
 
     def fit_biases():
         biases = training.fit_biases(train, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
