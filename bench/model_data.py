@@ -1,4 +1,5 @@
-"""What the model benchmarks share: a Spark session set up like the local deployment's, and ml-latest-small's ratings."""
+"""What the model benchmarks share: a Spark session set up like the local deployment's, ml-latest-small's ratings,
+and synthetic zips made once and cached."""
 
 import sys
 import tempfile
@@ -9,7 +10,10 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from bench.paths import MOVIELENS
+from generator.dataset import default_movies, default_users, write_dataset
 from movierec_dagster.resources import LocalSpark
+
+SYNTHETIC_CACHE = Path(tempfile.gettempdir()) / "rating-floor"
 
 
 
@@ -29,3 +33,12 @@ def movielens_ratings(spark: SparkSession, archive: Path = MOVIELENS) -> DataFra
     ratings = spark.createDataFrame(frame[["user_id", "movie_id", "rating"]]).repartition(2).cache()
     ratings.count()
     return ratings
+
+
+def synthetic_archive(folder: Path, ratings: int, seed: int) -> Path:
+    """A synthetic MovieLens zip of `ratings` in the generator's default shape, written to `folder` once."""
+    archive = folder / f"synthetic-{ratings}-seed{seed}.zip"
+    if not archive.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_dataset(archive, ratings=ratings, users=default_users(ratings), movies=default_movies(ratings), seed=seed)
+    return archive

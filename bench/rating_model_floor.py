@@ -15,7 +15,6 @@ expected value, to tell the model's capacity from the noise.
 
 import argparse
 import random
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,8 +23,8 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 
-from bench.model_data import movielens_ratings, session
-from generator.dataset import _Model, default_movies, default_users, write_dataset
+from bench.model_data import SYNTHETIC_CACHE, movielens_ratings, session, synthetic_archive
+from generator.dataset import _Model, default_movies, default_users
 from generator.sources import Population, Tastes
 from movierec_dagster.model import training
 
@@ -47,15 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratings", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "rating-floor")
+    parser.add_argument("--data", type=Path, default=SYNTHETIC_CACHE)
     parser.add_argument("--grid", default="", help="comma-separated rank:regParam:iterations of the residual ALS")
     parser.add_argument("--noise-free", action="store_true", help="fit and measure on the planted expected values")
     args = parser.parse_args()
     users, movies = default_users(args.ratings), default_movies(args.ratings)
-    archive = args.data / f"synthetic-{args.ratings}-seed{args.seed}.zip"
-    if not archive.exists():
-        args.data.mkdir(parents=True, exist_ok=True)
-        write_dataset(archive, ratings=args.ratings, users=users, movies=movies, seed=args.seed)
+    archive = synthetic_archive(args.data, args.ratings, args.seed)
     spark = session()
     ratings = movielens_ratings(spark, archive)
     frame = ratings.toPandas()

@@ -13,13 +13,11 @@ and with `rating_rank` 0 (no residual ALS), alternated.
 """
 
 import argparse
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.model_data import movielens_ratings, session
-from generator.dataset import default_movies, default_users, write_dataset
+from bench.model_data import SYNTHETIC_CACHE, movielens_ratings, session, synthetic_archive
 from movierec_dagster.model import training
 
 
@@ -42,13 +40,9 @@ def main() -> None:
         "--residual-ranks", default="50,10", help="ranks of the residual ALS, fitted in this order (the last is evaluated)"
     )
     parser.add_argument("--num-blocks", type=int, default=training.ModelParams().num_blocks, help="ALS user and item blocks")
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "rating-floor")
+    parser.add_argument("--data", type=Path, default=SYNTHETIC_CACHE)
     args = parser.parse_args()
-    archive = args.data / f"synthetic-{args.ratings}-seed{args.seed}.zip"
-    if not archive.exists():
-        args.data.mkdir(parents=True, exist_ok=True)
-        users, movies = default_users(args.ratings), default_movies(args.ratings)
-        write_dataset(archive, ratings=args.ratings, users=users, movies=movies, seed=args.seed)
+    archive = synthetic_archive(args.data, args.ratings, args.seed)
     spark = session()
     ratings = movielens_ratings(spark, archive)
     params = training.ModelParams(num_blocks=args.num_blocks)
