@@ -48,18 +48,18 @@ def ship_package_to_executors(session: SparkSession) -> str:
     A zip already added to this SparkContext (an existing cluster's, by an earlier step) is not
     added again; a changed package has another name, and Spark puts the newest first on the path.
     """
+    modules = {Path(PACKAGE.name, path.relative_to(PACKAGE)).as_posix(): path for path in sorted(PACKAGE.rglob("*.py"))}
     digest = hashlib.sha256()
-    files = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
-    for path in files:
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    for member, path in modules.items():
+        digest.update(member.encode() + b"\0" + path.read_bytes())
     name = f"{PACKAGE.name}-{digest.hexdigest()[:16]}.zip"
     if Path(SparkFiles.getRootDirectory(), name).exists():
         return name
     # Kept for the process: Spark's file server serves the executors from this path.
     archive = Path(tempfile.mkdtemp(prefix="movierec-executors-"), name)
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for path in files:
-            bundle.write(path, Path(PACKAGE.name, path.relative_to(PACKAGE)).as_posix())
+        for member, path in modules.items():
+            bundle.write(path, member)
     session.sparkContext.addPyFile(str(archive))
     return name
 
