@@ -5,8 +5,10 @@ user and item factors, never an item the user has seen. Spark's
 `recommendForAllUsers` cannot exclude seen items (filtering afterwards loses
 results), so this scorer broadcasts the item factors once and scores blocks of
 users on the executors inside `mapInArrow`: a matrix product in slabs of items,
-each slab's group maxima taken while its scores are in cache (they bound the
-k-th best score), then an exact sort of the few candidates.
+longest factors first, each slab's group maxima taken while its scores are in
+cache (they bound the k-th best score), then an exact sort of the few
+candidates. A user stops at the first slab whose longest factor cannot reach
+their k-th best score: most of a trained model's long tail is never multiplied.
 
 Ties are broken by the smaller item id, exactly as the brute-force reference
 (`brute_force_top_k`) does, so the two give the same top-k.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
@@ -34,6 +37,12 @@ USERS_PER_BLOCK = 64
 # slabs of 923, whose scores for a block of users (236 KB) stay in the L2 cache; one block took 0.66-0.72x the
 # time of the product followed by a second pass over its scores (docs/benchmarks.md).
 SLABS = 64
+# Slabs every user scores before the bound on their k-th best score decides which of the others they need
+# (`slabs_to_score`). On the ranking model of the synthetic MovieLens-25M, users then score 7-8% of the items
+# (docs/benchmarks.md); 1, 2 or 4 probe slabs took the same time within 10%, there and on ml-latest-small.
+PROBE_SLABS = 2
+# Relative slack on |user| x |item| for float32's rounding of the product (about rank x 6e-8 at rank 30).
+BOUND_MARGIN = 1e-4
 OUTPUT_SCHEMA = "user_id int, movie_id int, rank int, score double"
 _OUTPUT_ARROW = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rank", pa.int32()), ("score", pa.float64())]
@@ -42,28 +51,38 @@ _OUTPUT_ARROW = pa.schema(
 
 @dataclass(frozen=True)
 class ItemSlabs:
-    """The item factors as `top_k_block` reads them: the items (ids ascending) cut into `slabs` of `width` columns.
+    """The item factors as `top_k_block` reads them: the items, longest factors first, cut into `slabs` of `width`.
 
-    Slab t holds items t * width ... (t + 1) * width - 1 (zeros past the last item), transposed for
-    the product; item group c is column c of every slab. Each slab's scores for a block of users
-    fit in the L2 cache, so the running maximum of every group is taken while they are there,
-    instead of reading the whole block of scores again after the product.
+    Slab t holds items t * width ... (t + 1) * width - 1 of that order (zeros past the last item),
+    transposed for the product; item group c is column c of every slab. Each slab's scores for a
+    block of users fit in the L2 cache, so the running maximum of every group is taken while they
+    are there, instead of reading the whole block of scores again after the product. No item of
+    slab t scores more than |user| x `slab_norms[t]` (Cauchy-Schwarz), which lets a user stop
+    before the slabs of short factors once their k-th best score is out of those slabs' reach.
     """
 
-    ids: np.ndarray  # item ids, ascending
+    ids: np.ndarray  # item ids, in the slabs' order
     slabs: np.ndarray  # (slabs, rank, width) float32
     column_of: np.ndarray  # item id -> its column (position in `ids`); -1 where there is no such item
+    slab_norms: np.ndarray  # (slabs,) float64: the longest item factor in each slab, non-increasing
 
     @classmethod
     def of(cls, ids: np.ndarray, matrix: np.ndarray, slabs: int = SLABS) -> "ItemSlabs":
-        """From item ids (ascending) and their factors (one row each)."""
+        """From item ids and their factors (one row each), in any order."""
         n_items, rank = matrix.shape
+        norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+        order = np.lexsort((ids, -norms))
+        ids, matrix, norms = ids[order], matrix[order], norms[order]
         width = max(1, -(-n_items // slabs))
         padded = np.zeros((slabs * width, rank), dtype=np.float32)
         padded[:n_items] = matrix
         column_of = np.full(int(ids.max()) + 1 if n_items else 0, -1, dtype=np.int32)
         column_of[ids] = np.arange(n_items, dtype=np.int32)
-        return cls(ids, np.ascontiguousarray(padded.reshape(slabs, width, rank).transpose(0, 2, 1)), column_of)
+        slab_norms = np.zeros(slabs)
+        firsts = np.arange(0, n_items, width)
+        slab_norms[: len(firsts)] = norms[firsts]
+        transposed = np.ascontiguousarray(padded.reshape(slabs, width, rank).transpose(0, 2, 1))
+        return cls(ids, transposed, column_of, slab_norms)
 
     @property
     def width(self) -> int:
@@ -77,14 +96,38 @@ class ItemSlabs:
         return inside[known], columns[known].astype(np.int64)
 
 
+def slabs_to_score(user_norms: np.ndarray, slab_norms: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """How many of the first slabs each user must score: the slabs where some item could reach `lower`,
+    a lower bound of the user's k-th best unseen score. `slab_norms` is non-increasing, so they come first.
+
+    A slab is skipped only when |user| x its longest factor, widened by `BOUND_MARGIN` for float32's
+    rounding of the products, is below `lower`: its items score below the k-th best, ties included.
+    """
+    reach = user_norms[:, None] * slab_norms[None, :] * (1 + BOUND_MARGIN)
+    return np.count_nonzero(reach >= lower[:, None], axis=1)
+
+
 def _item_matrix(item_factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids sorted ascending, their factors as a float32 matrix)."""
-    items = item_factors.select(F.col("id").cast("int").alias("id"), "features").toPandas().sort_values("id")
+    """(item ids, their factors as a float32 matrix)."""
+    items = item_factors.select(F.col("id").cast("int").alias("id"), "features").toPandas()
     if items.empty:
         return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
     ids = items["id"].to_numpy(dtype=np.int64)
     matrix = np.stack([np.asarray(f, dtype=np.float32) for f in items["features"]])
     return ids, matrix
+
+
+def _group_by(keys: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the positions that sort `keys`, each in 0..groups - 1, stably; where each group starts in that order, and
+    the end). numpy's stable sort of 16-bit keys is a radix sort: linear, several times faster than a comparison sort."""
+    keys = keys.astype(np.uint16 if groups <= 1 << 16 else np.int64)
+    order = np.argsort(keys, kind="stable")
+    return order, np.searchsorted(keys[order], np.arange(groups + 1))
+
+
+def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k-th largest value."""
+    return np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k]
 
 
 def top_k_block(
@@ -93,14 +136,17 @@ def top_k_block(
     """Top-k unseen items of each user (row of `user_matrix`) by the dot product of their factors.
 
     `seen_rows[j]` is the row of the j-th seen item `seen_ids[j]` (ids that are not items are
-    ignored). Returns flat arrays (row, item column in `items.ids`, score, rank from 1) ordered by
-    row, then score descending, then item id; a row with fewer than k unseen items yields only those.
+    ignored). Returns flat arrays (row, item id, score, rank from 1) ordered by row, then score
+    descending, then item id; a row with fewer than k unseen items yields only those.
 
     The product is made slab by slab; seen items are masked and each group's running maximum
     taken while the slab's scores are in cache. The k-th best of the group maxima bounds each
-    row's k-th best score from below (the k best groups each hold a score at least that high), so
-    only the groups whose maximum reaches it can hold the top k: their scores are the candidates,
-    ties included, sorted exactly. With fewer groups than k, the bound is the exact k-th best score.
+    row's k-th best score from below (the k best groups each hold a score at least that high).
+    After the first `PROBE_SLABS` slabs that bound tells each row which slabs of shorter factors
+    can still matter (`slabs_to_score`); rows are reordered by that number so each later slab
+    multiplies a prefix of the rows. At the end only the groups whose maximum reaches the bound
+    can hold the top k: their scores are the candidates, ties included, sorted exactly. With
+    fewer groups than k, the bound is the exact k-th best score and every slab is scored.
     """
     n_rows, n_items = len(user_matrix), len(items.ids)
     k = min(k, n_items)
@@ -109,34 +155,53 @@ def top_k_block(
         return empty, empty, np.empty(0, dtype=np.float32), empty
     n_slabs, width = len(items.slabs), items.width
     positions, seen_columns = items.columns(seen_ids)
-    by_column = np.argsort(seen_columns)
-    seen_columns, seen_rows = seen_columns[by_column], seen_rows[positions[by_column]]
-    edges = np.searchsorted(seen_columns, np.arange(n_slabs + 1) * width)
+    by_slab, edges = _group_by(seen_columns // width, n_slabs)
+    seen_rows, seen_offsets = seen_rows[positions[by_slab]], seen_columns[by_slab] % width
     scores = np.empty((n_slabs, n_rows, width), dtype=np.float32)
     maxima = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    order = np.arange(n_rows)  # row i of the loop is row order[i] of `user_matrix`
+    scored = np.full(n_rows, n_slabs)  # slabs scored per row of the loop, non-increasing
+    active_rows = [n_rows] * n_slabs  # rows of the loop that score each slab: a prefix
+    probe = PROBE_SLABS if width >= k else n_slabs
     for slab in range(n_slabs):
-        block = scores[slab]
-        np.matmul(user_matrix, items.slabs[slab], out=block)
-        first, last = edges[slab], edges[slab + 1]
-        block[seen_rows[first:last], seen_columns[first:last] - slab * width] = -np.inf
+        if slab == probe:
+            lower = _kth_largest(maxima, k)
+            needed = np.maximum(probe, slabs_to_score(np.linalg.norm(user_matrix, axis=1), items.slab_norms, lower))
+            if needed.min() < n_slabs:
+                order = np.argsort(-needed, kind="stable")
+                user_matrix, maxima, scored = user_matrix[order], maxima[order], needed[order]
+                scores[:probe] = scores[:probe, order]
+                seen_rows = np.argsort(order)[seen_rows]
+                active_rows = np.searchsorted(-scored, -np.arange(n_slabs), side="left").tolist()
+        active = active_rows[slab]
+        if active == 0:
+            break
+        block = scores[slab, :active]
+        np.matmul(user_matrix[:active], items.slabs[slab], out=block)
+        masked_rows, masked_offsets = seen_rows[edges[slab] : edges[slab + 1]], seen_offsets[edges[slab] : edges[slab + 1]]
+        if active < n_rows:
+            here = masked_rows < active
+            masked_rows, masked_offsets = masked_rows[here], masked_offsets[here]
+        block[masked_rows, masked_offsets] = -np.inf
         items_here = n_items - slab * width
         if items_here < width:  # the padding past the last item
             block[:, max(0, items_here):] = -np.inf
-        np.maximum(maxima, block, out=maxima)
+        np.maximum(maxima[:active], block, out=maxima[:active])
     if width >= k:
-        bound = np.partition(maxima, width - k, axis=1)[:, width - k]
+        bound = _kth_largest(maxima, k)
     else:
-        every_score = scores.transpose(1, 0, 2).reshape(n_rows, n_slabs * width)
-        bound = np.partition(every_score, n_slabs * width - k, axis=1)[:, n_slabs * width - k]
+        bound = _kth_largest(scores.transpose(1, 0, 2).reshape(n_rows, n_slabs * width), k)
     group_rows, groups = np.nonzero(maxima >= bound[:, None])
-    in_groups = scores[:, group_rows, groups].T  # (candidate groups, slabs)
-    hits, hit_slabs = np.nonzero(in_groups >= bound[group_rows][:, None])
-    rows, columns, values = group_rows[hits], hit_slabs * width + groups[hits], in_groups[hits, hit_slabs]
-    order = np.lexsort((columns, -values, rows))
-    rows, columns, values = rows[order], columns[order], values[order]
+    in_groups = scores[: scored[0], group_rows, groups].T  # (candidate groups, slabs any row scored)
+    in_groups[np.arange(scored[0])[None, :] >= scored[group_rows][:, None]] = -np.inf  # slabs a row skipped
+    hits, hit_slabs = np.nonzero((in_groups >= bound[group_rows][:, None]) & (in_groups > -np.inf))
+    rows, values = order[group_rows[hits]], in_groups[hits, hit_slabs]
+    ids = items.ids[hit_slabs * width + groups[hits]]
+    by_rank = np.lexsort((ids, -values, rows))
+    rows, ids, values = rows[by_rank], ids[by_rank], values[by_rank]
     ranks = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") + 1
-    keep = (ranks <= k) & np.isfinite(values)
-    return rows[keep], columns[keep], values[keep], ranks[keep]
+    keep = ranks <= k
+    return rows[keep], ids[keep], values[keep], ranks[keep]
 
 
 def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,20 +226,19 @@ def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np
 
 def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -> Iterator[pa.RecordBatch]:
     """Every user of one partition, in blocks: `score_block(user factors, seen rows, seen item ids)` gives each
-    block's (rows, item ids, scores, ranks). A block's seen pairs are found by a search in the sorted pairs."""
+    block's (rows, item ids, scores, ranks). The seen pairs are grouped by block, in no order within one."""
     users, user_matrix, seen_users, seen_items = _partition_arrays(batches)
     order = np.argsort(users, kind="stable")
     users, user_matrix = users[order], user_matrix[order]
-    # Each seen pair's row in the (sorted) user matrix; pairs of users without factors are dropped.
-    seen_rows = np.searchsorted(users, seen_users)
-    has_factors = seen_rows < len(users)
-    has_factors[has_factors] = users[seen_rows[has_factors]] == seen_users[has_factors]
+    # Each seen pair's row in the (sorted) user matrix, by a hash lookup; pairs of users without factors are dropped.
+    seen_rows = pd.Index(users).get_indexer(seen_users)
+    has_factors = seen_rows >= 0
     seen_rows, seen_items = seen_rows[has_factors], seen_items[has_factors]
-    by_row = np.argsort(seen_rows, kind="stable")
-    seen_rows, seen_items = seen_rows[by_row], seen_items[by_row]
-    for start in range(0, len(users), USERS_PER_BLOCK):
+    by_block, edges = _group_by(seen_rows // USERS_PER_BLOCK, -(-len(users) // USERS_PER_BLOCK))
+    seen_rows, seen_items = seen_rows[by_block], seen_items[by_block]
+    for block, start in enumerate(range(0, len(users), USERS_PER_BLOCK)):
         stop = min(start + USERS_PER_BLOCK, len(users))
-        first, last = np.searchsorted(seen_rows, [start, stop])
+        first, last = edges[block], edges[block + 1]
         rows, items, scores, ranks = score_block(
             user_matrix[start:stop], seen_rows[first:last] - start, seen_items[first:last]
         )
@@ -192,10 +256,11 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
 def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
     """`users` (user_id, features) and the `seen` pairs, unioned and partitioned by user: one shuffle.
 
-    Each partition's scorer pairs a user's factors with the user's seen items with numpy (a sort of
-    the partition's seen pairs), where a Spark groupBy with collect_list would sort them on the JVM
-    and build an array per user, several times the cost at MovieLens-25M's size. A partition holds
-    its users' factors and seen pairs: a few hundred MB at that size on two partitions.
+    Each partition's scorer pairs a user's factors with the user's seen items with numpy (a hash
+    lookup and a radix sort of the partition's seen pairs), where a Spark groupBy with collect_list
+    would sort them on the JVM and build an array per user, several times the cost at
+    MovieLens-25M's size. A partition holds its users' factors and seen pairs: a few hundred MB
+    at that size on two partitions.
     """
     seen_rows = seen.select(
         F.col("user_id").cast("int"), F.lit(None).cast("array<float>").alias("features"), F.col("movie_id").cast("int")
@@ -207,9 +272,7 @@ def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
 
 
 def _factor_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_items, k: int):
-    items = ItemSlabs(*broadcast_items.value)
-    rows, columns, scores, ranks = top_k_block(user_matrix, items, seen_rows, seen_items, k)
-    return rows, items.ids[columns], scores, ranks
+    return top_k_block(user_matrix, ItemSlabs(*broadcast_items.value), seen_rows, seen_items, k)
 
 
 def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame, k: int) -> DataFrame:
@@ -223,7 +286,9 @@ def top_k_unseen(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     # A broadcast is pickled by plain pickle, which names a class by its module: the arrays alone need
     # nothing of this package to pickle or unpickle (a Databricks step imports it from a per-run copy).
     slabs = ItemSlabs.of(*_item_matrix(item_factors))
-    broadcast_items = user_factors.sparkSession.sparkContext.broadcast((slabs.ids, slabs.slabs, slabs.column_of))
+    broadcast_items = user_factors.sparkSession.sparkContext.broadcast(
+        (slabs.ids, slabs.slabs, slabs.column_of, slabs.slab_norms)
+    )
     users = user_factors.select(
         F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features")
     )

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from movierec_dagster.model.topk import (
+    PROBE_SLABS,
     USERS_PER_BLOCK,
     ItemSlabs,
     brute_force_top_k,
+    slabs_to_score,
     most_popular_unseen,
     top_k_block,
     top_k_unseen,
@@ -24,8 +26,8 @@ def _top_k_of_scores(scores, item_ids, seen_rows, seen_ids, k, slabs=4):
 def test_block_excludes_seen_and_orders_by_score():
     scores = np.array([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32)
     item_ids = np.array([10, 20, 30, 40])
-    rows, columns, top, ranks = _top_k_of_scores(scores, item_ids, np.array([0]), np.array([20]), k=2)
-    assert item_ids[columns].tolist() == [40, 30]
+    rows, ids, top, ranks = _top_k_of_scores(scores, item_ids, np.array([0]), np.array([20]), k=2)
+    assert ids.tolist() == [40, 30]
     assert rows.tolist() == [0, 0]
     assert top.tolist() == pytest.approx([0.7, 0.5])
     assert ranks.tolist() == [1, 2]
@@ -34,23 +36,23 @@ def test_block_excludes_seen_and_orders_by_score():
 def test_block_ties_go_to_the_smaller_id():
     scores = np.array([[1.0, 2.0, 2.0, 2.0, 2.0]], dtype=np.float32)
     item_ids = np.array([1, 2, 3, 4, 5])
-    _, columns, _, _ = _top_k_of_scores(scores, item_ids, np.empty(0, int), np.empty(0, int), k=2)
-    assert item_ids[columns].tolist() == [2, 3]
+    _, ids, _, _ = _top_k_of_scores(scores, item_ids, np.empty(0, int), np.empty(0, int), k=2)
+    assert ids.tolist() == [2, 3]
 
 
 def test_block_user_with_fewer_unseen_than_k_gets_only_those():
     scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]], dtype=np.float32)
     item_ids = np.array([1, 2, 3])
-    rows, columns, _, ranks = _top_k_of_scores(scores, item_ids, np.array([0, 0, 0, 1]), np.array([1, 2, 3, 3]), k=10)
+    rows, ids, _, ranks = _top_k_of_scores(scores, item_ids, np.array([0, 0, 0, 1]), np.array([1, 2, 3, 3]), k=10)
     assert rows.tolist() == [1, 1]
-    assert item_ids[columns].tolist() == [2, 1]
+    assert ids.tolist() == [2, 1]
     assert ranks.tolist() == [1, 2]
 
 
 def test_block_ignores_seen_ids_unknown_to_the_model():
     scores = np.array([[1.0, 2.0]], dtype=np.float32)
-    _, columns, _, _ = _top_k_of_scores(scores, np.array([5, 7]), np.array([0, 0]), np.array([6, 99]), k=2)
-    assert columns.tolist() == [1, 0]
+    _, ids, _, _ = _top_k_of_scores(scores, np.array([5, 7]), np.array([0, 0]), np.array([6, 99]), k=2)
+    assert ids.tolist() == [7, 5]
 
 
 @pytest.mark.parametrize("slabs", [1, 3, 7, 64, 1000])
@@ -66,12 +68,54 @@ def test_block_matches_brute_force_whatever_the_slabs(slabs):
     item_slabs = ItemSlabs.of(item_ids, np.array([items[i] for i in item_ids], dtype=np.float32), slabs)
     seen_rows = np.array([row for row, u in enumerate(users) for _ in seen[u]], dtype=np.int64)
     seen_ids = np.array([i for u in users for i in seen[u]], dtype=np.int64)
-    rows, columns, _, ranks = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=10)
+    rows, ids, _, ranks = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=10)
     got = {u: [] for u in users}
-    for row, column in zip(rows, columns):
-        got[row].append(int(item_ids[column]))
+    for row, item in zip(rows, ids):
+        got[row].append(int(item))
     assert got == brute_force_top_k(users, items, seen, k=10)
     assert all(rank == position + 1 for u in users for position, rank in enumerate(ranks[rows == u]))
+
+
+def test_a_slab_is_skipped_only_when_its_longest_factor_cannot_reach_the_bound():
+    slab_norms = np.array([4.0, 2.0, 1.0, 0.5])
+    user_norms = np.array([1.0, 1.0, 2.0, 0.0, 1.0])
+    lower = np.array([1.5, 2.0, 2.0, 0.0, -1.0])
+    # 2.0 reaches 2.0 (a tie may still enter the top k); a zero vector or a negative bound prunes nothing.
+    assert slabs_to_score(user_norms, slab_norms, lower).tolist() == [2, 2, 3, 4, 4]
+
+
+def test_block_keeps_an_item_of_a_late_slab_that_ties_the_bound():
+    # One item a slab, longest first. After the probe slabs the best score is 3 (item 50); item 10, in a
+    # later slab, can reach exactly 3 and wins the tie by its smaller id; the slabs after it cannot reach 3.
+    items = {50: [3, 9], 51: [0, -8], 52: [0, 7], 10: [3, 0], 11: [2, 2], 12: [1, 1]}
+    item_ids = np.array(list(items))
+    item_slabs = ItemSlabs.of(item_ids, np.array(list(items.values()), dtype=np.float32), slabs=len(items))
+    assert item_slabs.ids.tolist() == [50, 51, 52, 10, 11, 12]
+    assert PROBE_SLABS <= 2
+    _, ids, scores, _ = top_k_block(np.array([[1, 0]], dtype=np.float32), item_slabs, np.empty(0, int), np.empty(0, int), k=1)
+    assert ids.tolist() == [10]
+    assert scores.tolist() == [3.0]
+
+
+def test_block_with_a_long_tail_of_short_factors_matches_brute_force():
+    """Item factors of very different lengths, as a trained model's long tail has: users stop early, results stay exact."""
+    rng = np.random.default_rng(11)
+    lengths = rng.choice([0, 1, 1, 1, 1, 2, 8], size=300)
+    users = {u: rng.integers(-3, 4, size=4).tolist() for u in range(40)}
+    items = {i: (rng.integers(-2, 3, size=4) * lengths[i - 1000]).tolist() for i in range(1000, 1300)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 60)), replace=False).tolist()) for u in users}
+    item_ids = np.array(list(items))
+    item_slabs = ItemSlabs.of(item_ids, np.array([items[i] for i in item_ids], dtype=np.float32), slabs=15)
+    user_matrix = np.array([users[u] for u in users], dtype=np.float32)
+    expected = brute_force_top_k(users, items, seen, k=10)
+    kth = np.array([float(np.dot(users[u], items[expected[u][-1]])) for u in users])
+    needed = slabs_to_score(np.linalg.norm(user_matrix, axis=1), item_slabs.slab_norms, kth)
+    assert needed.min() < len(item_slabs.slabs), "the data should let some user stop before the last slab"
+    seen_rows = np.array([row for row, u in enumerate(users) for _ in seen[u]], dtype=np.int64)
+    seen_ids = np.array([i for u in users for i in seen[u]], dtype=np.int64)
+    rows, ids, _, _ = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=10)
+    got = {u: [int(i) for i in ids[rows == u]] for u in users}
+    assert got == expected
 
 
 def _frames(spark, users, items, seen):
