@@ -114,10 +114,11 @@ def ml25m_shape(spark, rounds: int, trained: bool) -> None:
     """Both scorers on MovieLens-25M's shape, and the multiply-adds' own cost beside them."""
     users, items, model, seen = trained_scene(spark) if trained else ml25m_scene(spark)
     scene = "the ranking model of the synthetic MovieLens-25M" if trained else "MovieLens-25M shape, random factors"
-    print(f"{scene}: {users.count():,} users x {items.count():,} movies, rank {model.rank}, {seen.count():,} seen pairs")
+    n_users, n_movies, rank = users.count(), items.count(), model.rank
+    print(f"{scene}: {n_users:,} users x {n_movies:,} movies, rank {rank}, {seen.count():,} seen pairs")
     workers = spark.sparkContext.defaultParallelism
-    product = matrix_product_seconds(ML25M_USERS, ML25M_MOVIES, ML25M_RANK, workers)
-    macs = ML25M_USERS * ML25M_MOVIES * ML25M_RANK
+    product = matrix_product_seconds(n_users, n_movies, rank, workers)
+    macs = n_users * n_movies * rank
     print(f"   numpy's float32 product alone, {macs / 1e9:.0f} G multiply-adds on {workers} cores: {product:.1f} s")
     for round_ in range(1, rounds + 1):
         load = os.getloadavg()[0]
