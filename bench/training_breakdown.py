@@ -6,10 +6,12 @@ costs: the biases, the residual ALS (the default rank 50, and a cheaper rank 10 
 it; `--residual-ranks 10,50` swaps their order), the ranking model, and the evaluation's
 scoring (every test user's top 10 from the ranking model and from most-popular, and the
 metrics). `--evaluate-rounds N` then times the whole `training.evaluate` with the defaults
-and with `rating_rank` 0 (no residual ALS), alternated.
+and with `rating_rank` 0 (no residual ALS), alternated; with `--evaluate-blocks 1,2,10`, with
+the defaults at each of these ALS block counts instead (`--skip-parts`: only these rounds).
 
     .venv/bin/python -m bench.training_breakdown --ratings 5000000
     .venv/bin/python -m bench.training_breakdown --ratings 5000000 --evaluate-rounds 2
+    .venv/bin/python -m bench.training_breakdown --ratings 5000000 --skip-parts --evaluate-rounds 2 --evaluate-blocks 1,2,10
 """
 
 import argparse
@@ -28,38 +30,14 @@ def timed(label: str, work):
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ratings", type=int, default=5_000_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--evaluate-rounds", type=int, default=0, metavar="N",
-        help="also time the whole `training.evaluate` N times with the defaults and with rating_rank 0, alternated",
-    )
-    parser.add_argument(
-        "--residual-ranks", default="50,10", help="ranks of the residual ALS, fitted in this order (the last is evaluated)"
-    )
-    parser.add_argument("--num-blocks", type=int, default=training.ModelParams().num_blocks, help="ALS user and item blocks")
-    parser.add_argument("--data", type=Path, default=SYNTHETIC_CACHE)
-    args = parser.parse_args()
-    archive = synthetic_archive(args.data, args.ratings, args.seed)
-    spark = session()
-    ratings = movielens_ratings(spark, archive)
-    params = training.ModelParams(num_blocks=args.num_blocks)
-    train, test = training.split(ratings, 0.2, seed=params.seed)
-    train, test = train.cache(), test.cache()
-    print(
-        f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores, "
-        f"ALS in {params.num_blocks} block(s)"
-    )
-
+def time_each_part(train, test, params: training.ModelParams, residual_ranks: str) -> None:
     def fit_biases():
         biases = training.fit_biases(train, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
         biases.user_bias.count(), biases.item_bias.count()  # they are lazy until read
         return biases
 
     biases = timed(f"biases, {params.bias_iterations} iterations", fit_biases)
-    for rank in [int(rank) for rank in args.residual_ranks.split(",")]:
+    for rank in [int(rank) for rank in residual_ranks.split(",")]:
         rating_model = timed(
             f"residual ALS, rank {rank}, {params.rating_max_iter} iterations",
             lambda: training.fit_rating_model(train, biases, replace(params, rating_rank=rank)),
@@ -84,8 +62,45 @@ def main() -> None:
         lambda: training.ranking_metrics(training.most_popular_top_k(train, test_users), test),
     )
     bundle.release()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ratings", type=int, default=5_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--evaluate-rounds", type=int, default=0, metavar="N",
+        help="also time the whole `training.evaluate` N times with the defaults and with rating_rank 0, alternated",
+    )
+    parser.add_argument(
+        "--residual-ranks", default="50,10", help="ranks of the residual ALS, fitted in this order (the last is evaluated)"
+    )
+    parser.add_argument("--num-blocks", type=int, default=training.ModelParams().num_blocks, help="ALS user and item blocks")
+    parser.add_argument(
+        "--evaluate-blocks", default="", metavar="LIST",
+        help="the evaluate rounds compare these ALS block counts (with the defaults) instead of rating_rank 0",
+    )
+    parser.add_argument("--skip-parts", action="store_true", help="only the evaluate rounds")
+    parser.add_argument("--data", type=Path, default=SYNTHETIC_CACHE)
+    args = parser.parse_args()
+    archive = synthetic_archive(args.data, args.ratings, args.seed)
+    spark = session()
+    ratings = movielens_ratings(spark, archive)
+    params = training.ModelParams(num_blocks=args.num_blocks)
+    train, test = training.split(ratings, 0.2, seed=params.seed)
+    train, test = train.cache(), test.cache()
+    print(
+        f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores, "
+        f"ALS in {params.num_blocks} block(s)"
+    )
+    if not args.skip_parts:
+        time_each_part(train, test, params, args.residual_ranks)
+    if args.evaluate_blocks:
+        variants = [(f"{blocks} block(s)", replace(params, num_blocks=int(blocks))) for blocks in args.evaluate_blocks.split(",")]
+    else:
+        variants = [("defaults", params), ("rating_rank 0", replace(params, rating_rank=0))]
     for round_ in range(1, args.evaluate_rounds + 1):
-        for label, evaluated in (("defaults", params), ("rating_rank 0", replace(params, rating_rank=0))):
+        for label, evaluated in variants:
             evaluation, fitted = timed(
                 f"round {round_}: training.evaluate, {label}", lambda: training.evaluate(train, test, evaluated)
             )

@@ -1,7 +1,7 @@
 """The model domain: training ratings, then the candidate ALS models, fitted and evaluated, and the champion among them."""
 
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
 from dagster import (
@@ -146,7 +146,11 @@ class AlsModelConfig(Config):
     )
     seed: int = _DEFAULTS.seed
     num_blocks: int = Field(
-        default=_DEFAULTS.num_blocks, description="ALS user and item blocks (the factors depend on it; 1 is fastest on small data)."
+        default=0,
+        description=(
+            "ALS user and item blocks; 0 (the default): by the training ratings' count, 1 below 2.5M and one more "
+            "per 2.5M, at most 10. The factors depend on it."
+        ),
     )
     test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
     refit_on_all_ratings: bool = Field(
@@ -164,8 +168,10 @@ class AlsModelConfig(Config):
     search_alphas: list[float] = Field(default=[], description="Grid search: alpha values to try.")
     validation_fraction: float = Field(default=0.2, description="Grid search: share of the training split held out.")
 
-    def params(self) -> training.ModelParams:
-        return training.ModelParams(**{f.name: getattr(self, f.name) for f in fields(training.ModelParams)})
+    def params(self, training_rows: int) -> training.ModelParams:
+        """The hyper-parameters, with `num_blocks` 0 resolved for this many training ratings."""
+        params = training.ModelParams(**{f.name: getattr(self, f.name) for f in fields(training.ModelParams)})
+        return replace(params, num_blocks=self.num_blocks or training.blocks_for(training_rows))
 
     def searching(self) -> bool:
         return bool(self.search_ranks or self.search_reg_params or self.search_alphas)
@@ -236,7 +242,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         if training_rows == 0:
             raise ValueError("training_ratings is empty: materialize ratings (movielens_etl) first.")
         train, test = training.split(ratings, config.test_fraction, config.seed)
-        params, grid = config.params(), []
+        params, grid = config.params(training_rows), []
         if config.searching():
             context.log.info("Grid search on a validation split of the training split")
             params, grid = training.grid_search(

@@ -51,12 +51,27 @@ class ModelParams:
     alpha: float = 1.0
     neutral_rating: float = 3.0
     seed: int = 42
-    # ALS user and item blocks. The factors depend on the blocking, so it is fixed (not the machine's core
-    # count) to keep results reproducible; one block is fastest on small data, where the fits run concurrently.
+    # ALS user and item blocks. The factors depend on the blocking, so it follows the data (`blocks_for`), not
+    # the machine's core count, to keep results reproducible; one block is fastest on small data.
     num_blocks: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# `blocks_for`: one ALS block per this many ratings, up to Spark ML's own default of 10 blocks.
+RATINGS_PER_BLOCK = 2_500_000
+MAX_BLOCKS = 10
+
+
+def blocks_for(ratings: int) -> int:
+    """ALS user and item blocks for this many training ratings: 1 below 2.5M, then one more per 2.5M, at most 10.
+
+    One block is one task per ALS stage: fastest on small data, where the rating and the ranking
+    fits run side by side, but one core per fit at scale (at 5M ratings on 2 cores, 2 or 10 blocks
+    took 0.7-0.9x the time of one; docs/benchmarks.md), and on a cluster more blocks give more cores work.
+    """
+    return min(MAX_BLOCKS, max(1, math.ceil(ratings / RATINGS_PER_BLOCK)))
 
 
 @dataclass

@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from movierec_dagster.model import training
+from movierec_dagster.model.assets import AlsModelConfig
 from movierec_dagster.model.training import ModelParams
 
 TINY = ModelParams(rating_rank=2, rating_max_iter=3, ranking_rank=2, ranking_max_iter=3, bias_iterations=2)
@@ -190,3 +191,17 @@ def test_rating_rank_zero_fits_no_residual_als(spark):
     bundle.release()
     with pytest.raises(ValueError, match="rating_rank"):
         training.fit_bundle(train, replace(TINY, rating_rank=-1))
+
+
+@pytest.mark.parametrize(
+    "ratings, blocks",
+    [(0, 1), (100_836, 1), (2_500_000, 1), (2_500_001, 2), (5_000_000, 2), (25_000_095, 10), (1_000_000_000, 10)],
+)
+def test_als_blocks_grow_with_the_ratings_up_to_sparks_default(ratings, blocks):
+    assert training.blocks_for(ratings) == blocks
+
+
+def test_the_config_resolves_num_blocks_0_by_the_ratings_and_keeps_a_count_it_is_given():
+    assert AlsModelConfig().params(25_000_095).num_blocks == 10
+    assert AlsModelConfig().params(100_836).num_blocks == 1
+    assert AlsModelConfig(num_blocks=3).params(25_000_095).num_blocks == 3

@@ -46,6 +46,7 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     champion = registry.read_champion(lake)
     info = registry.read_model_info(lake, champion["version"])
     assert info["training_rows"] == synthetic.count("ratings.csv")
+    assert info["params"]["num_blocks"] == 1  # the default 0 resolved for this few ratings
     # The model saved is the one the held-out split measured: fitted on the split's training side.
     assert (info["fitted_on"], info["fitted_rows"]) == ("training split", info["training_rows"] - info["test_rows"])
     assert info["metrics"]["ndcg_at_10"] > info["baselines"]["most_popular"]["ndcg_at_10"]
