@@ -273,7 +273,7 @@ def plot(results: dict[str, dict], target: Path) -> None:
     axes.set_xlabel("ratings")
     axes.set_ylabel("wall time (s)")
     loads = ", ".join(f"{r['size']} {r['load_1min']:.0f}" for r in ordered)
-    axes.set_title(f"movierec pipeline, time per stage ({os.cpu_count()} cores, shared: mean load {loads})", fontsize=9)
+    axes.set_title(f"movierec pipeline, time per stage ({os.cpu_count()} cores; mean load {loads})", fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
