@@ -170,6 +170,8 @@ class AlsModelConfig(Config):
 
     def params(self, training_rows: int) -> training.ModelParams:
         """The hyper-parameters, with `num_blocks` 0 resolved for this many training ratings."""
+        if self.num_blocks < 0:
+            raise ValueError(f"num_blocks must be 0 (by the training ratings' count) or more, got {self.num_blocks}")
         params = training.ModelParams(**{f.name: getattr(self, f.name) for f in fields(training.ModelParams)})
         return replace(params, num_blocks=self.num_blocks or training.blocks_for(training_rows))
 

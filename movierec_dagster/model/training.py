@@ -51,8 +51,8 @@ class ModelParams:
     alpha: float = 1.0
     neutral_rating: float = 3.0
     seed: int = 42
-    # ALS user and item blocks. The factors depend on the blocking, so it follows the data (`blocks_for`), not
-    # the machine's core count, to keep results reproducible; one block is fastest on small data.
+    # ALS user and item blocks. The factors depend on the blocking, so als_model's config picks it from the
+    # data (`blocks_for`), not the machine's core count, to keep results reproducible.
     num_blocks: int = 1
 
     def as_dict(self) -> dict:

@@ -205,3 +205,5 @@ def test_the_config_resolves_num_blocks_0_by_the_ratings_and_keeps_a_count_it_is
     assert AlsModelConfig().params(25_000_095).num_blocks == 10
     assert AlsModelConfig().params(100_836).num_blocks == 1
     assert AlsModelConfig(num_blocks=3).params(25_000_095).num_blocks == 3
+    with pytest.raises(ValueError, match="num_blocks must be 0"):
+        AlsModelConfig(num_blocks=-1).params(100_836)
