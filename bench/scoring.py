@@ -77,12 +77,17 @@ def matrix_product_seconds(users: int, movies: int, rank: int, workers: int) -> 
     return per_block * users / USERS_PER_BLOCK / workers
 
 
+def model_around(spark, users: DataFrame, items: DataFrame, rank: int) -> ALSModel:
+    """An ALSModel whose factors are these frames, so that `recommendForAllUsers` reads them as they are partitioned."""
+    java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel("bench", rank, users._jdf, items._jdf)
+    return ALSModel(java_model.setUserCol("user_id").setItemCol("movie_id"))
+
+
 def ml25m_scene(spark) -> tuple[DataFrame, DataFrame, ALSModel, DataFrame]:
     """(user factors, item factors, an ALSModel around them, seen pairs), all at MovieLens-25M's shape, cached."""
     users = random_factors(spark, ML25M_USERS, ML25M_RANK, seed=1)
     items = random_factors(spark, ML25M_MOVIES, ML25M_RANK, seed=2)
-    java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel("bench", ML25M_RANK, users._jdf, items._jdf)
-    model = ALSModel(java_model.setUserCol("user_id").setItemCol("movie_id"))
+    model = model_around(spark, users, items, ML25M_RANK)
     # A long tail: movie = movies * u^3 for a uniform u, so the first movies are seen by many users.
     seen = (
         spark.range(ML25M_RATINGS)
@@ -97,17 +102,23 @@ def ml25m_scene(spark) -> tuple[DataFrame, DataFrame, ALSModel, DataFrame]:
 
 
 def trained_scene(spark) -> tuple[DataFrame, DataFrame, ALSModel, DataFrame]:
-    """(user factors, item factors, the ranking model, seen pairs) of the synthetic MovieLens-25M, cached."""
+    """(user factors, item factors, the ranking model, seen pairs) of the synthetic MovieLens-25M, cached.
+
+    A saved model's factors are one Parquet file of one row group each: read back, they come in
+    two partitions of which one holds every row, and `recommendForAllUsers` (one task per
+    partition of the users) would run on one core. They are spread evenly over the cores first.
+    """
     archive = synthetic_archive(SYNTHETIC_CACHE, ML25M_RATINGS, seed=1)
     ratings = movielens_ratings(spark, archive)
     saved = SYNTHETIC_CACHE / f"{archive.stem}-ranking-model"
     if not saved.exists():
         print(f"fitting the ranking model on {archive} (saved to {saved})", flush=True)
         training.fit_ranking_model(ratings, training.ModelParams()).save(str(saved))
-    model = ALSModel.load(str(saved))
-    users, items = model.userFactors.cache(), model.itemFactors.cache()
+    saved_model = ALSModel.load(str(saved))
+    cores = spark.sparkContext.defaultParallelism
+    users, items = (frame.repartition(cores).cache() for frame in (saved_model.userFactors, saved_model.itemFactors))
     users.count(), items.count()
-    return users, items, model, ratings.select("user_id", "movie_id")
+    return users, items, model_around(spark, users, items, saved_model.rank), ratings.select("user_id", "movie_id")
 
 
 def ml25m_shape(spark, rounds: int, trained: bool) -> None:
