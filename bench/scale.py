@@ -6,9 +6,12 @@ For each size: the dataset (ml-latest-small for 100k, else a synthetic zip from
 the gate, scoring every user) in a fresh process on an empty MOVIEREC_HOME,
 bounded by a timeout. While it runs the process tree (Python driver, Spark's JVM,
 its Python workers) is sampled every 0.5 s: resident memory of the whole tree
-and of the JVM alone, and the machine's 1-minute load average. Afterwards each
-stage's wall time is read back from the run's Dagster instance, and each
-stage's peak memory and mean load from the samples within it.
+and of the JVM alone, the tree's proportional set size (PSS: a page shared by n
+processes, as a forked Python worker shares its parent's, counts 1/n in each,
+where the sum of resident sets counts it n times), and the machine's 1-minute
+load average. Afterwards each stage's wall time is read back from the run's
+Dagster instance, with the gate's decision and the scoring's fallback count, and
+each stage's peak memory and mean load from the samples within it.
 
 Results are merged into a JSON (--results; one entry per size, so sizes can be
 run separately) and plotted, log-log, time per stage against ratings (--plot).
@@ -80,10 +83,11 @@ def dataset(size: Size, data: Path) -> tuple[Path, float | None]:
 
 @dataclass
 class Sampler:
-    """Samples a process tree's resident memory (all of it, and the JVM's) and the load average, every 0.5 s."""
+    """Samples a process tree's memory (resident: all of it and the JVM's; proportional: all of it) and the load, every 0.5 s."""
 
     pid: int
-    samples: list[tuple[float, int, int, float]] = field(default_factory=list)  # (epoch s, tree bytes, JVM bytes, load 1 min)
+    # (epoch s, tree resident bytes, JVM resident bytes, load 1 min, tree proportional bytes)
+    samples: list[tuple[float, int, int, float, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -98,29 +102,31 @@ class Sampler:
         except psutil.NoSuchProcess:
             return
         while not self._stop.is_set():
-            tree = jvm = 0
+            tree = jvm = proportional = 0
             try:
                 processes = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
             for process in processes:
                 try:
-                    rss = process.memory_info().rss
-                    tree += rss
+                    memory = process.memory_full_info()  # smaps_rollup: rss and pss in one read
+                    tree += memory.rss
+                    proportional += memory.pss
                     if process.name() == "java":
-                        jvm += rss
+                        jvm += memory.rss
                 except psutil.NoSuchProcess:
                     pass
-            self.samples.append((time.time(), tree, jvm, os.getloadavg()[0]))
+            self.samples.append((time.time(), tree, jvm, os.getloadavg()[0], proportional))
             self._stop.wait(SAMPLE_SECONDS)
 
     def window(self, start: float, end: float) -> dict[str, float | None]:
         inside = [s for s in self.samples if start <= s[0] <= end] or [
-            min(self.samples, key=lambda s: abs(s[0] - end), default=(end, 0, 0, 0.0))
+            min(self.samples, key=lambda s: abs(s[0] - end), default=(end, 0, 0, 0.0, 0))
         ]
         return {
             "peak_rss_gib": round(max(s[1] for s in inside) / GIB, 2),
             "peak_jvm_rss_gib": round(max(s[2] for s in inside) / GIB, 2),
+            "peak_pss_gib": round(max(s[4] for s in inside) / GIB, 2),
             "load_1min": round(sum(s[3] for s in inside) / len(inside), 2),
         }
 
@@ -145,6 +151,25 @@ def stage_times(dagster_home: Path) -> tuple[dict[str, dict], dict[str, float]]:
     if "etl" in stages and "ingest" in stages:
         stages["burst"] = {"seconds": round(stages["ingest"]["start"] - stages["etl"]["end"], 2), "start": stages["etl"]["end"], "end": stages["ingest"]["start"]}
     return stages, steps
+
+
+def decisions(dagster_home: Path) -> dict[str, dict]:
+    """What the runs decided: the gate's verdict on the candidate, and which model scored how many users."""
+    from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+    found: dict[str, dict] = {}
+    wanted = {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_MATERIALIZATION}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run in reversed(instance.get_runs(RunsFilter())):
+            for entry in instance.all_logs(run.run_id, of_type=wanted):
+                event = entry.dagster_event
+                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and event.event_specific_data.check_name == "model_gate":
+                    evaluation = event.event_specific_data
+                    found["gate"] = {"passed": evaluation.passed, "summary": evaluation.description}
+                elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key.path == ["user_recommendations"]:
+                    metadata = {name: value.value for name, value in event.event_specific_data.materialization.metadata.items()}
+                    found["scoring"] = {name: metadata.get(name) for name in ("model_version", "users", "popularity_fallback_users")}
+    return found
 
 
 def demo_with_random_burst() -> None:
@@ -206,6 +231,7 @@ def run_size(
                 sampler.stop()
         total = time.perf_counter() - started
         stages, steps = stage_times(dagster_home)
+        decided = decisions(dagster_home)
         for name, stage in stages.items():
             stage.update(sampler.window(stage["start"], stage["end"]))
         whole = sampler.window(started_epoch, time.time())
@@ -216,7 +242,7 @@ def run_size(
         return {
             "size": size.name, "ratings": size.ratings, "outcome": outcome, "seconds": round(total, 1),
             "load_1min_before": round(load_before, 2), **whole, "lake_gib": round(lake_bytes / GIB, 2),
-            "stages": stages, "steps": steps, "log": str(log_path), "log_tail": tail,
+            "stages": stages, "steps": steps, **decided, "log": str(log_path), "log_tail": tail,
             "env": extra_env, "burst": "random ratings" if random_burst else "the history's tastes", "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
         }
     finally:
@@ -236,13 +262,14 @@ def per_rating_growth(results: dict[str, dict], low: str = "1m", high: str = "25
 
 
 def print_table(results: dict[str, dict]) -> None:
-    print(f"\n{'size':<6}{'outcome':<26}{'total s':>9}{'peak GiB':>10}{'JVM GiB':>9}{'load':>6}  " + "".join(f"{s:>16}" for s in STAGES))
+    print(f"\n{'size':<6}{'outcome':<26}{'total s':>9}{'peak GiB':>10}{'JVM GiB':>9}{'PSS GiB':>9}{'load':>6}  " + "".join(f"{s:>16}" for s in STAGES))
     for name in sorted(results, key=lambda n: results[n]["ratings"]):
         r = results[name]
         cells = "".join(
             f"{r['stages'][s]['seconds']:>8.1f} s ({r['stages'][s]['load_1min']:>4.1f})" if s in r["stages"] else f"{'-':>16}" for s in STAGES
         )
-        print(f"{name:<6}{r['outcome'][:25]:<26}{r['seconds']:>9.1f}{r['peak_rss_gib']:>10.2f}{r['peak_jvm_rss_gib']:>9.2f}{r['load_1min']:>6.1f}  {cells}")
+        proportional = f"{r['peak_pss_gib']:>9.2f}" if "peak_pss_gib" in r else f"{'-':>9}"  # results from before PSS was sampled
+        print(f"{name:<6}{r['outcome'][:25]:<26}{r['seconds']:>9.1f}{r['peak_rss_gib']:>10.2f}{r['peak_jvm_rss_gib']:>9.2f}{proportional}{r['load_1min']:>6.1f}  {cells}")
     growth = per_rating_growth(results)
     if growth:
         print("\ntime per rating, 25M over 1M (above 1.5: grows faster than the data):")
@@ -310,7 +337,15 @@ def main() -> None:
             result = run_size(size, source, timeout, extra_env, args.keep, args.random_burst)
             result["generate_seconds"] = generated
             results[size.name + args.label] = result
-            print(f"   {result['outcome']} in {result['seconds']:.0f} s, peak {result['peak_rss_gib']} GiB (JVM {result['peak_jvm_rss_gib']}), load {result['load_1min']}", flush=True)
+            print(
+                f"   {result['outcome']} in {result['seconds']:.0f} s, peak {result['peak_rss_gib']} GiB resident "
+                f"(JVM {result['peak_jvm_rss_gib']}; proportional {result['peak_pss_gib']}), load {result['load_1min']}", flush=True
+            )
+            if "gate" in result:
+                print(f"   gate: {result['gate']['summary']}")
+            if "scoring" in result:
+                scoring = result["scoring"]
+                print(f"   scored {scoring['users']:,} users with {scoring['model_version']} ({scoring['popularity_fallback_users']:,} on the popularity fallback)")
             for line in result["log_tail"]:
                 print(f"   | {line}")
             args.results.parent.mkdir(parents=True, exist_ok=True)
