@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.scoring_breakdown --trained      # the ranking model of the synthetic 25M
 
 In Spark, each to a `noop` sink: the shuffle that brings every user's factors and seen
-movies together, the same plus their trip to the Python workers through Arrow, and
+movies together (the seen movies grouped by user in each partition first, in Python),
+the same plus their trip to the Python workers through Arrow, and
 the whole scorer. Then, in numpy on one core, blocks of users with their seen movies:
 the product of every item alone, and `top_k_block` (the product in slabs, with seen
 movies masked, the group maxima taken and the slabs out of reach skipped, the
@@ -82,7 +83,7 @@ def main() -> None:
     factors = users.select(F.col("id").cast("int").alias("user_id"), F.col("features").cast("array<float>").alias("features"))
     for round_ in range(1, args.rounds + 1):
         print(f"  round {round_}")
-        timed("shuffle of factors and seen pairs", topk._by_user(factors, seen))
+        timed("seen movies grouped, and the shuffle", topk._by_user(factors, seen))
         timed("the same, and Arrow to the Python workers", topk._by_user(factors, seen).mapInArrow(_drain, topk.OUTPUT_SCHEMA))
         timed("the whole scorer, top_k_unseen(10)", topk.top_k_unseen(users, items, seen, 10))
     product, whole = per_block_milliseconds(sample_blocks(users, seen), items)

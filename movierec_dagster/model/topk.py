@@ -205,7 +205,7 @@ def top_k_block(
 
 
 def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(user ids, their factors, seen users, seen items) of one partition's factor rows and seen rows."""
+    """(user ids, their factors, seen users, seen items) of one partition's factor rows and seen-movie rows."""
     users, features, seen_users, seen_items, rank = [], [], [], [], 0
     for batch in batches:
         is_factor_row = pc.is_valid(batch.column("features"))
@@ -214,8 +214,10 @@ def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np
             rank = len(factor_rows.column("features")[0])
         users.append(factor_rows.column("user_id").to_numpy(zero_copy_only=False))
         features.append(factor_rows.column("features").flatten().to_numpy(zero_copy_only=False))
-        seen_users.append(seen_rows.column("user_id").to_numpy(zero_copy_only=False))
-        seen_items.append(seen_rows.column("movie_id").to_numpy(zero_copy_only=False))
+        movies = seen_rows.column("movies")
+        per_row = pc.list_value_length(movies).to_numpy(zero_copy_only=False)
+        seen_users.append(np.repeat(seen_rows.column("user_id").to_numpy(zero_copy_only=False), per_row))
+        seen_items.append(movies.flatten().to_numpy(zero_copy_only=False))
     if not users:
         empty = np.empty(0, dtype=np.int64)
         return empty, np.empty((0, 0), dtype=np.float32), empty, empty
@@ -253,20 +255,54 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
         )
 
 
+_SEEN_ROWS = "user_id int, features array<float>, movies array<int>"
+_SEEN_ARROW = pa.schema(
+    [("user_id", pa.int32()), ("features", pa.list_(pa.float32())), ("movies", pa.list_(pa.int32()))]
+)
+# Users a row batch of grouped seen movies holds.
+_SEEN_USERS_PER_BATCH = 10_000
+
+
+def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """One partition's (user_id, movie_id) pairs as one row per user: (user_id, no features, the movies).
+
+    Sorted by user with numpy before the shuffle, so the shuffle and the scorer's Arrow input carry
+    an array of ints a user instead of a row a pair: 0.72-0.78x the scorer's time at MovieLens-25M's
+    size (docs/benchmarks.md).
+    """
+    users, movies = [], []
+    for batch in batches:
+        users.append(batch.column("user_id").to_numpy(zero_copy_only=False))
+        movies.append(batch.column("movie_id").to_numpy(zero_copy_only=False))
+    if not users:
+        return
+    users, movies = np.concatenate(users), np.concatenate(movies)
+    order = np.argsort(users, kind="stable")
+    users, movies = users[order], movies[order].astype(np.int32)
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.empty(0, dtype=np.int64)
+    offsets = np.r_[starts, len(users)].astype(np.int32)
+    for first in range(0, len(starts), _SEEN_USERS_PER_BATCH):
+        last = min(first + _SEEN_USERS_PER_BATCH, len(starts))
+        low, high = offsets[first], offsets[last]
+        lists = pa.ListArray.from_arrays(pa.array(offsets[first : last + 1] - low), pa.array(movies[low:high]))
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(users[starts[first:last]].astype(np.int32)), pa.nulls(last - first, pa.list_(pa.float32())), lists],
+            schema=_SEEN_ARROW,
+        )
+
+
 def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
     """`users` (user_id, features) and the `seen` pairs, unioned and partitioned by user: one shuffle.
 
-    Each partition's scorer pairs a user's factors with the user's seen items with numpy (a hash
-    lookup and a radix sort of the partition's seen pairs), where a Spark groupBy with collect_list
-    would sort them on the JVM and build an array per user, several times the cost at
-    MovieLens-25M's size. A partition holds its users' factors and seen pairs: a few hundred MB
-    at that size on two partitions.
+    The seen pairs are grouped by user within each partition first (`_seen_by_user`), and each
+    partition's scorer pairs a user's factors with the user's seen items with numpy (a hash
+    lookup and a radix sort). A Spark groupBy with collect_list would sort them on the JVM and
+    build the arrays there, several times the cost at MovieLens-25M's size. A partition holds its
+    users' factors and seen movies: a few hundred MB at that size on two partitions.
     """
-    seen_rows = seen.select(
-        F.col("user_id").cast("int"), F.lit(None).cast("array<float>").alias("features"), F.col("movie_id").cast("int")
-    )
+    seen_rows = seen.select(F.col("user_id").cast("int"), F.col("movie_id").cast("int")).mapInArrow(_seen_by_user, _SEEN_ROWS)
     partitions = max(1, users.sparkSession.sparkContext.defaultParallelism)
-    return users.select("user_id", "features", F.lit(None).cast("int").alias("movie_id")).unionByName(seen_rows).repartition(
+    return users.select("user_id", "features", F.lit(None).cast("array<int>").alias("movies")).unionByName(seen_rows).repartition(
         partitions, "user_id"
     )
 

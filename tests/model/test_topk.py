@@ -156,6 +156,22 @@ def test_spark_scorer_matches_brute_force_over_many_blocks(spark):
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
+def test_spark_scorer_excludes_seen_movies_spread_over_several_partitions(spark):
+    """Each user's seen pairs in several partitions of `seen` (grouped per user in each): all are excluded."""
+    rng = np.random.default_rng(11)
+    users = {u: rng.integers(-3, 4, size=3).tolist() for u in range(1, 81)}
+    items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 31)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(10, 27)), replace=False).tolist()) for u in users}
+    user_df, item_df, seen_df = _frames(spark, users, items, seen)
+    spread = seen_df.repartition(5)  # round-robin: a user's pairs land in several partitions
+    assert spread.rdd.glom().map(lambda rows: len({r.user_id for r in rows})).sum() > len(users)
+    result = top_k_unseen(user_df, item_df, spread, k=4).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    assert got == brute_force_top_k(users, items, seen, k=4)
+
+
 def test_most_popular_unseen_ranks_by_count_and_skips_what_was_rated(spark):
     ratings = spark.createDataFrame(
         [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
