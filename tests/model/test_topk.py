@@ -172,6 +172,20 @@ def test_spark_scorer_excludes_seen_movies_spread_over_several_partitions(spark)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
+def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark):
+    """Seen pairs are grouped by user id in two radix passes (low half, then high): ids alike in their low half differ."""
+    rng = np.random.default_rng(13)
+    users = {low + (high << 16): rng.integers(-3, 4, size=3).tolist() for low in (1, 2, 700) for high in (0, 1, 2, 300)}
+    items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 31)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(5, 27)), replace=False).tolist()) for u in users}
+    user_df, item_df, seen_df = _frames(spark, users, items, seen)
+    result = top_k_unseen(user_df, item_df, seen_df.repartition(3), k=4).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    assert got == brute_force_top_k(users, items, seen, k=4)
+
+
 def test_most_popular_unseen_ranks_by_count_and_skips_what_was_rated(spark):
     ratings = spark.createDataFrame(
         [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
