@@ -71,9 +71,12 @@ def popularity_for_everyone(ratings: DataFrame, *, generated_at: datetime, k: in
 def sanity_counts(recommendations: DataFrame, ratings: DataFrame, k: int = TOP_K) -> dict[str, int]:
     """What the recommendation check counts; every count but `users` and `users_with_recommendations` should be 0.
 
-    One aggregate per user (joined with what the user rated), then one over the users.
+    `ratings` holds one row per (user, movie), as training_ratings and `merge_ratings` do. One
+    aggregate per user (joined with what the user rated), then one over the users. (Making the
+    pairs distinct first took 2.7-2.9x the check's time at 25M ratings: an aggregation over 25M
+    keys that are already unique.)
     """
-    pairs = ratings.select("user_id", "movie_id").distinct()
+    pairs = ratings.select("user_id", "movie_id")
     seen = pairs.withColumn("_rated", F.lit(True))
     predicted = F.col("predicted_rating")
     per_user = (
