@@ -173,7 +173,8 @@ def test_spark_scorer_excludes_seen_movies_spread_over_several_partitions(spark)
 
 
 def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark):
-    """Seen pairs are grouped by user id in two radix passes (low half, then high): ids alike in their low half differ."""
+    """Ids past 65,535 that share their low 16 bits (the map side groups seen pairs in two radix passes, low half first):
+    each user's own seen movies are excluded, and only theirs."""
     rng = np.random.default_rng(13)
     users = {low + (high << 16): rng.integers(-3, 4, size=3).tolist() for low in (1, 2, 700) for high in (0, 1, 2, 300)}
     items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 31)}
