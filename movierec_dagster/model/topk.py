@@ -406,7 +406,7 @@ def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int) -> DataFra
     user_rows = user_ids.select("user_id", F.array().cast("array<float>").alias("features"))
     score_block = partial(_popular_block, broadcast_order=broadcast_order, k=k)
     # Only these users' seen pairs are grouped and shuffled: a model's few fallback users need not carry every
-    # rating with them (at MovieLens-25M's size, 12-14 s for 22 users). Their ids are broadcast, 4 bytes a user.
+    # rating with them (at MovieLens-25M's size, 12-14 s for 22 users). Their ids are broadcast: one int a user.
     seen = ratings.select("user_id", "movie_id").join(F.broadcast(user_ids), "user_id", "left_semi")
     return _by_user(user_rows, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
 
