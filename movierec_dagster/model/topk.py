@@ -396,18 +396,19 @@ def _popular_block(user_matrix: np.ndarray, seen_rows: np.ndarray, seen_items: n
     return most_popular_block(len(user_matrix), seen_rows, seen_items, broadcast_order.value, k)
 
 
-def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int) -> DataFrame:
+def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int, seen: DataFrame | None = None) -> DataFrame:
     """user_id, movie_id, rank (1..k), score (its number of ratings): the k most-rated items of `ratings` each user
-    in `users` (column user_id) has not rated there; ties fall to the smaller movie id."""
+    in `users` (column user_id) has not rated there; ties fall to the smaller movie id.
+
+    `seen` (user_id, movie_id) is what is excluded, by default every pair of `ratings`. Every pair passed is grouped
+    and shuffled, so a caller whose users are few of the raters passes only theirs.
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     broadcast_order = ratings.sparkSession.sparkContext.broadcast(popularity_order(ratings))
-    user_ids = users.select(F.col("user_id").cast("int"))
-    user_rows = user_ids.select("user_id", F.array().cast("array<float>").alias("features"))
+    user_rows = users.select(F.col("user_id").cast("int"), F.array().cast("array<float>").alias("features"))
     score_block = partial(_popular_block, broadcast_order=broadcast_order, k=k)
-    # Only these users' seen pairs are grouped and shuffled: a model's few fallback users need not carry every
-    # rating with them (at MovieLens-25M's size, 12-14 s for 22 users). Their ids are broadcast: one int a user.
-    seen = ratings.select("user_id", "movie_id").join(F.broadcast(user_ids), "user_id", "left_semi")
+    seen = (ratings if seen is None else seen).select("user_id", "movie_id")
     return _by_user(user_rows, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
 
 

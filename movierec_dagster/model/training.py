@@ -325,9 +325,9 @@ def recommend_top_k(bundle: ModelBundle, seen: DataFrame, k: int = TOP_K) -> Dat
     return top_k_unseen(bundle.ranking_model.userFactors, bundle.ranking_model.itemFactors, seen, k)
 
 
-def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K) -> DataFrame:
-    """user_id, movie_id, rank, score: the k most-rated movies each user has not rated."""
-    return most_popular_unseen(train, users, k)
+def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K, seen: DataFrame | None = None) -> DataFrame:
+    """user_id, movie_id, rank, score: the k most-rated movies each user has not rated (in `seen`, by default `train`)."""
+    return most_popular_unseen(train, users, k, seen)
 
 
 def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[Evaluation, ModelBundle]:

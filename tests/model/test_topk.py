@@ -187,13 +187,14 @@ def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
-def test_most_popular_unseen_counts_everyone_but_ranks_only_the_given_users(spark):
+def test_most_popular_unseen_given_only_its_users_seen_pairs_still_counts_everyone(spark):
     ratings = spark.createDataFrame(
         [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
         "user_id int, movie_id int, rating double",
     )
     users = spark.createDataFrame([(3,), (4,)], "user_id int")  # users 1 and 2 rated, but are not asked for
-    rows = most_popular_unseen(ratings, users, k=2).collect()
+    seen = ratings.where("user_id = 3").select("user_id", "movie_id")
+    rows = most_popular_unseen(ratings, users, k=2, seen=seen).collect()
     by_user = {u: [r.movie_id for r in sorted(rows, key=lambda r: r.rank) if r.user_id == u] for u in (1, 2, 3, 4)}
     assert by_user == {1: [], 2: [], 3: [20], 4: [10, 20]}
 
