@@ -55,9 +55,11 @@ def test_block_ignores_seen_ids_unknown_to_the_model():
     assert ids.tolist() == [7, 5]
 
 
+@pytest.mark.parametrize("k", [10, 40])
 @pytest.mark.parametrize("slabs", [1, 3, 7, 64, 1000])
-def test_block_matches_brute_force_whatever_the_slabs(slabs):
+def test_block_matches_brute_force_whatever_the_slabs(slabs, k):
     # Small integers: many ties, also across groups; 1000 slabs leave fewer groups than k: the exact k-th best.
+    # k = 40 finds the k-th best by a partition, k = 10 by striking out the best.
     rng = np.random.default_rng(slabs)
     users = {u: rng.integers(-2, 3, size=3).tolist() for u in range(12)}
     items = {i: rng.integers(-2, 3, size=3).tolist() for i in range(100, 200)}
@@ -68,11 +70,11 @@ def test_block_matches_brute_force_whatever_the_slabs(slabs):
     item_slabs = ItemSlabs.of(item_ids, np.array([items[i] for i in item_ids], dtype=np.float32), slabs)
     seen_rows = np.array([row for row, u in enumerate(users) for _ in seen[u]], dtype=np.int64)
     seen_ids = np.array([i for u in users for i in seen[u]], dtype=np.int64)
-    rows, ids, _, ranks = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=10)
+    rows, ids, _, ranks = top_k_block(user_matrix, item_slabs, seen_rows, seen_ids, k=k)
     got = {u: [] for u in users}
     for row, item in zip(rows, ids):
         got[row].append(int(item))
-    assert got == brute_force_top_k(users, items, seen, k=10)
+    assert got == brute_force_top_k(users, items, seen, k=k)
     assert all(rank == position + 1 for u in users for position, rank in enumerate(ranks[rows == u]))
 
 
@@ -173,8 +175,7 @@ def test_spark_scorer_excludes_seen_movies_spread_over_several_partitions(spark)
 
 
 def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark):
-    """Ids past 65,535 that share their low 16 bits (the map side groups seen pairs in two radix passes, low half first):
-    each user's own seen movies are excluded, and only theirs."""
+    """Ids past 65,535, some sharing their low 16 bits: each user's own seen movies are excluded, and only theirs."""
     rng = np.random.default_rng(13)
     users = {low + (high << 16): rng.integers(-3, 4, size=3).tolist() for low in (1, 2, 700) for high in (0, 1, 2, 300)}
     items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 31)}
