@@ -231,10 +231,10 @@ def _partition_arrays(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ..
             rank = len(factor_rows.column("features")[0])
         users.append(factor_rows.column("user_id").to_numpy(zero_copy_only=False))
         features.append(factor_rows.column("features").flatten().to_numpy(zero_copy_only=False))
-        lists = seen_rows.column("movies")
+        lengths, ids = _movies_of(seen_rows.column("movies"))
         list_users.append(seen_rows.column("user_id").to_numpy(zero_copy_only=False))
-        list_lengths.append(pc.list_value_length(lists).to_numpy(zero_copy_only=False))
-        movies.append(lists.flatten().to_numpy(zero_copy_only=False))
+        list_lengths.append(lengths)
+        movies.append(ids)
     if not users:
         empty = np.empty(0, dtype=np.int64)
         return empty, np.empty((0, 0), dtype=np.float32), empty, empty, empty
@@ -292,24 +292,45 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
 
 
 _PAIRS_ARROW = pa.schema([("user_id", pa.int32()), ("movie_id", pa.int32())])
-_SEEN_ROWS = "user_id int, movies array<int>"
-_SEEN_ARROW = pa.schema([("user_id", pa.int32()), ("movies", pa.list_(pa.int32()))])
+_SEEN_ROWS = "user_id int, movies binary"
+_SEEN_ARROW = pa.schema([("user_id", pa.int32()), ("movies", pa.binary())])
 # Users a row batch of grouped seen movies holds.
 _SEEN_USERS_PER_BATCH = 10_000
 
 
 def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """One partition's (user_id, movie_id) pairs as one row per user: (user_id, the movies).
+    """One partition's (user_id, movie_id) pairs as one row per user: (user_id, the movies as bytes, `_as_bytes`).
 
     Grouped by user in Python before the shuffle, so the shuffle and the scorer's Arrow input carry
-    an array of ints a user instead of a row a pair: 0.72-0.78x the scorer's time at MovieLens-25M's
+    a value a user instead of a row a pair: 0.72-0.78x the scorer's time at MovieLens-25M's
     size (docs/benchmarks.md). Arrow's hash aggregate builds the lists in 0.2 s for a partition's 12.5M
     pairs there, against 0.5-1.1 s for numpy's sort by user; on one thread, as a Spark task has one core.
     """
     table = pa.Table.from_batches(list(batches), schema=_PAIRS_ARROW)
     grouped = table.group_by("user_id", use_threads=False).aggregate([("movie_id", "list")])
     for batch in grouped.to_batches(max_chunksize=_SEEN_USERS_PER_BATCH):
-        yield pa.RecordBatch.from_arrays([batch.column("user_id"), batch.column("movie_id_list")], schema=_SEEN_ARROW)
+        yield pa.RecordBatch.from_arrays([batch.column("user_id"), _as_bytes(batch.column("movie_id_list"))], schema=_SEEN_ARROW)
+
+
+def _as_bytes(lists: pa.ListArray) -> pa.BinaryArray:
+    """Each list of int32 as the bytes of its values, in this machine's byte order (`_movies_of` reads them back).
+
+    Spark writes and reads a binary value whole, but an array element by element: on the lists of
+    MovieLens-25M's seen movies that took the scorer's first call from 12 s to 9.5 s (docs/benchmarks.md).
+    """
+    offsets = lists.offsets.to_numpy()
+    values = np.ascontiguousarray(lists.flatten().to_numpy(zero_copy_only=False), dtype=np.int32)
+    byte_offsets = ((offsets - offsets[0]) * 4).astype(np.int32)  # 4 bytes an int32
+    return pa.BinaryArray.from_buffers(pa.binary(), len(lists), [None, pa.py_buffer(byte_offsets), pa.py_buffer(values)])
+
+
+def _movies_of(lists: pa.BinaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """(each list's length, all the lists' movie ids one after another) of lists written by `_as_bytes`."""
+    if len(lists) == 0:
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
+    _, offset_buffer, data = lists.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[lists.offset : lists.offset + len(lists) + 1] // 4
+    return np.diff(offsets), np.frombuffer(data, dtype=np.int32)[offsets[0] : offsets[-1]]
 
 
 def _by_user(users: DataFrame, seen: DataFrame) -> DataFrame:
