@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.scoring --ml25m-shape   # MovieLens-25M's shape only: 162,541 x 59,047, rank 30, 25M seen
     .venv/bin/python -m bench.scoring --ml25m-trained # the same shape, the ranking model trained on the synthetic 25M
     .venv/bin/python -m bench.scoring --ml25m-trained --spark-first  # recommendForAllUsers first in each round
+    .venv/bin/python -m bench.scoring --ml25m-trained --ours-only    # our scorer alone, e.g. two commits alternated
 
 The synthetic factors come from one ALS iteration on random ratings (about 20 per
 user), so both scorers work on a real ALSModel of the stated size. At MovieLens-25M's
@@ -122,11 +123,12 @@ def trained_scene(spark) -> tuple[DataFrame, DataFrame, ALSModel, DataFrame]:
     return users, items, model_around(spark, users, items, saved_model.rank), ratings.select("user_id", "movie_id")
 
 
-def ml25m_shape(spark, rounds: int, trained: bool, spark_first: bool) -> None:
-    """Both scorers on MovieLens-25M's shape, and the multiply-adds' own cost beside them.
+def ml25m_shape(spark, rounds: int, trained: bool, spark_first: bool, ours_only: bool) -> None:
+    """Both scorers (or ours alone) on MovieLens-25M's shape, and the multiply-adds' own cost beside them.
 
-    Round 1's first scorer pays what the process's first scoring pays (for ours, starting the
-    Python workers), so a scorer's first call is measured in a process where it runs first."""
+    Round 1's first scorer pays what the process's first scoring pays (the JVM warming up to its
+    plan, for ours also the Python workers' start), so a scorer's first call is measured in a
+    process where it runs first."""
     users, items, model, seen = trained_scene(spark) if trained else ml25m_scene(spark)
     scene = "the ranking model of the synthetic MovieLens-25M" if trained else "MovieLens-25M shape, random factors"
     n_users, n_movies, rank = users.count(), items.count(), model.rank
@@ -137,11 +139,15 @@ def ml25m_shape(spark, rounds: int, trained: bool, spark_first: bool) -> None:
     print(f"   numpy's float32 product alone, {macs / 1e9:.0f} G multiply-adds on {workers} cores: {product:.1f} s")
     for round_ in range(1, rounds + 1):
         load = os.getloadavg()[0]
+        spark_label = f"round {round_}: recommendForAllUsers(10) (seen movies included)"
         if spark_first:
-            spark_seconds = timed(f"round {round_}: recommendForAllUsers(10) (seen movies included)", model.recommendForAllUsers(10))
+            spark_seconds = timed(spark_label, model.recommendForAllUsers(10))
         ours = timed(f"round {round_}: top_k_unseen(10) (seen movies excluded)", top_k_unseen(users, items, seen, 10))
+        if ours_only:
+            print(f"   ours {ours / product:.1f}x the product of every item alone; load {load:.1f}")
+            continue
         if not spark_first:
-            spark_seconds = timed(f"round {round_}: recommendForAllUsers(10) (seen movies included)", model.recommendForAllUsers(10))
+            spark_seconds = timed(spark_label, model.recommendForAllUsers(10))
         print(f"   speed-up {spark_seconds / ours:.1f}x; ours {ours / product:.1f}x the product of every item alone; load {load:.1f}")
 
 
@@ -155,10 +161,11 @@ def main() -> None:
     parser.add_argument("--ml25m-shape", action="store_true", help="only MovieLens-25M's shape, random factors")
     parser.add_argument("--ml25m-trained", action="store_true", help="only the ranking model of the synthetic 25M")
     parser.add_argument("--spark-first", action="store_true", help="at 25M's shape, recommendForAllUsers first in each round")
+    parser.add_argument("--ours-only", action="store_true", help="at 25M's shape, our scorer alone (to compare versions of it)")
     args = parser.parse_args()
     spark = session()
     if args.ml25m_shape or args.ml25m_trained:
-        ml25m_shape(spark, args.rounds, trained=args.ml25m_trained, spark_first=args.spark_first)
+        ml25m_shape(spark, args.rounds, trained=args.ml25m_trained, spark_first=args.spark_first, ours_only=args.ours_only)
         return
 
     ratings = (

@@ -130,7 +130,7 @@ def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
     """Each row's k-th largest value, repeats counted as a sort counts them.
 
     For a small k, each row's largest value is struck out k - 1 times and the largest left is read: on a block's
-    64 x 923 group maxima, 76 us at k = 10 against 262 us for `np.partition` (which is as fast from k = 32 on).
+    64 x 923 group maxima, 76 us at k = 10 against 262 us for `np.partition`, and about as long at k = 32.
     """
     if k > _STRIKE_OUT_UP_TO:
         return np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k]
@@ -291,7 +291,6 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
         )
 
 
-_PAIRS_ARROW = pa.schema([("user_id", pa.int32()), ("movie_id", pa.int32())])
 _SEEN_ROWS = "user_id int, movies binary"
 _SEEN_ARROW = pa.schema([("user_id", pa.int32()), ("movies", pa.binary())])
 # Users a row batch of grouped seen movies holds.
@@ -306,8 +305,10 @@ def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     size (docs/benchmarks.md). Arrow's hash aggregate builds the lists in 0.2 s for a partition's 12.5M
     pairs there, against 0.5-1.1 s for numpy's sort by user; on one thread, as a Spark task has one core.
     """
-    table = pa.Table.from_batches(list(batches), schema=_PAIRS_ARROW)
-    grouped = table.group_by("user_id", use_threads=False).aggregate([("movie_id", "list")])
+    batches = list(batches)
+    if not batches:
+        return
+    grouped = pa.Table.from_batches(batches).group_by("user_id", use_threads=False).aggregate([("movie_id", "list")])
     for batch in grouped.to_batches(max_chunksize=_SEEN_USERS_PER_BATCH):
         yield pa.RecordBatch.from_arrays([batch.column("user_id"), _as_bytes(batch.column("movie_id_list"))], schema=_SEEN_ARROW)
 
@@ -329,7 +330,7 @@ def _movies_of(lists: pa.BinaryArray) -> tuple[np.ndarray, np.ndarray]:
     if len(lists) == 0:
         return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
     _, offset_buffer, data = lists.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[lists.offset : lists.offset + len(lists) + 1] // 4
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[lists.offset : lists.offset + len(lists) + 1] // 4  # in int32s
     return np.diff(offsets), np.frombuffer(data, dtype=np.int32)[offsets[0] : offsets[-1]]
 
 

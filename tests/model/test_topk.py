@@ -188,6 +188,22 @@ def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
+@pytest.mark.parametrize("seen_schema", ["user_id int not null, movie_id int", "user_id int not null, movie_id int not null"])
+def test_spark_scorer_takes_seen_pairs_whose_columns_are_declared_not_null(spark, seen_schema):
+    """As a table of the lake may declare them (the pipeline's training ratings do)."""
+    rng = np.random.default_rng(17)
+    users = {u: rng.integers(-3, 4, size=3).tolist() for u in range(1, 21)}
+    items = {i: rng.integers(-3, 4, size=3).tolist() for i in range(1, 31)}
+    seen = {u: set(rng.choice(list(items), size=int(rng.integers(1, 20)), replace=False).tolist()) for u in users}
+    user_df, item_df, _ = _frames(spark, users, items, seen)
+    seen_df = spark.createDataFrame([(u, m) for u, ms in seen.items() for m in ms], seen_schema)
+    result = top_k_unseen(user_df, item_df, seen_df, k=4).collect()
+    got: dict[int, list[int]] = {}
+    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    assert got == brute_force_top_k(users, items, seen, k=4)
+
+
 def test_most_popular_unseen_given_only_its_users_seen_pairs_still_counts_everyone(spark):
     ratings = spark.createDataFrame(
         [(1, 10, 4.0), (2, 10, 3.0), (3, 10, 5.0), (1, 20, 4.0), (2, 20, 1.0), (3, 30, 2.0)],
