@@ -140,7 +140,7 @@ def ml25m_shape(spark, rounds: int, trained: bool, spark_first: bool, ours_only:
     for round_ in range(1, rounds + 1):
         load = os.getloadavg()[0]
         spark_label = f"round {round_}: recommendForAllUsers(10) (seen movies included)"
-        if spark_first:
+        if spark_first and not ours_only:
             spark_seconds = timed(spark_label, model.recommendForAllUsers(10))
         ours = timed(f"round {round_}: top_k_unseen(10) (seen movies excluded)", top_k_unseen(users, items, seen, 10))
         if ours_only:

@@ -127,6 +127,14 @@ def _frames(spark, users, items, seen):
     return user_df, item_df, seen_df
 
 
+def _movies_by_user(rows) -> dict[int, list[int]]:
+    """Each user's recommended movie ids, in rank order, from the scorers' rows."""
+    got: dict[int, list[int]] = {}
+    for row in sorted(rows, key=lambda r: (r.user_id, r.rank)):
+        got.setdefault(row.user_id, []).append(row.movie_id)
+    return got
+
+
 def test_spark_scorer_matches_brute_force(spark):
     rng = np.random.default_rng(3)
     # Small integer factors: exact in float32, and many ties to exercise the tie rule.
@@ -135,9 +143,7 @@ def test_spark_scorer_matches_brute_force(spark):
     seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 58)), replace=False).tolist()) for u in users}
     seen[7] = set(items)  # has seen everything
     result = top_k_unseen(*_frames(spark, users, items, seen), k=5).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(result)
     expected = {u: top for u, top in brute_force_top_k(users, items, seen, k=5).items() if top}
     assert got == expected
     assert 7 not in got
@@ -152,9 +158,7 @@ def test_spark_scorer_matches_brute_force_over_many_blocks(spark):
     seen = {u: set(rng.choice(list(items), size=int(rng.integers(0, 30)), replace=False).tolist()) for u in users}
     without_factors = {10_000 + u: set(items) for u in range(5)}
     result = top_k_unseen(*_frames(spark, users, items, seen | without_factors), k=4).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(result)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
@@ -168,9 +172,7 @@ def test_spark_scorer_excludes_seen_movies_spread_over_several_partitions(spark)
     spread = seen_df.repartition(5)  # round-robin: a user's pairs land in several partitions
     assert spread.rdd.glom().map(lambda rows: len({r.user_id for r in rows})).sum() > len(users)
     result = top_k_unseen(user_df, item_df, spread, k=4).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(result)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
@@ -182,9 +184,7 @@ def test_spark_scorer_keeps_apart_users_whose_ids_share_their_low_16_bits(spark)
     seen = {u: set(rng.choice(list(items), size=int(rng.integers(5, 27)), replace=False).tolist()) for u in users}
     user_df, item_df, seen_df = _frames(spark, users, items, seen)
     result = top_k_unseen(user_df, item_df, seen_df.repartition(3), k=4).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(result)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
@@ -198,9 +198,7 @@ def test_spark_scorer_takes_seen_pairs_whose_columns_are_declared_not_null(spark
     user_df, item_df, _ = _frames(spark, users, items, seen)
     seen_df = spark.createDataFrame([(u, m) for u, ms in seen.items() for m in ms], seen_schema)
     result = top_k_unseen(user_df, item_df, seen_df, k=4).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(result, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(result)
     assert got == brute_force_top_k(users, items, seen, k=4)
 
 
@@ -239,9 +237,7 @@ def test_most_popular_unseen_matches_scoring_by_counts_over_many_blocks(spark):
         seen.setdefault(user, set()).add(movie)
     users = sorted(seen) + [5000]  # one user who rated nothing
     rows = most_popular_unseen(ratings, spark.createDataFrame([(u,) for u in users], "user_id int"), k=6).collect()
-    got: dict[int, list[int]] = {}
-    for row in sorted(rows, key=lambda r: (r.user_id, r.rank)):
-        got.setdefault(row.user_id, []).append(row.movie_id)
+    got = _movies_by_user(rows)
     expected = brute_force_top_k({u: [1.0] for u in users}, {m: [float(c)] for m, c in counts.items()}, seen, k=6)
     assert got == {u: top for u, top in expected.items() if top}
 
