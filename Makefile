@@ -52,6 +52,16 @@ $(CHECKOV_VENV)/.installed: tests/infra/checkov-requirements.txt
 
 checkov: $(CHECKOV_VENV)/.installed
 
+# Azurite, the Azure Storage emulator the lake's ADLS tests start (tests/azure_storage/azurite.py), pinned, into a
+# folder git ignores. 3.35.0 is the newest that accepts a Node.js before 21 (these machines have 20, Debian 12 has 18).
+AZURITE_VERSION := 3.35.0
+.azurite/installed-$(AZURITE_VERSION):
+	npm install --prefix .azurite --save-exact --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	@touch $@
+
+.PHONY: azurite
+azurite: .azurite/installed-$(AZURITE_VERSION)
+
 test: venv java checkov
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -124,7 +124,14 @@ def put_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
 
 
 def put_if_absent(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
-    """Create `path` holding `data` unless it exists (then False); a reader never sees it half-written."""
+    """Create `path` holding `data` unless it exists (then False); a reader never sees it half-written.
+
+    On an object store this is fsspec's exclusive create, `pipe_file(mode="create")`: adlfs sends it as
+    one Put Blob with `If-None-Match: *`, and the Azure SDK reports a blob that exists as such whether
+    the service answers 409 or 412. (Not `open(path, "xb")`: adlfs stages blocks and then commits them
+    with that header, and turns a 412 into a RuntimeError, so a writer that lost the race would fail
+    instead of trying the next version. Azurite answers 409, which hides that.)
+    """
     if isinstance(fs, LocalFileSystem):
         temporary = _local_temporary(path, data)
         try:
@@ -135,8 +142,7 @@ def put_if_absent(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool
             os.unlink(temporary)
         return True
     try:
-        with fs.open(path, "xb") as handle:
-            handle.write(data)
+        fs.pipe_file(path, data, mode="create")
     except FileExistsError:
         return False
     return True
@@ -161,11 +167,20 @@ class Table:
     def __init__(self, fs: fsspec.AbstractFileSystem, path: str, uri: str):
         self.fs, self.path, self.uri = fs, path.rstrip("/"), uri.rstrip("/")
 
-    def _log_versions(self) -> list[int]:
+    def _listing(self, folder: str) -> list[str]:
+        """What `folder` holds now, asked of the store: a filesystem's cached listing would hide newer commits.
+
+        (adlfs caches listings unless told not to, and its own writes do not refresh them: with a
+        cached `_log/` a writer would keep taking the version it has just committed as the next.)
+        """
+        self.fs.invalidate_cache(folder)
         try:
-            names = self.fs.ls(join(self.path, LOG), detail=False)
+            return self.fs.ls(folder, detail=False)
         except FileNotFoundError:
             return []
+
+    def _log_versions(self) -> list[int]:
+        names = self._listing(join(self.path, LOG))
         stems = (os.path.basename(name.rstrip("/")).removesuffix(".json") for name in names if name.endswith(".json"))
         return sorted(int(stem) for stem in stems if stem.isdigit())
 
@@ -243,10 +258,7 @@ class Table:
         return deleted
 
     def _snapshot_folders(self) -> list[str]:
-        try:
-            names = self.fs.ls(self.path, detail=False)
-        except FileNotFoundError:
-            return []
+        names = self._listing(self.path)
         prefix = f"{SNAPSHOT}="
         return [os.path.basename(n.rstrip("/"))[len(prefix) :] for n in names if os.path.basename(n.rstrip("/")).startswith(prefix)]
 
@@ -283,21 +295,34 @@ def lake_location(environ: dict[str, str] | None = None) -> str:
     return override.rstrip("/") if "://" in override else str(Path(override).expanduser().resolve())
 
 
-def adls_storage_options(environ: dict[str, str]) -> dict[str, str | bool]:
+ADLS_CREDENTIALS = {  # adlfs's option -> the environment variable it comes from
+    "connection_string": "AZURE_STORAGE_CONNECTION_STRING",
+    "tenant_id": "AZURE_TENANT_ID",
+    "client_id": "AZURE_CLIENT_ID",
+    "client_secret": "AZURE_CLIENT_SECRET",
+}
+
+
+def adls_credentials(environ: dict[str, str]) -> dict[str, str]:
+    """The ADLS credentials set in `environ`, by adlfs's option name (blank when unset)."""
+    return {option: environ.get(name, "").strip() for option, name in ADLS_CREDENTIALS.items()}
+
+
+def adls_storage_options(
+    connection_string: str = "", tenant_id: str = "", client_id: str = "", client_secret: str = ""
+) -> dict[str, str | bool]:
     """adlfs's options: a connection string, else a service principal, else DefaultAzureCredential.
 
-    The account comes from the URL (`<container>@<account>.dfs.core.windows.net`). Listings are not
-    cached (adlfs would keep them for the life of the process), so a new commit shows up.
+    The one place both the pipeline's lake resource (`AdlsLake`) and the readers without Dagster
+    (`lake_filesystem`) turn credentials into options. The account comes from the URL
+    (`<container>@<account>.dfs.core.windows.net`), or from the connection string, which may also name
+    the Blob endpoint (Azurite's, in the tests). Listings are not cached (adlfs would keep them for the
+    life of the process), so a new commit shows up.
     """
     options: dict[str, str | bool] = {"use_listings_cache": False}
-    connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
-    if connection_string:
-        return {**options, "connection_string": connection_string}
-    principal = {
-        "tenant_id": environ.get("AZURE_TENANT_ID", "").strip(),
-        "client_id": environ.get("AZURE_CLIENT_ID", "").strip(),
-        "client_secret": environ.get("AZURE_CLIENT_SECRET", "").strip(),
-    }
+    if connection_string.strip():
+        return {**options, "connection_string": connection_string.strip()}
+    principal = {"tenant_id": tenant_id.strip(), "client_id": client_id.strip(), "client_secret": client_secret.strip()}
     if all(principal.values()):
         return {**options, **principal}
     return {**options, "anon": False}  # a managed identity, or `az login`
@@ -310,7 +335,7 @@ def lake_filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
     if protocol in ADLS_PROTOCOLS:
         if importlib.util.find_spec("adlfs") is None:
             raise LakeUnreadable(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
-        options = adls_storage_options(dict(os.environ))
+        options = adls_storage_options(**adls_credentials(dict(os.environ)))
     try:
         fs, root = fsspec.core.url_to_fs(location, **options)
     except ValueError as error:  # "Protocol not known"

@@ -1,12 +1,17 @@
-"""Shared fixtures: one Spark session for the whole test session, a lake per test, synthetic MovieLens."""
+"""Shared fixtures: one Spark session and one Azurite for the whole test session, a lake per test, synthetic MovieLens."""
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, Definitions
 
 from bench.paths import MOVIELENS as REAL_MOVIELENS
-from movierec_dagster.resources import LocalLake, LocalSpark
+from movierec_dagster.resources import Lake, LocalLake, LocalSpark
+from movierec_dagster.resources.lake import AdlsLake
+from movierec_dagster.tables import ADLS_CREDENTIALS
+from tests.azure_storage import azurite as emulator
 from tests.synthetic import SyntheticMovieLens, planted_movielens
 
 
@@ -21,6 +26,45 @@ def spark():
 @pytest.fixture
 def lake(tmp_path: Path) -> LocalLake:
     return LocalLake(root=str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulator.Azurite]:
+    """Azurite's Blob endpoint on loopback for the whole session: the lake on ADLS, as adlfs speaks to it."""
+    if reason := emulator.missing():
+        pytest.skip(reason)
+    server = emulator.Azurite.start(emulator.find_binary(), tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def adls_location(azurite: emulator.Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh `abfss://` lake on Azurite, its connection string in the environment as a user would set it."""
+    monkeypatch.setenv(ADLS_CREDENTIALS["connection_string"], azurite.connection_string)
+    return azurite.new_lake_uri()
+
+
+@pytest.fixture
+def adls_lake(azurite: emulator.Azurite) -> AdlsLake:
+    """The pipeline's ADLS lake resource on a fresh lake in Azurite."""
+    return AdlsLake(root=azurite.new_lake_uri(), connection_string=azurite.connection_string)
+
+
+@pytest.fixture(params=["memory", "local", "azurite"])
+def fsspec_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
+    """The lake resource in memory, in a folder and on Azurite (ADLS through adlfs), for tests without Spark.
+
+    Spark cannot reach Azurite (its abfss connector speaks the dfs endpoint, which Azurite does not serve).
+    """
+    if request.param == "azurite":
+        yield request.getfixturevalue("adls_lake")
+    elif request.param == "local":
+        yield LocalLake(root=str(tmp_path / "lake"))
+    else:
+        memory = Lake(root=f"memory://lake-{uuid.uuid4().hex}")
+        yield memory
+        memory.delete()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The table layer without Spark: commits on memory:// and local folders, two writers, a writer killed mid-commit, clean-up."""
+"""The table layer without Spark: commits in memory, in local folders and on Azurite (ADLS), racing writers, a writer killed mid-commit, clean-up."""
 
 import os
 import signal
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
-from movierec_dagster.tables import WHOLE, Part, Table, join, new_snapshot_id
+from movierec_dagster.tables import WHOLE, Part, Table, join, lake_filesystem, new_snapshot_id, put_if_absent
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES_PER_SNAPSHOT = 5
@@ -31,7 +32,14 @@ def _write_snapshot(table: Table, part: str = WHOLE, marker: str = "") -> str:
     return snapshot
 
 
-@pytest.fixture(params=["memory", "file"])
+def _shared_table(request, tmp_path, name: str) -> Table:
+    """A table that writers in several threads or processes can share: in a local folder, or on Azurite."""
+    if request.param == "azurite":
+        return request.getfixturevalue("adls_lake").table(name)
+    return _table(fsspec.filesystem("file"), str(tmp_path / "tables" / name))
+
+
+@pytest.fixture(params=["memory", "file", "azurite"])
 def table(request, tmp_path) -> Table:
     if request.param == "memory":
         fs = fsspec.filesystem("memory")
@@ -39,7 +47,13 @@ def table(request, tmp_path) -> Table:
         yield _table(fs, path)
         fs.rm(path.rsplit("/", 1)[0], recursive=True)
     else:
-        yield _table(fsspec.filesystem("file"), str(tmp_path / "tables" / "ratings"))
+        yield _shared_table(request, tmp_path, "ratings")
+
+
+@pytest.fixture(params=["file", "azurite"])
+def shared_table(request, tmp_path) -> Table:
+    """`table` without memory://, whose exclusive create is a check then a write: racing threads could both win."""
+    return _shared_table(request, tmp_path, "events")
 
 
 def test_a_table_is_its_newest_commit(table):
@@ -77,13 +91,34 @@ def test_unknown_rows_make_the_table_count_unknown(table):
     assert table.current().rows is None
 
 
-def test_two_writers_of_different_parts_lose_nothing(tmp_path):
-    table = _table(fsspec.filesystem("file"), str(tmp_path / "events"))
+def test_of_racing_creators_exactly_one_wins(shared_table):
+    """The commit's exclusive create: on ADLS one Put Blob with If-None-Match: *, however many writers race."""
+    path = join(shared_table.path, "contested.json")
+    barrier = threading.Barrier(8)
+    won: list[int] = []
+
+    def creator(n: int) -> None:
+        barrier.wait()
+        if put_if_absent(shared_table.fs, path, f"writer {n}".encode()):
+            won.append(n)
+
+    threads = [threading.Thread(target=creator, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    assert shared_table.fs.cat_file(path) == f"writer {won[0]}".encode()
+
+
+def test_two_writers_of_different_parts_lose_nothing(shared_table):
+    table = shared_table
+    batches = 15 if isinstance(table.fs, LocalFileSystem) else 6  # Azurite answers in milliseconds, not microseconds
     errors = []
 
     def writer(name: str) -> None:
         try:
-            for batch in range(15):
+            for batch in range(batches):
                 part = f"batch={name}-{batch}"
                 table.commit({part: Part(_write_snapshot(table, part, name), rows=1)})
         except Exception as error:  # reported below: a thread's exception is otherwise lost
@@ -96,12 +131,12 @@ def test_two_writers_of_different_parts_lose_nothing(tmp_path):
         thread.join()
     assert not errors
     current = table.current()
-    assert current.version == 44 and current.rows == 45
-    assert sorted(current.parts) == sorted(f"batch={n}-{b}" for n in "abc" for b in range(15))
+    assert current.version == 3 * batches - 1 and current.rows == 3 * batches
+    assert sorted(current.parts) == sorted(f"batch={n}-{b}" for n in "abc" for b in range(batches))
 
 
-def test_two_writers_replacing_the_table_never_mix(tmp_path):
-    table = _table(fsspec.filesystem("file"), str(tmp_path / "model"))
+def test_two_writers_replacing_the_table_never_mix(shared_table):
+    table = shared_table
     barrier = threading.Barrier(2)
 
     def writer(marker: str) -> None:
@@ -124,10 +159,10 @@ def test_two_writers_replacing_the_table_never_mix(tmp_path):
 
 WRITER = """
 import sys
-import fsspec
-from tests.test_tables import _table, _write_snapshot
-from movierec_dagster.tables import WHOLE, Part
-table = _table(fsspec.filesystem("file"), sys.argv[1])
+from tests.test_tables import _write_snapshot
+from movierec_dagster.tables import WHOLE, Part, Table, lake_filesystem
+fs, path = lake_filesystem(sys.argv[1])
+table = Table(fs, path, sys.argv[1])
 n = 0
 while True:
     table.commit({WHOLE: Part(_write_snapshot(table, marker=str(n)))}, replace_all=True)
@@ -135,20 +170,22 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.55, 0.8])
-def test_a_writer_killed_at_any_moment_leaves_a_whole_version(tmp_path, delay):
-    path = tmp_path / "table"
+@pytest.mark.parametrize(("store", "delay"), [("file", 0.3), ("file", 0.55), ("file", 0.8), ("azurite", 0.55)])
+def test_a_writer_killed_at_any_moment_leaves_a_whole_version(request, tmp_path, store, delay):
+    """The writer opens the table as the readers do (`lake_filesystem`: ADLS credentials from the environment)."""
+    location = str(tmp_path / "table") if store == "file" else request.getfixturevalue("adls_location")
+    fs, path = lake_filesystem(location)
     process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        [sys.executable, "-c", WRITER, location], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )
     deadline = time.monotonic() + 60
-    while not (path / "_log").is_dir() and time.monotonic() < deadline:
+    while not fs.exists(join(path, "_log")) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
 
-    table = _table(fsspec.filesystem("file"), str(path))
+    table = Table(fs, path, location)
     current = table.current()
     assert current is not None and current.version > 0, "the writer must have committed before the kill"
     folder = table.snapshot_path(current.parts[WHOLE].snapshot)

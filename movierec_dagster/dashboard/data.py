@@ -29,7 +29,6 @@ from movierec_dagster.tables import (
     LakeUnreadable,
     Table,
     TableVersion,
-    adls_storage_options,  # noqa: F401 (the dashboard's tests and pages name it here)
     arrow_dataset,
     join,
     lake_filesystem,

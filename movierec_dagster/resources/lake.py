@@ -19,7 +19,17 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 
-from movierec_dagster.tables import SNAPSHOT, WHOLE, Part, Table, TableVersion, join, new_snapshot_id, put_atomic
+from movierec_dagster.tables import (
+    SNAPSHOT,
+    WHOLE,
+    Part,
+    Table,
+    TableVersion,
+    adls_storage_options,
+    join,
+    new_snapshot_id,
+    put_atomic,
+)
 
 TABLES = "tables"
 QUARANTINE = "quarantine"
@@ -188,21 +198,18 @@ class LocalLake(Lake):
 class AdlsLake(Lake):
     """The lake on ADLS Gen2: `root` is `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`.
 
-    Credentials: a service principal (`tenant_id`, `client_id`, `client_secret`), else
-    DefaultAzureCredential (a managed identity, `az login`). On a cluster the client secret
-    comes from the secret scope into the environment; Spark itself reads the lake with the
-    cluster's own settings (see the README).
+    Credentials, as the readers without Dagster take them from the environment (`tables.ADLS_CREDENTIALS`):
+    a connection string (`connection_string`: an account key, or a SAS; it may name the Blob endpoint,
+    as Azurite's does in the tests), else a service principal (`tenant_id`, `client_id`,
+    `client_secret`), else DefaultAzureCredential (a managed identity, `az login`). Give secrets as
+    `EnvVar`s. On a cluster the client secret comes from the secret scope into the environment; Spark
+    itself reads the lake with the cluster's own settings (see the README).
     """
 
+    connection_string: str = ""
     tenant_id: str = ""
     client_id: str = ""
     client_secret: str = ""
 
     def storage_options(self) -> dict[str, Any]:
-        # A listing cached for the process's life would hide new commits from a sensor or a dashboard.
-        options: dict[str, Any] = {"use_listings_cache": False}
-        if self.tenant_id and self.client_id and self.client_secret:
-            options.update(tenant_id=self.tenant_id, client_id=self.client_id, client_secret=self.client_secret)
-        else:
-            options["anon"] = False
-        return options
+        return adls_storage_options(self.connection_string, self.tenant_id, self.client_id, self.client_secret)

@@ -1,4 +1,4 @@
-"""The dashboard's lake queries (committed snapshots only, through fsspec) and the genre summary."""
+"""The dashboard's lake queries (committed snapshots only, through fsspec, in memory, in folders and on Azurite's ADLS) and the genre summary."""
 
 import importlib.util
 import json
@@ -9,14 +9,7 @@ import pyarrow as pa
 import pytest
 
 from movierec_dagster.dashboard import data
-from movierec_dagster.dashboard.data import (
-    Lake,
-    LakeNotFound,
-    TableNotFound,
-    adls_storage_options,
-    genre_counts,
-    lake_location,
-)
+from movierec_dagster.dashboard.data import Lake, LakeNotFound, TableNotFound, genre_counts, lake_location
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.model import checks as model_checks
 from movierec_dagster.model import registry
@@ -26,6 +19,7 @@ from movierec_dagster.recommendations import assets as recommendation_assets
 from movierec_dagster.recommendations import scoring
 from movierec_dagster.resources import lake as pipeline_lake
 from movierec_dagster.stream.ingest import EVENTS_TABLE
+from movierec_dagster.tables import adls_credentials, adls_storage_options
 from tests.dashboard.lakes import (
     CHAMPION,
     MODEL_METRICS,
@@ -60,12 +54,28 @@ def test_dashboard_reads_the_lake_the_local_deployment_writes(home_folder):
 def test_adls_credentials_come_from_the_environment():
     secret = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"}
     fresh = {"use_listings_cache": False}
-    assert adls_storage_options({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", **secret}) == {
+
+    def options(environ: dict[str, str]) -> dict:
+        return adls_storage_options(**adls_credentials(environ))
+
+    assert options({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", **secret}) == {
         **fresh, "connection_string": "AccountName=a;"
     }
-    assert adls_storage_options(secret) == {**fresh, "tenant_id": "t", "client_id": "c", "client_secret": "s"}
-    assert adls_storage_options({**secret, "AZURE_CLIENT_SECRET": " "}) == {**fresh, "anon": False}
-    assert adls_storage_options({"AZURE_STORAGE_CONNECTION_STRING": " "}) == {**fresh, "anon": False}
+    assert options(secret) == {**fresh, "tenant_id": "t", "client_id": "c", "client_secret": "s"}
+    assert options({**secret, "AZURE_CLIENT_SECRET": " "}) == {**fresh, "anon": False}
+    assert options({"AZURE_STORAGE_CONNECTION_STRING": " "}) == {**fresh, "anon": False}
+
+
+def test_the_pipelines_adls_lake_takes_the_credentials_as_the_readers_do():
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", "AZURE_TENANT_ID": "t"}
+    lake = pipeline_lake.AdlsLake(root="abfss://lake@a.dfs.core.windows.net/movierec", **adls_credentials(environ))
+    assert lake.storage_options() == adls_storage_options(**adls_credentials(environ))
+
+
+@pytest.fixture(params=["memory", "azurite"])
+def memory_or_adls_lake(request: pytest.FixtureRequest) -> TinyLake:
+    """The tiny lake in memory and on Azurite: MOVIEREC_LAKE an `abfss://` URI, AZURE_STORAGE_CONNECTION_STRING set."""
+    return build_lake(request.getfixturevalue("memory_location" if request.param == "memory" else "adls_location"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("adlfs") is not None, reason="adlfs is installed")
@@ -93,12 +103,13 @@ def test_newest_part_and_one_users_recommendations_with_movie_details(any_lake: 
     assert tables == ["ratings"] and len(rated) == 8
 
 
-def test_only_the_committed_snapshots_are_read(tiny_lake: TinyLake):
+def test_only_the_committed_snapshots_are_read(memory_or_adls_lake: TinyLake):
     """Replaced and uncommitted snapshots are still on disk; a glob of the table's Parquet would read them."""
+    tiny = memory_or_adls_lake
     for name in ("movies", "ratings", "user_recommendations"):
-        on_disk = [f for f in tiny_lake.fs.find(tiny_lake.path("tables", name)) if f.endswith(".parquet")]
-        assert set(tiny_lake.committed_files(name)) < set(on_disk)
-    lake = Lake(tiny_lake.location)
+        on_disk = [f for f in tiny.fs.find(tiny.path("tables", name)) if f.endswith(".parquet")]
+        assert set(tiny.committed_files(name)) < set(on_disk)
+    lake = Lake(tiny.location)
     assert lake.newest_recommendation_date() == NEWEST_DATE  # not the uncommitted UNCOMMITTED_DATE
     with pytest.raises(TableNotFound, match=UNCOMMITTED_DATE):
         lake.recommended_users(UNCOMMITTED_DATE)
@@ -110,11 +121,11 @@ def test_only_the_committed_snapshots_are_read(tiny_lake: TinyLake):
     assert len(rated) == 8 and "Movie 39" not in set(rated["title"])  # the replaced snapshot's extra rating
 
 
-def test_a_new_commit_shows_up_on_an_open_lake(tiny_lake: TinyLake):
-    lake = Lake(tiny_lake.location)
+def test_a_new_commit_shows_up_on_an_open_lake(memory_or_adls_lake: TinyLake):
+    lake = Lake(memory_or_adls_lake.location)
     assert lake.newest_recommendation_date() == NEWEST_DATE
     newer = pa.Table.from_pylist([{"user_id": 7, "movie_id": 1, "rank": 1}], schema=RECOMMENDATIONS_SCHEMA)
-    commit(tiny_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
+    commit(memory_or_adls_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
     assert lake.newest_recommendation_date() == UNCOMMITTED_DATE
     assert lake.recommended_users(UNCOMMITTED_DATE) == [7]
 
@@ -167,17 +178,17 @@ def test_an_unknown_scheme_is_named():
         Lake("nosuchscheme://lake")
 
 
-def test_a_query_on_a_missing_table_names_it(tiny_lake: TinyLake):
-    tiny_lake.fs.rm(tiny_lake.path("tables", "ratings"), recursive=True)
+def test_a_query_on_a_missing_table_names_it(memory_or_adls_lake: TinyLake):
+    memory_or_adls_lake.fs.rm(memory_or_adls_lake.path("tables", "ratings"), recursive=True)
     with pytest.raises(TableNotFound, match="The table 'ratings' is not in the lake"):
-        Lake(tiny_lake.location).top_rated(1)
+        Lake(memory_or_adls_lake.location).top_rated(1)
 
 
-def test_model_history_lists_the_model_json_files_with_the_champion_marked(tiny_lake: TinyLake):
-    put(tiny_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
+def test_model_history_lists_the_model_json_files_with_the_champion_marked(memory_or_adls_lake: TinyLake):
+    put(memory_or_adls_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
     # A prune deletes model.json first: the rest of a pruned version is not a version.
-    put(tiny_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
-    history = Lake(tiny_lake.location).model_history()
+    put(memory_or_adls_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
+    history = Lake(memory_or_adls_lake.location).model_history()
     assert list(history.versions["version"]) == list(MODEL_METRICS)
     assert list(history.versions["rmse"]) == [rmse for rmse, _ in MODEL_METRICS.values()]
     assert list(history.versions.loc[history.versions["champion"], "version"]) == [CHAMPION]

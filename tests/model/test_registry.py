@@ -1,4 +1,4 @@
-"""The model registry: versions kept, champion pointer, pruning, and a load through the JVM's own ALSModel loader."""
+"""The model registry: versions kept, champion pointer and pruning (in memory, in a folder, on Azurite), and a load through the JVM's own ALSModel loader."""
 
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -7,6 +7,7 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
 
 from movierec_dagster.model import registry, training
+from movierec_dagster.resources.lake import MODELS
 from tests.model.test_training import TINY
 
 
@@ -19,29 +20,37 @@ def _info(version, bundle):
     return {"version": version, "trained_at": "2025-01-01T00:00:00+00:00", "training_rows": 63, "global_mean": bundle.biases.global_mean}
 
 
-def test_save_load_list_promote_and_prune(spark, lake):
-    bundle = _bundle(spark)
+def test_versions_are_listed_promoted_and_pruned(fsspec_lake):
+    """The registry's files without Spark: what the retrain sensor, the dashboard and the service read."""
+    lake = fsspec_lake
     versions = [registry.new_version(datetime(2025, 1, day, tzinfo=UTC)) for day in (1, 2, 3)]
     assert versions == sorted(versions)
     for version in versions:
-        registry.save_bundle(lake, version, bundle)
-        registry.write_model_info(lake, _info(version, bundle))
+        lake.write_json({"class": "ALSModel"}, MODELS, registry.MODEL_NAME, version, "ranking", "metadata.json")
+        registry.write_model_info(lake, {"version": version, "trained_at": "2025-01-01T00:00:00+00:00"})
     assert registry.list_versions(lake) == versions
     assert registry.read_champion(lake) is None
-    pointer = registry.promote(lake, _info(versions[0], bundle), datetime(2025, 1, 4, tzinfo=UTC))
+    pointer = registry.promote(lake, registry.read_model_info(lake, versions[0]), datetime(2025, 1, 4, tzinfo=UTC))
     assert registry.read_champion(lake) == pointer == {
         "version": versions[0], "trained_at": "2025-01-01T00:00:00+00:00", "promoted_at": "2025-01-04T00:00:00+00:00"
     }
-    loaded = registry.load_bundle(lake, spark, versions[1])
+    # Keep the newest one, and the champion however old.
+    assert registry.prune(lake, keep=1) == [versions[1]]
+    assert registry.list_versions(lake) == [versions[0], versions[2]]
+    assert not lake.exists(MODELS, registry.MODEL_NAME, versions[1])
+    assert registry.prune(lake, keep=0) == []
+
+
+def test_a_saved_bundle_loads_with_the_same_predictions(spark, lake):
+    bundle = _bundle(spark)
+    version = registry.new_version(datetime(2025, 1, 1, tzinfo=UTC))
+    registry.save_bundle(lake, version, bundle)
+    registry.write_model_info(lake, _info(version, bundle))
+    loaded = registry.load_bundle(lake, spark, version)
     pairs = spark.createDataFrame([(1, 2), (3, 4)], "user_id int, movie_id int")
     assert [r.predicted_rating for r in training.predict_ratings(loaded, pairs).orderBy("user_id").collect()] == [
         r.predicted_rating for r in training.predict_ratings(bundle, pairs).orderBy("user_id").collect()
     ]
-    # Keep the newest one, and the champion however old.
-    assert registry.prune(lake, keep=1) == [versions[1]]
-    assert registry.list_versions(lake) == [versions[0], versions[2]]
-    assert not lake.exists("models", "als", versions[1])
-    assert registry.prune(lake, keep=0) == []
 
 
 def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake):
