@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test test-runtime-spark dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
+.PHONY: demo dev test test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -80,6 +80,11 @@ $(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
 
 test-runtime-spark: $(RUNTIME_VENV)/.installed java
 	$(RUNTIME_VENV)/bin/python -m pytest -m 'not azure and not databricks and not slow' $(RUNTIME_TESTS)
+
+# The ETL materialized on a real Azure Databricks workspace (tests/databricks/test_live.py), once the variables of
+# .env.example for MOVIEREC_DEPLOYMENT=databricks are set; it skips, naming what is missing, when they are not.
+databricks-smoke: venv
+	$(BIN)/python -m pytest -m databricks tests/databricks/test_live.py -p no:cacheprovider -rs
 
 dashboard: venv
 	$(BIN)/streamlit run movierec_dagster/dashboard/app.py --server.address localhost --browser.gatherUsageStats false

@@ -1,9 +1,9 @@
 """The step launcher's cost per step, against the Databricks workspace stand-in (tests/databricks/workspace.py).
 
 Runs the whole pipeline (ETL, ingest, retrain, a day's scoring) with the databricks
-deployment on small synthetic data, every Spark step submitted by dagster-databricks'
+deployment on small synthetic data, every Spark step submitted by movierec's volume step
 launcher to the stand-in, which runs it with local Spark in this process. Reports the
-Databricks runs the pipeline submitted, what each step uploaded to DBFS, and how much
+Databricks runs the pipeline submitted, what each step staged on the volume, and how much
 of each step's wall time was the launcher's (upload, submit, polling every
 `poll_interval_sec`) rather than the step's own run.
 
@@ -21,6 +21,7 @@ from dagster import DagsterInstance, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from movierec_dagster.resources import LocalSpark
+from movierec_dagster.resources.databricks import CLUSTER_LIBRARIES
 from tests.databricks.workspace import Workspace
 from tests.pipeline import run_graph
 from tests.synthetic import planted_movielens
@@ -35,12 +36,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="movierec-bench-") as work, Workspace(
         spark, secrets={"movierec": {"lake-client-secret": "x", "eventhub-listen-connection-string": "y"}},
         cluster_env={"DATABRICKS_RUNTIME_VERSION": "17.3"},
+        preinstalled=tuple(spec for spec in CLUSTER_LIBRARIES if spec.startswith("grpcio-health-checking==")),
     ) as workspace:
         work = Path(work)
         source = synthetic.write_zip(work / "ml.zip")
         os.environ.update(
             MOVIEREC_DEPLOYMENT="databricks", DATABRICKS_HOST=workspace.host, DATABRICKS_TOKEN=workspace.token,
-            MOVIEREC_DATABRICKS_CLUSTER_ID="test-cluster", MOVIEREC_LAKE=(work / "lake").as_uri(),
+            MOVIEREC_DATABRICKS_CLUSTER_ID="test-cluster", MOVIEREC_DATABRICKS_VOLUME="/Volumes/main/movierec/staging", MOVIEREC_LAKE=(work / "lake").as_uri(),
             MOVIEREC_SECRET_SCOPE="movierec", MOVIELENS_SOURCE=str(source), MOVIEREC_LANDING_FOLDER=str(work / "landing"),
         )
         os.chdir(work)
@@ -59,8 +61,8 @@ def main() -> None:
             total = time.perf_counter() - started
 
         runs = sorted(workspace.runs.values(), key=lambda run: run.run_id)
-        staged = [p for p in workspace.dbfs_root.rglob("*") if p.is_file() and p.name in UPLOADED]
-        sizes = {name: statistics.median(p.stat().st_size for p in staged if p.name == name) for name in UPLOADED}
+        uploads = [(r.path.rsplit("/", 1)[-1], len(r.data)) for r in workspace.requests if r.method == "PUT"]
+        sizes = {name: statistics.median(size for file, size in uploads if file == name) for name in UPLOADED}
         print(f"pipeline: {len(runs)} Databricks runs (one per Spark step), {total:.1f} s in all")
         print("uploaded per step (median): " + ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in sizes.items()))
         print(f"{'job':<24}{'wall':>8}{'runs':>6}{'in runs':>9}{'rest per run':>14}")

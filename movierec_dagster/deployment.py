@@ -6,6 +6,7 @@
 """
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from movierec_dagster.movielens.archive import DEFAULT_SOURCE
 from movierec_dagster.resources import EventHubsSource, LandingFolderSource, Lake, LocalLake, LocalSpark, MovieLensSource
 from movierec_dagster.resources.databricks import DATABRICKS_RUNTIME, DatabricksSpark
 from movierec_dagster.resources.lake import LANDING_ARCHIVE, AdlsLake
+from movierec_dagster.tables import ADLS_CREDENTIALS
 
 DEPLOYMENTS = ("local", "databricks")
 # Keys in the secret scope, and the variables they become on a cluster.
@@ -41,25 +43,31 @@ class Deployment:
 class Setting:
     name: str
     purpose: str
-    orchestrator_only: bool = False  # the cluster does without it (a secret the launcher alone uses)
 
 
 DATABRICKS_SETTINGS = (
     Setting("DATABRICKS_HOST", "the workspace URL, https://adb-<workspace id>.<n>.azuredatabricks.net"),
-    Setting("DATABRICKS_TOKEN", "a token of the workspace, with which the step launcher submits runs", True),
+    Setting("MOVIEREC_DATABRICKS_VOLUME", "the Unity Catalog volume steps are staged on, /Volumes/<catalog>/<schema>/<volume>"),
     Setting("MOVIEREC_LAKE", "the lake, abfss://<container>@<account>.dfs.core.windows.net/<prefix>"),
     Setting("MOVIEREC_SECRET_SCOPE", "the Databricks secret scope (Key Vault-backed) the clusters read secrets from"),
+)
+# Who the step launcher submits runs as: a service principal's OAuth M2M secret (the default), or a token.
+DATABRICKS_CREDENTIALS = (
+    "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal's OAuth secret; infra/azure/deploy.sh "
+    "makes one), or DATABRICKS_TOKEN (a personal access token): who the step launcher submits runs as"
 )
 EVENT_HUB_SETTINGS = (
     Setting("EVENTHUB_NAMESPACE", "the Event Hubs namespace, <name> or <name>.servicebus.windows.net"),
     Setting("EVENTHUB_NAME", "the event hub the ratings arrive on"),
 )
+VOLUME_PATH = re.compile(r"/Volumes/[^/]+/[^/]+/[^/]+")
 LANDING_FOLDER = "MOVIEREC_LANDING_FOLDER"  # instead of Event Hubs: event files in a folder both sides reach
 CLUSTER_CHOICE = (
-    "MOVIEREC_DATABRICKS_CLUSTER_ID or MOVIEREC_DATABRICKS_NODE_TYPE: an existing cluster's id, or the node type "
-    f"of a new job cluster per step (with MOVIEREC_DATABRICKS_WORKERS, default 1, and MOVIEREC_DATABRICKS_RUNTIME, "
-    f"default {DATABRICKS_RUNTIME})"
+    "MOVIEREC_DATABRICKS_CLUSTER_ID, MOVIEREC_DATABRICKS_NODE_TYPE or MOVIEREC_DATABRICKS_INSTANCE_POOL_ID: an "
+    "existing dedicated-access cluster's id, or the node type or instance pool of a new job cluster per step (with "
+    f"MOVIEREC_DATABRICKS_WORKERS, default 1, and MOVIEREC_DATABRICKS_RUNTIME, default {DATABRICKS_RUNTIME})"
 )
+CLUSTER_SETTINGS = ("MOVIEREC_DATABRICKS_CLUSTER_ID", "MOVIEREC_DATABRICKS_NODE_TYPE", "MOVIEREC_DATABRICKS_INSTANCE_POOL_ID")
 
 
 # At most this much MovieLens archive (ml-latest-small's is 1 MB, 100k ratings; 1M ratings make 9 MB) and local
@@ -134,16 +142,21 @@ def _env_or_blank(environ: dict[str, str], name: str) -> Any:
 
 
 def check_databricks_settings(environ: dict[str, str]) -> None:
-    """Fail with one message naming every missing variable and what it is for."""
+    """Fail with one message naming every missing or malformed variable and what it is for."""
     on_cluster = bool(_value(environ, "DATABRICKS_RUNTIME_VERSION"))
     settings = DATABRICKS_SETTINGS if _value(environ, LANDING_FOLDER) else DATABRICKS_SETTINGS + EVENT_HUB_SETTINGS
-    missing = [
-        f"{setting.name}: {setting.purpose}"
-        for setting in settings
-        if not _value(environ, setting.name) and not (on_cluster and setting.orchestrator_only)
-    ]
-    if not (_value(environ, "MOVIEREC_DATABRICKS_CLUSTER_ID") or _value(environ, "MOVIEREC_DATABRICKS_NODE_TYPE")):
+    missing = [f"{setting.name}: {setting.purpose}" for setting in settings if not _value(environ, setting.name)]
+    oauth = _value(environ, "DATABRICKS_CLIENT_ID") and _value(environ, "DATABRICKS_CLIENT_SECRET")
+    if not (on_cluster or oauth or _value(environ, "DATABRICKS_TOKEN")):
+        missing.append(DATABRICKS_CREDENTIALS)
+    if not any(_value(environ, name) for name in CLUSTER_SETTINGS):
         missing.append(CLUSTER_CHOICE)
+    volume = _value(environ, "MOVIEREC_DATABRICKS_VOLUME")
+    if volume and not VOLUME_PATH.fullmatch(volume.rstrip("/")):
+        missing.append(
+            f"MOVIEREC_DATABRICKS_VOLUME={volume!r} is not a volume's path: write /Volumes/<catalog>/<schema>/<volume> "
+            "(DBFS paths do not work on a workspace without DBFS root)"
+        )
     if missing:
         raise MissingSettingsError(
             "MOVIEREC_DEPLOYMENT=databricks needs these environment variables (see .env.example and the README's "
@@ -183,10 +196,7 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
     lake_root, scope = _value(environ, "MOVIEREC_LAKE"), _value(environ, "MOVIEREC_SECRET_SCOPE")
     if lake_root.startswith("abfss://"):
         lake: Lake = AdlsLake(
-            root=lake_root,
-            tenant_id=_env_or_blank(environ, "AZURE_TENANT_ID"),
-            client_id=_env_or_blank(environ, "AZURE_CLIENT_ID"),
-            client_secret=_env_or_blank(environ, "AZURE_CLIENT_SECRET"),
+            root=lake_root, **{option: _env_or_blank(environ, name) for option, name in ADLS_CREDENTIALS.items()}
         )
     else:  # another fsspec URI that the cluster and the orchestrator share (the tests' stand-in for ADLS)
         lake = Lake(root=lake_root)
@@ -195,8 +205,12 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
         raise MissingSettingsError(f"MOVIEREC_DATABRICKS_WORKERS={workers!r} must be a whole number of workers.")
     spark = DatabricksSpark(
         databricks_host=EnvVar("DATABRICKS_HOST"),
-        databricks_token=EnvVar("DATABRICKS_TOKEN"),
+        client_id=_env_or_blank(environ, "DATABRICKS_CLIENT_ID"),
+        client_secret=_env_or_blank(environ, "DATABRICKS_CLIENT_SECRET"),
+        databricks_token=_env_or_blank(environ, "DATABRICKS_TOKEN"),
+        volume=_value(environ, "MOVIEREC_DATABRICKS_VOLUME").rstrip("/"),
         existing_cluster_id=_value(environ, "MOVIEREC_DATABRICKS_CLUSTER_ID"),
+        instance_pool_id=_value(environ, "MOVIEREC_DATABRICKS_INSTANCE_POOL_ID"),
         spark_version=_value(environ, "MOVIEREC_DATABRICKS_RUNTIME") or DATABRICKS_RUNTIME,
         node_type_id=_value(environ, "MOVIEREC_DATABRICKS_NODE_TYPE") or "Standard_D4ds_v5",
         num_workers=int(workers),

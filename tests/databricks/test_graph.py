@@ -1,5 +1,6 @@
-"""The whole graph materialized with the databricks deployment: every Spark step a run on the workspace stand-in,
-the instance on PostgreSQL, the lake a local URI standing in for ADLS; outputs equal the local run's."""
+"""The whole graph materialized with the databricks deployment: every Spark step a run on the workspace stand-in (a
+Unity Catalog workspace without DBFS, a service principal signed in with OAuth M2M), the instance on PostgreSQL, the
+lake a local URI standing in for ADLS; outputs equal the local run's."""
 
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from movierec_dagster.resources import Lake
 from movierec_dagster.resources.databricks import CLUSTER_LIBRARIES
+from movierec_dagster.resources.volume_launcher import STAGING_FOLDER
 from tests.databricks.workspace import Workspace
 from tests.instance.conftest import postgres_server  # noqa: F401 (the fixture)
 from tests.instance.test_postgres_instance import _home as azure_dagster_home
@@ -18,7 +20,14 @@ from tests.pipeline import graph_outputs, run_graph
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.SupersessionWarning")
 
 SECRETS = {"lake-client-secret": "sp-s3cret-value", "eventhub-listen-connection-string": "Endpoint=sb://x/;SharedAccessKey=hub-s3cret"}
-ORCHESTRATOR_SECRETS = {"AZURE_CLIENT_SECRET": "orchestrator-sp-s3cret", "EVENTHUB_CONNECTION_STRING": "Endpoint=sb://y/;SharedAccessKey=k3y"}
+ORCHESTRATOR_SECRETS = {
+    "AZURE_CLIENT_SECRET": "orchestrator-sp-s3cret",
+    "EVENTHUB_CONNECTION_STRING": "Endpoint=sb://y/;SharedAccessKey=k3y",
+    "DATABRICKS_CLIENT_SECRET": "dose-orchestrator-oauth-s3cret",
+}
+# The orchestrator's service principal (its application id), and the volume the steps are staged on.
+ORCHESTRATOR = "5f1c0de4-0rch-357r-a70r-000000000001"
+VOLUME = "/Volumes/main/movierec/staging"
 # A Spark step per run: the ETL's tables, the ingest, training_ratings, als_model, a day's scoring; the graph
 # ingests and scores twice.
 EXPECTED_RUNS = 7
@@ -29,7 +38,8 @@ def _databricks_environment(workspace: Workspace, work: Path, source: Path, clus
     return {
         "MOVIEREC_DEPLOYMENT": "databricks",
         "DATABRICKS_HOST": workspace.host,
-        "DATABRICKS_TOKEN": workspace.token,
+        "DATABRICKS_CLIENT_ID": ORCHESTRATOR,
+        "MOVIEREC_DATABRICKS_VOLUME": VOLUME,
         "MOVIEREC_DATABRICKS_CLUSTER_ID": cluster,
         "MOVIEREC_LAKE": (work / "lake").as_uri(),
         "MOVIEREC_SECRET_SCOPE": "movierec",
@@ -48,7 +58,14 @@ def _databricks_environment(workspace: Workspace, work: Path, source: Path, clus
 def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, synthetic_zip, postgres_server, monkeypatch):  # noqa: F811
     expected = graph_outputs(graph_run.defs.resources["lake"], spark)
     with tempfile.TemporaryDirectory(prefix="movierec-databricks-") as work, Workspace(
-        spark, secrets={"movierec": SECRETS}, cluster_env={"DATABRICKS_RUNTIME_VERSION": "17.3"}
+        spark,
+        service_principals={ORCHESTRATOR: ORCHESTRATOR_SECRETS["DATABRICKS_CLIENT_SECRET"]},
+        clusters={"test-cluster": {"single_user_name": ORCHESTRATOR}},
+        secrets={"movierec": SECRETS},
+        cluster_env={"DATABRICKS_RUNTIME_VERSION": "17.3"},
+        # The runtime's grpcio pin, which this environment has at another version; test_runtime_packages.py
+        # resolves it against the runtime's package set.
+        preinstalled=tuple(spec for spec in CLUSTER_LIBRARIES if spec.startswith("grpcio-health-checking==")),
     ) as workspace:
         work = Path(work)
         lake_uri, landing = (work / "lake").as_uri(), work / "landing"
@@ -77,10 +94,13 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
 
         runs = list(workspace.runs.values())
         assert len(runs) == EXPECTED_RUNS and {run.result_state for run in runs} == {"SUCCESS"}
+        assert {run.creator for run in runs} == {ORCHESTRATOR}, "every run was submitted as the service principal"
         task = runs[0].payload["tasks"][0]
-        assert task["existing_cluster_id"] == "test-cluster" and "spark_python_task" in task
-        packages = {library["pypi"]["package"] for library in task["libraries"]}
-        assert {*CLUSTER_LIBRARIES, "dagster==1.13.27", "dagster-databricks==0.29.27"} <= packages
+        assert task["existing_cluster_id"] == "test-cluster"
+        assert task["spark_python_task"]["python_file"].startswith(f"{VOLUME}/{STAGING_FOLDER}/")
+        assert [library["pypi"]["package"] for library in task["libraries"]] == list(CLUSTER_LIBRARIES)
+        assert not [path for _, path in workspace.calls() if "/dbfs/" in path], "no DBFS call"
+        assert workspace.volume_files() == [], "each step's staged files are removed when it ends"
         # Each step's process took its secrets from the scope, and no secret value reached the workspace.
         assert set(workspace.secret_reads) == {("movierec", key) for key in SECRETS}
         for value in [*SECRETS.values(), *ORCHESTRATOR_SECRETS.values(), workspace.token]:
@@ -92,18 +112,37 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
     assert outputs == expected
 
 
-def test_a_failed_databricks_run_fails_the_step_saying_why(spark, synthetic_zip, monkeypatch):
-    with tempfile.TemporaryDirectory(prefix="movierec-databricks-") as work, Workspace(spark) as workspace:
-        for name, value in _databricks_environment(workspace, Path(work), synthetic_zip, cluster="no-such-cluster").items():
+def _materialize_the_etl(workspace: Workspace, synthetic_zip: Path, cluster: str, monkeypatch):
+    with tempfile.TemporaryDirectory(prefix="movierec-databricks-") as work:
+        environment = {
+            **_databricks_environment(workspace, Path(work), synthetic_zip, cluster=cluster),
+            "DATABRICKS_CLIENT_ID": "",
+            "DATABRICKS_CLIENT_SECRET": "",
+            "DATABRICKS_TOKEN": workspace.token,
+        }
+        for name, value in environment.items():
             monkeypatch.setenv(name, value)
         monkeypatch.chdir(work)
-        job = ReconstructableRepository.for_module("movierec_dagster.definitions", "defs").get_reconstructable_job(
-            "movielens_etl"
-        )
+        # A working directory of its own: Dagster caches the last job it built per code pointer.
+        repository = ReconstructableRepository.for_module("movierec_dagster.definitions", "defs", working_directory=work)
+        job = repository.get_reconstructable_job("movielens_etl")
         with DagsterInstance.ephemeral() as instance:
             result = execute_job(job, instance, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    description = failure.step_failure_data.user_failure_data.description
     assert failure.step_key == "movielens_tables"
-    assert "The Databricks run of step movielens_tables failed" in description and "no-such-cluster" in description
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_an_unknown_cluster_fails_the_step_saying_why(spark, synthetic_zip, monkeypatch):
+    with Workspace(spark) as workspace:
+        description = _materialize_the_etl(workspace, synthetic_zip, "no-such-cluster", monkeypatch)
+    assert "was not sent to Databricks" in description and "Cluster no-such-cluster does not exist" in description
+
+
+def test_a_standard_access_cluster_is_refused_before_anything_is_submitted(spark, synthetic_zip, monkeypatch):
+    with Workspace(spark, clusters={"shared": {"data_security_mode": "USER_ISOLATION"}}) as workspace:
+        description = _materialize_the_etl(workspace, synthetic_zip, "shared", monkeypatch)
+        calls = workspace.calls()
+    assert "access mode is USER_ISOLATION" in description and "Dedicated" in description
+    assert [path for _, path in calls] == ["/api/2.0/preview/scim/v2/Me", "/api/2.1/clusters/get"], "nothing submitted"
