@@ -36,6 +36,24 @@ param deployerPrincipalType string = 'User'
 @description('Object id of the AzureDatabricks enterprise application (app id 2ff814a6-3304-4ab8-85cb-cd0e6f879c1d) in this tenant.')
 param databricksAppObjectId string
 
+@description('Application id of the orchestrator\'s Databricks service principal, which deploy.sh creates in the workspace (empty in the first deployment).')
+@metadata({
+  env: 'DATABRICKS_CLIENT_ID'
+})
+param databricksClientId string = ''
+
+@description('The Unity Catalog volume deploy.sh creates for the steps\' staging, /Volumes/<catalog>/<schema>/<volume>.')
+@metadata({
+  env: 'MOVIEREC_DATABRICKS_VOLUME'
+})
+param databricksVolume string = ''
+
+@description('The instance pool deploy.sh creates in the workspace for the job clusters.')
+@metadata({
+  env: 'MOVIEREC_DATABRICKS_INSTANCE_POOL_ID'
+})
+param databricksInstancePoolId string = ''
+
 @description('The Event Hub the ratings arrive on.')
 @metadata({
   env: 'EVENTHUB_NAME'
@@ -230,6 +248,18 @@ module dagster 'modules/dagster.bicep' = if (deployApps) {
         value: databricksHost
       }
       {
+        name: 'DATABRICKS_CLIENT_ID'
+        value: databricksClientId
+      }
+      {
+        name: 'MOVIEREC_DATABRICKS_VOLUME'
+        value: databricksVolume
+      }
+      {
+        name: 'MOVIEREC_DATABRICKS_INSTANCE_POOL_ID'
+        value: databricksInstancePoolId
+      }
+      {
         name: 'MOVIEREC_DATABRICKS_NODE_TYPE'
         value: databricksNodeType
       }
@@ -296,6 +326,9 @@ module dagster 'modules/dagster.bicep' = if (deployApps) {
 // The .env (deploy.sh prints these; the secrets it adds from the Key Vault).
 output MOVIEREC_DEPLOYMENT string = 'databricks'
 output DATABRICKS_HOST string = databricksHost
+output DATABRICKS_CLIENT_ID string = databricksClientId
+output MOVIEREC_DATABRICKS_VOLUME string = databricksVolume
+output MOVIEREC_DATABRICKS_INSTANCE_POOL_ID string = databricksInstancePoolId
 output MOVIEREC_DATABRICKS_NODE_TYPE string = databricksNodeType
 output MOVIEREC_DATABRICKS_WORKERS string = string(databricksWorkers)
 output MOVIEREC_LAKE string = lakeUri
@@ -321,4 +354,5 @@ output registryName string = registry.outputs.registryName
 output listenRuleName string = eventHubs.outputs.listenRuleName
 output postgresServerName string = postgres.outputs.serverName
 output generatorName string = deployApps ? generator.outputs.name : ''
+output containerAppNames array = deployApps ? dagster.outputs.appNames : []
 output webserverUrl string = deployApps && !empty(webserverAllowedCidrs) ? 'https://${dagster.outputs.webserverFqdn}' : ''

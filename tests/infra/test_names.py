@@ -75,6 +75,8 @@ def test_the_deployment_gets_every_variable_it_needs(templates):
     outputs = set(templates["main.bicep"]["outputs"])
     needed = {s.name for s in DATABRICKS_SETTINGS + EVENT_HUB_SETTINGS} | INSTANCE
     needed |= {"MOVIEREC_DEPLOYMENT", "MOVIEREC_DATABRICKS_NODE_TYPE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID"}
+    # The orchestrator's OAuth M2M credentials, and what deploy.sh makes for it in the workspace.
+    needed |= {"DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET", "MOVIEREC_DATABRICKS_VOLUME", "MOVIEREC_DATABRICKS_INSTANCE_POOL_ID"}
     needed |= set(SCOPE_SECRETS)
     missing = needed - outputs - set(deploy_secrets())
     assert not missing, f"deploy.sh's .env would lack {sorted(missing)}"
@@ -122,3 +124,21 @@ def test_every_script_output_is_used(templates):
     for name in templates["main.bicep"]["outputs"]:
         if not UPPER_SNAKE.match(name):
             assert re.search(rf"\b{name}\b", scripts), f"output {name} is for the scripts, which do not read it"
+
+
+def test_the_orchestrator_uses_oauth_m2m_and_its_secret_comes_from_the_vault_only(templates):
+    outputs = set(templates["main.bicep"]["outputs"])
+    secrets = deploy_secrets()
+    assert secrets["DATABRICKS_CLIENT_SECRET"] == "databricks-client-secret"
+    assert "DATABRICKS_CLIENT_ID" in outputs and "DATABRICKS_CLIENT_SECRET" not in outputs
+    names = container_variables(templates)
+    assert "DATABRICKS_CLIENT_ID" in names
+    apps = {s["env"]: s["ref"] for s in templates["modules/dagster.bicep"]["variables"]["secrets"]["value"]}
+    assert apps["DATABRICKS_CLIENT_SECRET"] == "databricks-client-secret", "the apps read it as a Key Vault reference"
+    for where in (outputs, set(secrets), names):
+        assert "DATABRICKS_TOKEN" not in where, "a personal access token is set by hand, never by the deployment"
+    plain = {
+        node["name"] for template in templates.values() for node in walk(template)
+        if isinstance(node, dict) and set(node) == {"name", "value"} and isinstance(node["name"], str)
+    }
+    assert not plain & set(secrets), f"secrets set as plain values: {sorted(plain & set(secrets))}"

@@ -57,3 +57,80 @@ def test_image_is_pinned_non_root_and_built_from_the_context_deploy_sh_sends(doc
             assert any(source == p or source.startswith(p + "/") for p in paths), (
                 f"{dockerfile.name} copies {source}, which deploy.sh's build context (IMAGE_PATHS) lacks"
             )
+
+
+# --- the workspace calls, the OAuth secret and no personal access token
+
+HTTP_CALL = re.compile(r'\bdbx (GET|POST|PATCH|PUT|DELETE) "?([^"\s]+)"?')
+PATH_VARIABLE = re.compile(r'^\s*(?:local\s+)?(\w+)="(\d\.\d/[^"]+)"', flags=re.M)
+DOCUMENTED_CALL = re.compile(r"^\| (GET|POST|PATCH|PUT|DELETE) \| /api/(\S+) \| (.*) \|$", flags=re.M)
+
+
+def shape(path: str) -> str:
+    """A call's path with every segment that holds a variable made `{}`: 2.0/permissions/instance-pools/{}."""
+    return "/".join("{}" if "$" in part or "{" in part else part for part in path.split("/"))
+
+
+def workspace_calls() -> set[tuple[str, str]]:
+    calls = set()
+    for script in SCRIPTS:
+        text = script.read_text()
+        variables = dict(PATH_VARIABLE.findall(text))
+        for method, path in HTTP_CALL.findall(text):
+            for name, value in variables.items():
+                path = path.replace(f"${{{name}}}", value).replace(f"${name}", value)
+            calls.add((method, shape(path)))
+    return calls
+
+
+def test_every_workspace_call_is_documented():
+    documented = DOCUMENTED_CALL.findall((AZURE / "README.md").read_text())
+    assert all(source.strip() for _, _, source in documented), "each call names the page it was read from"
+    calls = workspace_calls()
+    assert ("POST", "2.0/preview/scim/v2/ServicePrincipals") in calls, "the pattern finds the calls"
+    assert ("POST", "2.0/accounts/servicePrincipals/{}/credentials/secrets") in calls
+    assert calls == {(method, shape(path)) for method, path, _ in documented}, (
+        "infra/azure/README.md's table of workspace calls and the scripts' calls differ"
+    )
+
+
+def test_no_personal_access_token_is_made_or_handed_over():
+    for path in [*SCRIPTS, AZURE / "names.sh", *AZURE.rglob("*.bicep")]:
+        text = path.read_text()
+        assert "token/create" not in text and "DATABRICKS_TOKEN" not in text, path.name
+
+
+def test_the_oauth_secret_lives_within_databricks_limits_and_is_replaced_in_time():
+    text = (AZURE / "deploy.sh").read_text()
+    days = int(re.search(r"^CLIENT_SECRET_DAYS=(\d+)$", text, flags=re.M).group(1))
+    rotate = int(re.search(r"^ROTATE_DAYS=(\d+)$", text, flags=re.M).group(1))
+    assert 30 <= rotate < days <= 730, "Databricks allows 730 days; replaced from 30 days before expiry"
+    assert re.search(r'write_secret "\$vault" "\$client_secret" .*--expires', text), "the expiry goes to the vault"
+
+
+@pytest.mark.parametrize(
+    ("expires", "due"),
+    [
+        ("", True),  # unknown: replace
+        ("2000-01-01T00:00:00+00:00", True),  # expired
+        ("+10", True),  # within 30 days, Key Vault's form
+        ("+29Z", True),  # within 30 days, Databricks' form
+        ("+31", False),
+        ("+364Z", False),
+    ],
+)
+def test_due_for_rotation(expires: str, due: bool):
+    """names.sh's comparison of an expiry with now + 30 days, on both timestamp forms it meets."""
+    if expires.startswith("+"):
+        days = expires.strip("+Z")
+        stamp = f'"$(utc_in {days})' + (".000Z" if expires.endswith("Z") else "+00:00") + '"'
+    else:
+        stamp = f'"{expires}"'
+    script = f'. "{AZURE / "names.sh"}"; due_for_rotation {stamp} "$(utc_in 30)"'
+    assert (run("bash", "-c", script).returncode == 0) is due
+
+
+def test_the_pool_preloads_the_runtime_the_steps_run():
+    from movierec_dagster.resources.databricks import DATABRICKS_RUNTIME
+
+    assert f"POOL_RUNTIME={DATABRICKS_RUNTIME}\n" in (AZURE / "deploy.sh").read_text()

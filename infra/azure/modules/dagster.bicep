@@ -26,8 +26,8 @@ var secrets = [
     ref: 'eventhub-listen-connection-string'
   }
   {
-    env: 'DATABRICKS_TOKEN'
-    ref: 'databricks-token'
+    env: 'DATABRICKS_CLIENT_SECRET'
+    ref: 'databricks-client-secret'
   }
   {
     env: 'DAGSTER_PG_PASSWORD'
@@ -248,5 +248,10 @@ resource webserver 'Microsoft.App/containerApps@2024-03-01' = {
   }
 }
 
+output appNames array = [
+  code.name
+  daemon.name
+  webserver.name
+]
 output webserverFqdn string = webserver.properties.configuration.ingress.fqdn
 output environmentId string = environment.id
