@@ -32,7 +32,7 @@ from movierec_dagster.tables import (
     arrow_dataset,
     join,
     lake_filesystem,
-    lake_location,
+    lake_location,  # noqa: F401 - the pages read it from here
 )
 
 # Copies of the pipeline's names (lake, model registry, MovieLens, training, recommendations), not imported
@@ -75,7 +75,7 @@ class Recommendations:
     """One user's recommendations from one `date=` part, joined with `movies`."""
 
     date: str
-    rows: pd.DataFrame  # rank, movie_id, title, year, genres, predicted_rating, model_version, generated_at, source
+    rows: pd.DataFrame  # rank, movie_id, title, year, genres, score, predicted_rating, model_version, generated_at, source
 
     @property
     def model_version(self) -> str | None:
@@ -171,7 +171,7 @@ class Lake:
         rows = self._query(
             """
             SELECT r.rank, r.movie_id, coalesce(m.title, 'movie ' || r.movie_id) AS title, m.year,
-                   coalesce(m.genres, []::VARCHAR[]) AS genres, r.predicted_rating,
+                   coalesce(m.genres, []::VARCHAR[]) AS genres, r.score, r.predicted_rating,
                    r.model_version, r.generated_at, r.source
             FROM recommendations AS r LEFT JOIN movies AS m USING (movie_id)
             WHERE r.user_id = $1

@@ -153,13 +153,6 @@ class AlsModelConfig(Config):
         ),
     )
     test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
-    refit_on_all_ratings: bool = Field(
-        default=False,
-        description=(
-            "Fit again on all ratings after the evaluation and save that model, which no held-out data measured "
-            "(a second fit of both models). Off: the model saved is the one evaluated, fitted on the training split."
-        ),
-    )
     rmse_tolerance: float = Field(default=0.01, description="Gate: how much higher than the champion's RMSE may be.")
     ndcg_tolerance: float = Field(default=0.01, description="Gate: how much lower than the champion's NDCG@10 may be.")
     keep_versions: int = Field(default=0, description="Keep the newest N model versions (and the champion); 0 keeps all.")
@@ -198,8 +191,9 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
             kinds={"spark", "sparkml"},
             description=(
                 "The candidate: a ranking model (implicit ALS) and a star-rating model (biases, plus ALS on their "
-                "residuals when that beats the biases on the held-out split), fitted, "
-                "evaluated and saved under lake/models/als/<version>/ on every retrain, promoted or not."
+                "residuals when that beats the biases on the held-out split), evaluated on a held-out split, "
+                "fitted again on all ratings and saved under lake/models/als/<version>/ on every retrain, "
+                "promoted or not."
             ),
         ),
         AssetSpec(
@@ -227,7 +221,8 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
     ],
 )
 def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake):
-    """Train and evaluate a candidate, judge it against the champion on the same data, and promote it if it passes.
+    """Evaluate a candidate on a held-out split, judge it against the champion on the same split, save the models
+    fitted again on all ratings, and promote them if the candidate passes.
 
     One step: the candidate and the decision about it cannot be separated by another
     training, and the pool `model_training` lets one such step run at a time.
@@ -257,18 +252,11 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             )
             for point in grid:
                 context.log.info(f"grid point {point}")
-        if config.refit_on_all_ratings:
-            context.log.info(
-                f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
-                f"refitting on all {training_rows:,} ratings, with {params}"
-            )
-            evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
-        else:
-            context.log.info(
-                f"Fitting on the training split and evaluating on a held-out {config.test_fraction:.0%} "
-                f"(seed {config.seed}) of {training_rows:,} ratings, with {params}"
-            )
-            evaluation, bundle = training.evaluate(train, test, params)
+        context.log.info(
+            f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
+            f"fitting the models to save on all {training_rows:,} ratings, with {params}"
+        )
+        evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
         context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
         if evaluation.residual_als is None:
             context.log.info("rating_rank is 0: no residual ALS was fitted, the star ratings are the biases.")
@@ -305,9 +293,10 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             "split_seed": config.seed,
         },
         "champion_on_this_data": champion,
-        # The saved model's own training data: the evaluated split's training side, or all ratings after a refit.
-        "fitted_on": "all ratings" if config.refit_on_all_ratings else "training split",
-        "fitted_rows": training_rows if config.refit_on_all_ratings else training_rows - evaluation.test_rows,
+        # The saved models' own training data: the metrics above judged their parameters on the split, and
+        # the models were then fitted again on every rating, the held-out ones included.
+        "fitted_on": "all ratings",
+        "fitted_rows": training_rows,
         "global_mean": bundle.biases.global_mean,
         # The residual ALS is kept only when it beats the biases alone on the held-out split.
         "rating_model": bundle.rating_model_kind,

@@ -10,7 +10,8 @@ Two Spark ML models, each built for its job:
   when that beats the biases alone on the held-out split.
 
 `evaluate` measures both honestly on a held-out split, beside a user+movie bias
-baseline (for RMSE/MAE) and most-popular (for ranking).
+baseline (for RMSE/MAE) and most-popular (for ranking); `evaluate_and_refit` also
+fits both again on all ratings, and those are the models a retrain saves.
 """
 
 import math
@@ -375,8 +376,10 @@ def evaluate_and_refit(
 ) -> tuple[Evaluation, ModelBundle]:
     """`evaluate(train, test)`, and beside it (in a second thread, as concurrent Spark jobs) the refit on all `ratings`.
 
-    Returns the evaluation and the bundle fitted on all ratings: the one that is used, without
-    its residual ALS when the evaluated one's was dropped.
+    Returns the evaluation and the bundle fitted on all ratings: the one that is saved and served.
+    The evaluation judges the parameters; the refit then learns from the held-out ratings too,
+    which users' lists would otherwise miss. Its residual ALS is dropped when the evaluated
+    one's was.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit") as pool:
         refit = pool.submit(fit_bundle, ratings, params)

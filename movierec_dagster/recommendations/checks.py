@@ -13,7 +13,8 @@ recommendation_sanity_spec = AssetCheckSpec(
     asset="user_recommendations",
     description=(
         f"Every user gets {TOP_K} movies (fewer only when fewer are unseen), ranked 1..n without repeats, "
-        "none already rated, every predicted rating within 0.5-5.0."
+        "none already rated, every predicted rating within 0.5-5.0, every score within 0-1 and never higher "
+        "than the score of the rank above."
     ),
 )
 

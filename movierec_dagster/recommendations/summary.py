@@ -10,7 +10,17 @@ from movierec_dagster.dashboard.data import Lake as LakeReader
 from movierec_dagster.dashboard.data import TableNotFound
 from movierec_dagster.model import registry
 from movierec_dagster.model.comparison import comparison_lines
+from movierec_dagster.recommendations.scoring import MODEL, POPULARITY
 from movierec_dagster.resources import Lake
+
+# What each kind of list is ordered by, and the heading of that number's column.
+ORDER_EXPLAINED = {
+    MODEL: "In order of match: how much the ranking model expects the user to want the movie. "
+    "The stars are the rating model's prediction of their rating, a second opinion.",
+    POPULARITY: "Most-rated movies first (popular, not personal picks): the share of users who rated each. "
+    "The stars are the predicted rating.",
+}
+SCORE_HEADING = {MODEL: "match", POPULARITY: "rated by"}
 
 
 def print_summary(lake: Lake, user_id: int | None = None, date: str | None = None) -> None:
@@ -40,7 +50,9 @@ def print_summary(lake: Lake, user_id: int | None = None, date: str | None = Non
     first = rows.iloc[0]
     made_by = "no model yet" if pd.isna(first["model_version"]) else f"model {first['model_version']}"
     print(f"\nRecommendations for user {user_id} on {date} ({made_by}, {first['source']}):")
+    print(f"   {ORDER_EXPLAINED[first['source']]}")
+    print(f"   {'#':>2}  {'movie':<50} {SCORE_HEADING[first['source']]:>8}  {'predicted stars':>15}   genres")
     for row in rows.itertuples():
         title = str(row.title) if pd.isna(row.year) else f"{row.title} ({int(row.year)})"
         genres = ", ".join(row.genres) or "-"
-        print(f"   {row.rank:>2}. {title[:50]:<50} {row.predicted_rating:4.1f} stars   {genres}")
+        print(f"   {row.rank:>2}. {title[:50]:<50} {row.score:>8.0%}  {row.predicted_rating:>15.1f}   {genres}")

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from movierec_dagster.serve.data import MAX_K, LakeReader, NotServable, Served
 from movierec_dagster.tables import lake_filesystem
@@ -37,8 +37,19 @@ class Movie(BaseModel):
 
 
 class Recommendation(Movie):
-    rank: int
-    predicted_rating: float
+    rank: int = Field(description="1 first: the list is in the order of `score`")
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description=(
+            "What the list is ordered by, never higher than the score of the rank above. Source 'model': the match, "
+            "how much the ranking model expects the user to want the movie; source 'popularity': the share of users "
+            "who rated the movie."
+        ),
+    )
+    predicted_rating: float = Field(
+        description="The rating model's predicted stars (0.5-5.0): a second opinion, which need not follow the order."
+    )
 
 
 class UserRecommendations(BaseModel):

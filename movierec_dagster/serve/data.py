@@ -62,9 +62,11 @@ class Served:
     offsets: np.ndarray  # a user's rows are offsets[i]:offsets[i + 1], by rank
     movie_ids: np.ndarray
     ranks: np.ndarray
+    scores: np.ndarray  # what each list is ordered by: the match, or a movie's share of raters (docs/model.md)
     predicted: np.ndarray
     popularity_users: np.ndarray  # bool per user: the batch gave them the popularity fallback
     fallback_movies: list[int]  # the most-rated movies, for a user the batch did not know
+    fallback_scores: list[float]
     fallback_predicted: list[float]
     movies: dict[int, str]  # movie -> its JSON object, without the closing brace
     item_index: dict[int, int]  # movie -> row of `item_vectors`
@@ -89,17 +91,17 @@ class Served:
         index = self.user_index.get(user_id)
         if index is None:
             source, known = POPULARITY, False
-            movies, predicted = self.fallback_movies[:k], self.fallback_predicted[:k]
+            movies, scores, predicted = self.fallback_movies[:k], self.fallback_scores[:k], self.fallback_predicted[:k]
             ranks = range(1, len(movies) + 1)
         else:
             start, end = int(self.offsets[index]), int(self.offsets[index + 1])
             end = min(end, start + k)
             source, known = (POPULARITY if self.popularity_users[index] else MODEL), True
             movies, ranks = self.movie_ids[start:end].tolist(), self.ranks[start:end].tolist()
-            predicted = self.predicted[start:end].tolist()
+            scores, predicted = self.scores[start:end].tolist(), self.predicted[start:end].tolist()
         items = ",".join(
-            f'{self._movie(movie)},"rank":{rank},"predicted_rating":{rating!r}}}'
-            for movie, rank, rating in zip(movies, ranks, predicted, strict=True)
+            f'{self._movie(movie)},"rank":{rank},"score":{score!r},"predicted_rating":{rating!r}}}'
+            for movie, rank, score, rating in zip(movies, ranks, scores, predicted, strict=True)
         )
         return (
             f'{{"user_id":{user_id},"source":"{source}","known_user":{"true" if known else "false"},'
@@ -167,7 +169,9 @@ class LakeReader:
         source, version = self.current_source()
         batch = (
             arrow_dataset(self._table(RECOMMENDATIONS), version, [f"date={source.date}"])
-            .to_table(columns=["user_id", "movie_id", "rank", "predicted_rating", "model_version", "generated_at", "source"])
+            .to_table(
+                columns=["user_id", "movie_id", "rank", "score", "predicted_rating", "model_version", "generated_at", "source"]
+            )
             .sort_by([("user_id", "ascending"), ("rank", "ascending")])
         )
         if batch.num_rows == 0:
@@ -177,7 +181,7 @@ class LakeReader:
         user_ids = users[firsts].tolist()
         batch_version = batch.column("model_version")[0].as_py()
         model = self._model(source.champion)
-        fallback_movies, fallback_predicted = self._popularity_fallback(model)
+        fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model)
         return Served(
             source=source,
             batch_model_version=batch_version,
@@ -186,9 +190,11 @@ class LakeReader:
             offsets=np.r_[firsts, len(users)],
             movie_ids=batch.column("movie_id").to_numpy(),
             ranks=batch.column("rank").to_numpy(),
+            scores=np.round(batch.column("score").to_numpy(), 4),
             predicted=np.round(batch.column("predicted_rating").to_numpy(), 4),
             popularity_users=(pc.equal(batch.column("source"), POPULARITY).to_numpy(zero_copy_only=False))[firsts],
             fallback_movies=fallback_movies,
+            fallback_scores=fallback_scores,
             fallback_predicted=fallback_predicted,
             movies=self._movies(),
             item_index=model.item_index if model else {},
@@ -237,8 +243,9 @@ class LakeReader:
             raise NotServable(f"There is no Parquet data at {join(self.location, *parts)}.")
         return ds.dataset(files, filesystem=arrow_filesystem(self.fs), format="parquet")
 
-    def _popularity_fallback(self, model: "_Model | None") -> tuple[list[int], list[float]]:
-        """The MAX_K most-rated movies (ties to the smaller id), as the daily batch ranks them for a user without ratings.
+    def _popularity_fallback(self, model: "_Model | None") -> tuple[list[int], list[float], list[float]]:
+        """The MAX_K most-rated movies (ties to the smaller id), as the daily batch ranks them for a user without ratings,
+        with their score (the share of users who rated the movie) and predicted rating.
 
         The ratings are `training_ratings` and the streamed `rating_events`, one per (user, movie).
         The predicted rating is the champion's for a user it never saw (global mean + the movie's
@@ -254,15 +261,18 @@ class LakeReader:
             streamed = arrow_dataset(self._table(EVENTS), events).to_table(columns=["user_id", "movie_id"])
             pairs = pa.concat_tables([pairs, streamed.cast(pairs.schema)]).group_by(["user_id", "movie_id"]).aggregate([])
         counts = pairs.group_by("movie_id").aggregate([("user_id", "count")])
-        order = np.lexsort((counts.column("movie_id").to_numpy(), -counts.column("user_id_count").to_numpy()))[:MAX_K]
+        raters = counts.column("user_id_count").to_numpy()
+        order = np.lexsort((counts.column("movie_id").to_numpy(), -raters))[:MAX_K]
         movies = counts.column("movie_id").to_numpy()[order].tolist()
+        users = max(pc.count_distinct(pairs.column("user_id")).as_py(), 1)
+        scores = [round(float(count) / users, 4) for count in raters[order]]
         if model is not None:
             predicted = [model.global_mean + model.item_bias.get(movie, 0.0) for movie in movies]
         else:
             means = ratings.group_by("movie_id").aggregate([("rating", "mean")])
             mean_of = dict(zip(means.column("movie_id").to_pylist(), means.column("rating_mean").to_pylist(), strict=True))
             predicted = [mean_of.get(movie, MIN_RATING) for movie in movies]  # a streamed-only movie: no rating yet
-        return movies, [round(min(max(value, MIN_RATING), MAX_RATING), 4) for value in predicted]
+        return movies, scores, [round(min(max(value, MIN_RATING), MAX_RATING), 4) for value in predicted]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("user_id", pa.int32()),
         ("movie_id", pa.int32()),
         ("rank", pa.int32()),
+        ("score", pa.float64()),
         ("predicted_rating", pa.float64()),
         ("model_version", pa.string()),
         ("generated_at", pa.timestamp("us")),
@@ -177,7 +178,8 @@ def _recommendation_rows(lake: TinyLake, date: str, users: list[int], offset: in
                 "user_id": user,
                 "movie_id": movie_id,
                 "rank": rank,
-                "predicted_rating": 4.9 - rank * 0.1,
+                "score": round(0.95 - rank * 0.05, 2),
+                "predicted_rating": round(4.0 + (rank * 7 % 10) / 10, 1),  # stars that, like the rating model's, need not follow the rank
                 "model_version": model_version,
                 "generated_at": datetime.fromisoformat(date).replace(hour=6),
                 "source": "popularity" if user in lake.cold_start_users else "model",

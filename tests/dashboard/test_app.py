@@ -1,5 +1,6 @@
 """The Streamlit app's logic through AppTest: a user's view, the URL, the model page, and every empty or bad state."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,37 @@ def test_genre_table_counts_the_recommended_movies_genres(tiny_lake: TinyLake, u
     assert genres["share"].sum() == pytest.approx(1.0)
 
 
+def bar_chart(app: AppTest) -> dict:
+    """The first chart's Vega-Lite spec: the list's bars (the second is the genre donut)."""
+    return json.loads(app.get("vega_lite_chart")[0].proto.spec)
+
+
+def test_the_list_reads_in_one_order_with_its_match_and_the_stars_labelled(tiny_lake: TinyLake, use_lake):
+    use_lake(tiny_lake.location)
+    app = run_app(user="3")
+    table = recommendation_table(app)
+    matches = [int(shown.removesuffix("%")) for shown in table["Match"]]
+    assert matches == sorted(matches, reverse=True) and matches[0] > matches[-1]
+    assert list(table.columns[-2:]) == ["Match", "Predicted stars"]
+    stars = [float(shown) for shown in table["Predicted stars"]]
+    assert stars != sorted(stars, reverse=True)  # the tiny lake's stars, like the rating model's, do not follow the rank
+    assert any("In order of **match**" in caption.value for caption in app.caption)
+    chart = bar_chart(app)
+    bars = next(layer for layer in chart["layer"] if layer["mark"]["type"] == "bar")
+    assert bars["encoding"]["x"]["field"] == "score" and bars["encoding"]["x"]["title"] == "Match"
+    assert "Match" in [header.value for header in app.subheader]
+
+
 def test_cold_start_user_gets_a_badge(tiny_lake: TinyLake, use_lake):
     use_lake(tiny_lake.location)
     app = run_app(user=str(max(tiny_lake.cold_start_users)))
-    assert len(recommendation_table(app)) == 10
+    table = recommendation_table(app)
+    assert len(table) == 10
     assert cold_start_badges(app)
-    assert len(app.get("vega_lite_chart")) == 2  # the predicted ratings and the genre donut
+    assert len(app.get("vega_lite_chart")) == 2  # the list's bars and the genre donut
+    # Popular movies are ordered by how many users rated them, and the numbers say so.
+    assert "Rated by" in table.columns and "Match" not in table.columns
+    assert bar_chart(app)["layer"][0]["encoding"]["x"]["title"] == "Rated by"
 
 
 @pytest.mark.parametrize("user", ["999", "abc"])

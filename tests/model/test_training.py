@@ -127,6 +127,30 @@ def test_evaluate_leaves_the_callers_cache_alone_and_releases_its_own(spark):
         train.unpersist()
 
 
+@pytest.mark.slow  # several ALS fits
+def test_the_refit_learns_from_the_held_out_ratings_the_evaluation_measured_on(spark):
+    # Users 1-12 rate movies of their parity 4.5 and the others 1.0; user 99 and movie 99 appear only in the
+    # held-out split, so only a model fitted on every rating has factors and biases for them.
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    rows += [(99, m, 4.5 if m % 2 else 1.0) for m in range(1, 21)] + [(u, 99, 4.5 if u % 2 else 1.0) for u in range(1, 13)]
+    ratings = _ratings(spark, rows)
+    train, test = training.split(ratings, 0.25, seed=1)
+    train = train.where("user_id != 99 and movie_id != 99")
+    test = test.unionByName(ratings.where("user_id = 99 or movie_id = 99")).distinct()
+    evaluation, refitted = training.evaluate_and_refit(train, test, ratings, TINY)
+    alone, evaluated = training.evaluate(train, test, TINY)
+    try:
+        assert evaluation.metrics == pytest.approx(alone.metrics) and evaluation.test_rows == test.count()
+        assert 99 not in {r.id for r in evaluated.ranking_model.userFactors.collect()}
+        assert 99 in {r.id for r in refitted.ranking_model.userFactors.collect()}
+        assert 99 in {r.id for r in refitted.ranking_model.itemFactors.collect()}
+        assert 99 in {r.user_id for r in refitted.biases.user_bias.collect()}
+        assert 99 in {r.movie_id for r in refitted.biases.item_bias.collect()}
+    finally:
+        refitted.release()
+        evaluated.release()
+
+
 def test_evaluate_and_refit_leaves_only_the_returned_bundle_cached(spark):
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
     ratings = _ratings(spark, rows)
@@ -154,6 +178,7 @@ def _additive_with_noise(spark):
 OVERFITTING = replace(TINY, rating_rank=8, rating_reg_param=0.0001, rating_max_iter=8)
 
 
+@pytest.mark.slow  # several ALS fits
 def test_a_residual_als_that_does_not_beat_the_biases_is_dropped(spark):
     ratings = _additive_with_noise(spark)
     train, test = training.split(ratings, 0.25, seed=1)
@@ -165,7 +190,7 @@ def test_a_residual_als_that_does_not_beat_the_biases_is_dropped(spark):
     predicted = training.predict_ratings(bundle, test, keep_baseline=True).collect()
     assert all(row.predicted_rating == min(5.0, max(0.5, row.baseline)) for row in predicted)
     bundle.release()
-    # The refit on all ratings drops it too: the saved model is the one that was measured.
+    # The refit on all ratings drops it too: the rating model saved is the kind that was measured.
     _, refitted = training.evaluate_and_refit(train, test, ratings, OVERFITTING)
     assert refitted.rating_model is None
     refitted.release()

@@ -10,14 +10,14 @@ from tests.pipeline import today
 
 
 def batch_rows(spark, lake, user_id: int) -> list[tuple]:
-    """(rank, movie_id, predicted_rating, source) of the user in today's batch, read by the pipeline's own reader."""
+    """(rank, movie_id, score, predicted_rating, source) of the user in today's batch, read by the pipeline's own reader."""
     rows = (
         lake.read_table(spark, RECOMMENDATIONS_TABLE)
         .where((F.col("date") == today()) & (F.col("user_id") == user_id))
         .orderBy("rank")
         .collect()
     )
-    return [(r["rank"], r["movie_id"], r["predicted_rating"], r["source"]) for r in rows]
+    return [(r["rank"], r["movie_id"], r["score"], r["predicted_rating"], r["source"]) for r in rows]
 
 
 @pytest.mark.slow  # the session's whole-graph run
@@ -30,9 +30,12 @@ def test_a_users_recommendations_are_todays_batch_with_titles(client, spark, pip
     assert body["date"] == today() and body["model_version"] == champion
     expected = batch_rows(spark, pipeline_lake, 1)
     assert len(expected) == 10
-    served = [(r["rank"], r["movie_id"], r["predicted_rating"], "model") for r in body["recommendations"]]
+    served = [(r["rank"], r["movie_id"], r["score"], r["predicted_rating"], "model") for r in body["recommendations"]]
     assert [s[:2] for s in served] == [e[:2] for e in expected]
-    assert [s[2] for s in served] == pytest.approx([e[2] for e in expected], abs=1e-4)
+    assert [s[2:4] for s in served] == [pytest.approx(e[2:4], abs=1e-4) for e in expected]
+    # The list reads in the order of its score: each no higher than the one above.
+    scores = [s[2] for s in served]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= score <= 1.0 for score in scores)
     for row in body["recommendations"]:
         assert f"Movie {row['movie_id']}" in row["title"] and row["year"] == 1980 + row["movie_id"] % 40
         assert synthetic.movie_genre[row["movie_id"]] in row["genres"]
@@ -52,11 +55,15 @@ def test_users_the_batch_fell_back_for_or_never_saw_get_the_popularity_fallback(
     body = client.get(f"/users/{stranger}/recommendations", params={"k": 5}).json()
     assert (body["user_id"], body["source"], body["known_user"]) == (stranger, "popularity", False)
     ratings = lake_ratings(spark, pipeline_lake)
+    users = ratings.select("user_id").distinct().count()
     most_rated = [
-        r["movie_id"]
+        (r["movie_id"], r["count"] / users)
         for r in ratings.groupBy("movie_id").count().orderBy(F.desc("count"), "movie_id").limit(5).collect()
     ]
-    assert [r["movie_id"] for r in body["recommendations"]] == most_rated
+    # Most-rated first, each with the share of users who rated it: the order and the number agree.
+    assert [(r["movie_id"], r["score"]) for r in body["recommendations"]] == [
+        (movie, pytest.approx(share, abs=1e-4)) for movie, share in most_rated
+    ]
     assert [r["rank"] for r in body["recommendations"]] == [1, 2, 3, 4, 5]
     assert all(0.5 <= r["predicted_rating"] <= 5.0 for r in body["recommendations"])
 

@@ -1,9 +1,12 @@
-"""schemathesis against the service's own OpenAPI schema, on the pipeline's lake: no server error, answers as documented."""
+"""schemathesis against the service's own OpenAPI schema, on the pipeline's lake: no server error, answers as documented;
+and what the schema says a recommendation's numbers mean."""
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+
+from movierec_dagster.serve.app import Service, create_app
 
 OPERATIONS = ["/users/{user_id}/recommendations", "/movies/{movie_id}/similar", "/health"]
 
@@ -36,3 +39,13 @@ def test_the_api_keeps_to_its_schema(api_schema, path, mode):
         case.call_and_validate()
 
     call_and_validate()
+
+
+def test_a_recommendation_documents_its_order_and_its_numbers(tmp_path):
+    schema = create_app(Service(str(tmp_path))).openapi()["components"]["schemas"]["Recommendation"]
+    assert {"rank", "score", "predicted_rating"} <= set(schema["required"])
+    score = schema["properties"]["score"]
+    assert (score["type"], score["minimum"], score["maximum"]) == ("number", 0.0, 1.0)
+    assert "ordered by" in score["description"] and "match" in score["description"]
+    assert "order of `score`" in schema["properties"]["rank"]["description"]
+    assert "predicted stars" in schema["properties"]["predicted_rating"]["description"]

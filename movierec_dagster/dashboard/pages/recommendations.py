@@ -43,6 +43,11 @@ def _genres_text(frame: pd.DataFrame) -> pd.Series:
     return frame["genres"].map(lambda genres: ", ".join(genres) if len(genres) else NO_GENRES)
 
 
+def _score_name(recs: Recommendations) -> str:
+    """What the list is ordered by: the model's match, or for popular movies the share of users who rated them."""
+    return "Rated by" if recs.cold_start else "Match"
+
+
 def _recommendation_table(recs: Recommendations) -> pd.DataFrame:
     rows = recs.rows
     return pd.DataFrame(
@@ -50,7 +55,8 @@ def _recommendation_table(recs: Recommendations) -> pd.DataFrame:
             "Title": rows["title"],
             "Genres": _genres_text(rows),
             "Year": rows["year"].map(lambda year: "" if pd.isna(year) else str(int(year))),
-            "Predicted rating": rows["predicted_rating"].map(lambda rating: f"{rating:.2f}"),
+            _score_name(recs): rows["score"].map(lambda score: f"{score:.0%}"),
+            "Predicted stars": rows["predicted_rating"].map(lambda rating: f"{rating:.1f}"),
         },
     ).set_index(rows["rank"].rename("#"))
 
@@ -67,9 +73,11 @@ def _rated_table(rated: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bar_chart(recs: Recommendations) -> alt.Chart:
+    """One bar a movie, in rank order, as long as the number the list is ordered by: the bars shorten down the list."""
+    name = _score_name(recs)
     frame = recs.rows.assign(label=_titles(recs.rows), genre_list=_genres_text(recs.rows))
     chart = alt.Chart(frame).encode(
-        x=alt.X("predicted_rating:Q", title="Predicted rating", scale=alt.Scale(domain=[0, 5])),
+        x=alt.X("score:Q", title=name, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         y=alt.Y(
             "label:N", title=None, sort=alt.EncodingSortField("rank", order="ascending"), axis=alt.Axis(labelLimit=260)
         ),
@@ -77,12 +85,26 @@ def _bar_chart(recs: Recommendations) -> alt.Chart:
             alt.Tooltip("rank:Q", title="#"),
             alt.Tooltip("label:N", title="Movie"),
             alt.Tooltip("genre_list:N", title="Genres"),
-            alt.Tooltip("predicted_rating:Q", title="Predicted rating", format=".2f"),
+            alt.Tooltip("score:Q", title=name, format=".0%"),
+            alt.Tooltip("predicted_rating:Q", title="Predicted stars", format=".1f"),
         ],
     )
     bars = chart.mark_bar(cornerRadiusEnd=3, color=PALETTE[0])
-    values = chart.mark_text(align="right", dx=-6, color="white").encode(text=alt.Text("predicted_rating:Q", format=".2f"))
+    values = chart.mark_text(align="left", dx=4).encode(text=alt.Text("score:Q", format=".0%"))
     return (bars + values).properties(height=alt.Step(30))
+
+
+def _order_explained(recs: Recommendations) -> str:
+    if recs.cold_start:
+        return (
+            "Most-rated first: the share of users who rated each movie. "
+            "The predicted stars are what this user would likely rate it."
+        )
+    return (
+        "In order of **match**: how much the ranking model expects this user to want the movie, from what they "
+        "and people like them rated. **Predicted stars** are a second model's guess at the rating they would give "
+        "if they watched it, so a movie lower on the list can have more stars."
+    )
 
 
 def _genre_colors(genres: pd.DataFrame) -> dict[str, str]:
@@ -161,6 +183,7 @@ def render() -> None:
         st.subheader(f"Top {len(recs.rows)} recommendations for user {chosen}")
         with st.container(key="recommendations"):
             st.table(_recommendation_table(recs))
+        st.caption(_order_explained(recs))
     with right:
         tables, rated = state.top_rated(location, chosen)
         source = " and ".join(f"`{table}`" for table in tables)
@@ -174,7 +197,7 @@ def render() -> None:
 
     left, right = st.columns(2, gap="large")
     with left:
-        st.subheader("Predicted ratings")
+        st.subheader("How popular" if recs.cold_start else "Match")
         st.altair_chart(_bar_chart(recs), width="stretch")
     with right:
         st.subheader("Top genres based on the recommendations")
