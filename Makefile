@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev test test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
+.PHONY: demo dev lint test test-all test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -40,7 +40,7 @@ demo: venv java dagster-home
 	$(BIN)/python -m movierec_dagster.demo
 
 dev: venv java dagster-home
-	$(BIN)/dagster dev -w workspace.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
 # checkov, for tests/infra (the Bicep templates' static checks), pins packages the Dagster stack in .venv
 # does not accept (packaging 23), so it has a venv of its own, inside .venv's folder so git ignores it.
@@ -62,8 +62,18 @@ AZURITE_VERSION := 3.35.0
 .PHONY: azurite
 azurite: .azurite/installed-$(AZURITE_VERSION)
 
+# The fast tier, for the edit-test loop: everything but the tests marked slow (and the live ones).
 test: venv java checkov
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not azure and not databricks and not slow' $(PYTEST_ARGS)
+
+# The checks CI runs besides the tests: ruff (configured in pyproject.toml), and the definitions load (dg check defs).
+lint: venv dagster-home
+	$(BIN)/ruff check movierec_dagster generator tests bench
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
+
+# Everything CI runs, with the slowest tests' times at the end.
+test-all: venv java checkov
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The plain-Spark tests again under the pyspark of the Databricks runtime the clusters run
 # (movierec_dagster/resources/databricks.py names it; a test holds the two equal).

@@ -4,7 +4,7 @@
 
 Reads the lake from MOVIEREC_LAKE or $MOVIEREC_HOME/lake (default ./.movierec/lake). "First paint" is
 the time from asking the browser for `/?user=N` until that user's ten recommendation rows are in the page.
-With --screenshot, it then saves a whole view of a user the model scored (the README's picture).
+With --screenshot, it then saves a whole view of a user the model scored (docs/dashboard.md's picture).
 """
 
 import argparse
@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from movierec_dagster.dashboard.data import Lake, LakeError, lake_location
+from movierec_dagster.dashboard.data import Lake, LakeError
+from movierec_dagster.tables import lake_location
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -58,7 +59,7 @@ def main() -> None:
         users = lake.recommended_users(date)
     except LakeError as problem:
         sys.exit(f"{problem} Run `make demo` first.")
-    ratings = lake.own_ratings_table()
+    ratings = ", ".join(lake.own_ratings_tables())
     print(f"lake {location}: {len(users):,} users with recommendations on {date}; own ratings from {ratings}")
     sample = random.Random(7).sample(users, min(len(users), args.users + 2))
 

@@ -232,7 +232,7 @@ def run_size(
         total = time.perf_counter() - started
         stages, steps = stage_times(dagster_home)
         decided = decisions(dagster_home)
-        for name, stage in stages.items():
+        for stage in stages.values():
             stage.update(sampler.window(stage["start"], stage["end"]))
         whole = sampler.window(started_epoch, time.time())
         tail = log_path.read_text(errors="replace").splitlines()[-25:] if outcome != "ok" else []

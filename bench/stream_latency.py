@@ -178,7 +178,7 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             ids = land(landing, args.events, rng)
             landed = time.monotonic()
-            arrived = lambda: ids <= ingested_ids(table)  # noqa: E731
+            arrived = lambda ids=ids: ids <= ingested_ids(table)  # noqa: E731
             wait_until(f"round {round_}'s events in rating_events", arrived, args.timeout, process, log)
             seconds = time.monotonic() - landed
             latencies.append(seconds)

@@ -40,7 +40,7 @@ def time_each_part(train, test, params: training.ModelParams, residual_ranks: st
     for rank in [int(rank) for rank in residual_ranks.split(",")]:
         rating_model = timed(
             f"residual ALS, rank {rank}, {params.rating_max_iter} iterations",
-            lambda: training.fit_rating_model(train, biases, replace(params, rating_rank=rank)),
+            lambda rank=rank: training.fit_rating_model(train, biases, replace(params, rating_rank=rank)),
         )
     ranking_model = timed(
         f"ranking ALS, rank {params.ranking_rank}, {params.ranking_max_iter} iterations",
@@ -102,7 +102,7 @@ def main() -> None:
     for round_ in range(1, args.evaluate_rounds + 1):
         for label, evaluated in variants:
             evaluation, fitted = timed(
-                f"round {round_}: training.evaluate, {label}", lambda: training.evaluate(train, test, evaluated)
+                f"round {round_}: training.evaluate, {label}", lambda evaluated=evaluated: training.evaluate(train, test, evaluated)
             )
             fitted.release()
             metrics = evaluation.metrics

@@ -101,7 +101,7 @@ class EventHubSink:
                     batch.add(event)
                 except ValueError:
                     if len(batch) == 0:
-                        raise ValueError(f"An event of {len(body):,} bytes is larger than an Event Hubs batch allows.")
+                        raise ValueError(f"An event of {len(body):,} bytes is larger than an Event Hubs batch allows.") from None
                     self._send(batch)
                     batch = self.producer.create_batch(partition_key=key)
                     batch.add(event)

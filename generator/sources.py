@@ -421,7 +421,7 @@ def planted(tastes: Tastes, rng: random.Random, *, new_fraction: float = 0.05) -
 
 def _planted(tastes: Tastes, rng: random.Random, new_fraction: float) -> Iterator[Rating]:
     # One look-up a user and one a movie, the rest inlined: the generator's target is 100,000 events/s.
-    random_value, mean, nothing = rng.random, tastes.global_mean, frozenset()
+    random_value, mean = rng.random, tastes.global_mean
     users, user_totals = tastes._users, tastes._user_totals
     user_top, user_last = user_totals[-1], len(users) - 1
     movies, movie_totals = tastes._movies, tastes._movie_totals

@@ -1,5 +1,6 @@
 """Shared fixtures: one Spark session and one Azurite for the whole test session, a lake per test, synthetic MovieLens."""
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,7 +8,6 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions
 
-from bench.paths import MOVIELENS as REAL_MOVIELENS
 from movierec_dagster.resources import Lake, LocalLake, LocalSpark
 from movierec_dagster.resources.lake import AdlsLake
 from movierec_dagster.tables import ADLS_CREDENTIALS
@@ -96,11 +96,18 @@ def instance():
         yield ephemeral
 
 
+# The genuine ml-latest-small: MOVIELENS_SOURCE when it names a local archive, else ../shared beside the checkout.
+SHARED_MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "movielens" / "ml-latest-small.zip"
+
+
 @pytest.fixture(scope="session")
 def real_movielens() -> Path:
-    if not REAL_MOVIELENS.is_file():
-        pytest.skip(f"the real MovieLens archive is not at {REAL_MOVIELENS}")
-    return REAL_MOVIELENS
+    """The real archive for tests marked `real_data`; they skip, saying where it was looked for, without it."""
+    candidates = [Path(os.environ["MOVIELENS_SOURCE"])] if os.environ.get("MOVIELENS_SOURCE", "").endswith(".zip") else []
+    for archive in [*candidates, SHARED_MOVIELENS]:
+        if archive.is_file():
+            return archive
+    pytest.skip(f"the real MovieLens archive is not at {' or '.join(str(c) for c in [*candidates, SHARED_MOVIELENS])}")
 
 
 @pytest.fixture(scope="session")

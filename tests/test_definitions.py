@@ -18,7 +18,7 @@ ASSETS = {
 }
 JOBS = {"movielens_etl", "ingest_rating_events", "retrain_model", "score_recommendations"}
 SCHEDULES = {"nightly_retrain": "retrain_model"}
-SENSORS = {"rating_events_sensor", "retrain_sensor", "recommendations_automation"}
+SENSORS = {"rating_events_sensor", "retrain_sensor", "recommendations_automation", "run_failure_alert"}
 # Contracts, not implementations: only resources/ and deployment.py may name these.
 IMPLEMENTATIONS = re.compile(r"\b(LocalLake|LocalSpark|LandingFolderSource|EventHubsSource)\b")
 PACKAGE = Path(__file__).resolve().parents[1] / "movierec_dagster"

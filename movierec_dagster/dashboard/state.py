@@ -20,8 +20,8 @@ from movierec_dagster.dashboard.data import (
     LakeNotFound,
     ModelHistory,
     Recommendations,
-    lake_location,
 )
+from movierec_dagster.tables import lake_location
 
 CACHE_SECONDS = 60
 

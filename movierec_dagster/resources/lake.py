@@ -203,7 +203,7 @@ class AdlsLake(Lake):
     as Azurite's does in the tests), else a service principal (`tenant_id`, `client_id`,
     `client_secret`), else DefaultAzureCredential (a managed identity, `az login`). Give secrets as
     `EnvVar`s. On a cluster the client secret comes from the secret scope into the environment; Spark
-    itself reads the lake with the cluster's own settings (see the README).
+    itself reads the lake with the cluster's own settings (see docs/databricks.md).
     """
 
     connection_string: str = ""

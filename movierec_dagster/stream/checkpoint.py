@@ -1,4 +1,7 @@
-"""Reads a Structured Streaming checkpoint without Spark, so the ingest sensor can compare what the source holds with what the checkpoint has taken in."""
+"""Reads a Structured Streaming checkpoint without Spark.
+
+The ingest sensor compares what the source holds with what the checkpoint has taken in.
+"""
 
 import json
 import re

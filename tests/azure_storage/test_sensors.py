@@ -1,5 +1,7 @@
 """The sensors on a lake in Azurite (ADLS through adlfs): the retrain sensor's counts and champion, the ingest sensor's checkpoint."""
 
+import pytest
+
 from pathlib import Path
 
 from dagster import EnvVar, RunRequest, build_sensor_context
@@ -34,6 +36,7 @@ def test_the_retrain_sensor_counts_ratings_on_adls(instance, azurite, monkeypatc
     assert [request.run_key for request in above.run_requests] == ["retrain-v1-610"]
 
 
+@pytest.mark.slow  # a Structured Streaming ingest
 def test_the_ingest_sensor_reads_the_checkpoint_spark_wrote_from_adls(spark, instance, lake, adls_lake, tmp_path: Path):
     """Spark's checkpoint, written by a real ingest on a local lake and copied to ADLS, where the sensor reads it."""
     source = LandingFolderSource(folder=str(tmp_path / "landing"))

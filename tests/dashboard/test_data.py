@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from movierec_dagster.dashboard import data
-from movierec_dagster.dashboard.data import Lake, LakeNotFound, TableNotFound, genre_counts, lake_location
+from movierec_dagster.dashboard.data import Lake, LakeNotFound, TableNotFound, genre_counts
+from movierec_dagster.tables import lake_location
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.model import checks as model_checks
 from movierec_dagster.model import registry

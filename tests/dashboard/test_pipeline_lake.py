@@ -2,7 +2,8 @@
 
 import pytest
 
-from movierec_dagster.dashboard.data import Lake, lake_location
+from movierec_dagster.dashboard.data import Lake
+from movierec_dagster.tables import lake_location
 from movierec_dagster.dashboard.summary import dashboard_summary
 from movierec_dagster.model import registry
 from tests.pipeline import today

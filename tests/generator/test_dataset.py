@@ -139,6 +139,7 @@ def test_the_zip_loads_through_the_etl_with_no_row_quarantined(spark, dataset, t
     assert movies.where("year is null or title like '%(%'").count() == 0, "every title's year is parsed out"
 
 
+@pytest.mark.slow  # an ALS fit on the generated dataset
 def test_a_model_learns_the_dataset_better_than_most_popular(spark, tmp_path):
     path = write_dataset(tmp_path / "ml-learn.zip", ratings=20_000, users=200, movies=500, seed=12).path
     ratings = [Rating(int(u), int(m), float(r), int(t)) for u, m, r, t in _read(path)["ratings.csv"][1:]]

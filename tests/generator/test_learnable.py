@@ -6,10 +6,13 @@ Uniform random ratings are not: there the model has nothing to find.
 import random
 from itertools import islice
 
+import pytest
 from pyspark.sql import functions as F
 
 from generator.sources import Population, Tastes, planted, read_movielens_genres, read_movielens_ratings, synthetic
 from movierec_dagster.model import training
+
+pytestmark = pytest.mark.slow  # ALS fits on generated data
 
 # Small models for small data (the defaults are measured on ml-latest-small's 100,000 ratings).
 SMALL = training.ModelParams(

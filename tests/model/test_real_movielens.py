@@ -1,8 +1,12 @@
 """ml-latest-small end to end (skipped without the file): the shipped defaults beat both baselines and pass the gate."""
 
+import pytest
+
 from movierec_dagster.model import registry
 from tests.conftest import local_definitions
 from tests.pipeline import today
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]  # training and scoring ml-latest-small end to end
 
 
 def test_real_movielens_train_and_score(home, real_movielens, instance, spark):

@@ -1,7 +1,5 @@
 """The MovieLens ETL materialized through Dagster on synthetic data: tables, metadata, checks, bad input."""
 
-from pathlib import Path
-
 from dagster import DagsterEventType
 
 from movierec_dagster.resources.lake import QUARANTINE

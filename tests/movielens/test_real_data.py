@@ -1,6 +1,10 @@
 """The ETL on the genuine ml-latest-small archive (skipped when it is absent)."""
 
+import pytest
+
 from tests.conftest import local_definitions
+
+pytestmark = pytest.mark.real_data
 
 
 def test_real_movielens_counts(spark, home, real_movielens, instance):

@@ -7,9 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from movierec_dagster.resources import LandingFolderSource
 from movierec_dagster.stream.ingest import ingest_rating_events
 from tests.stream.events import event, write_lines
+
+pytestmark = pytest.mark.slow  # ingests killed in processes of their own
 
 FILES, EVENTS_PER_FILE = 24, 50
 ROOT = Path(__file__).resolve().parents[2]
