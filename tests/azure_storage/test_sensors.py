@@ -1,9 +1,8 @@
 """The sensors on a lake in Azurite (ADLS through adlfs): the retrain sensor's counts and champion, the ingest sensor's checkpoint."""
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from dagster import EnvVar, RunRequest, build_sensor_context
 
 from movierec_dagster.model.sensors import RETRAIN_THRESHOLD_ENV
