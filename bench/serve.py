@@ -67,6 +67,7 @@ def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
             "user_id": np.repeat(np.arange(1, users + 1, dtype=np.int32), TOP_K),
             "movie_id": rng.choice(movie_ids, size=rows).astype(np.int32),
             "rank": np.tile(np.arange(1, TOP_K + 1, dtype=np.int32), users),
+            "score": np.tile(np.linspace(0.9, 0.45, TOP_K), users),
             "predicted_rating": np.round(rng.uniform(3.0, 5.0, size=rows), 4),
             "model_version": pa.array([model_version] * rows, pa.string()),
             "generated_at": pa.array(np.full(rows, np.datetime64("now", "us"))),

@@ -167,9 +167,14 @@ class LakeReader:
     def load(self) -> Served:
         started = time.perf_counter()
         source, version = self.current_source()
+        recommendations = arrow_dataset(self._table(RECOMMENDATIONS), version, [f"date={source.date}"])
+        if "score" not in recommendations.schema.names:
+            raise NotServable(
+                f"The recommendations of {source.date} were made before each list carried its score: run "
+                f"{MAKE_RECOMMENDATIONS} again."
+            )
         batch = (
-            arrow_dataset(self._table(RECOMMENDATIONS), version, [f"date={source.date}"])
-            .to_table(
+            recommendations.to_table(
                 columns=["user_id", "movie_id", "rank", "score", "predicted_rating", "model_version", "generated_at", "source"]
             )
             .sort_by([("user_id", "ascending"), ("rank", "ascending")])

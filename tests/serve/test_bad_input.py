@@ -8,6 +8,7 @@ from movierec_dagster.resources import lake as pipeline_lake
 from movierec_dagster.model import registry
 from movierec_dagster.serve import data
 from movierec_dagster.serve.app import Service, create_app
+from tests.dashboard.lakes import NEWEST_DATE, _recommendation_rows, build_lake, commit
 
 
 @pytest.fixture
@@ -60,3 +61,14 @@ def test_the_service_names_are_the_pipelines():
     assert data.MODELS == f"{pipeline_lake.MODELS}/{registry.MODEL_NAME}"
     assert (data.MODEL_INFO, data.CHAMPION) == (registry.MODEL_INFO, registry.CHAMPION)
     assert (data.MODEL, data.POPULARITY) == (scoring.MODEL, scoring.POPULARITY)
+
+
+def test_a_batch_made_before_lists_had_a_score_says_to_score_again(tmp_path):
+    lake = build_lake(tmp_path / "lake", training_ratings=True)
+    old_batch = _recommendation_rows(lake, NEWEST_DATE, lake.users, 10, "v0").drop_columns(["score"])
+    commit(lake, "user_recommendations", old_batch, f"date={NEWEST_DATE}")
+    service = Service(str(tmp_path / "lake"))
+    assert not service.refresh()
+    with TestClient(create_app(service)) as client:
+        detail = client.get("/health").json()["detail"]
+    assert "made before each list carried its score" in detail and "score_recommendations" in detail
