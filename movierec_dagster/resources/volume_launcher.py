@@ -127,9 +127,12 @@ class VolumeStepLauncher:
         finally:
             try:
                 self._log_output(step_context, staged)
+            except DatabricksError as error:
+                log.warning(f"Could not read back step {step_key}'s output from {staged.folder}: {error}")
+            try:
                 staged.remove()
             except DatabricksError as error:
-                log.warning(f"Could not read back or remove what step {step_key} staged at {staged.folder}: {error}")
+                log.warning(f"Could not remove what step {step_key} staged at {staged.folder}: {error}; remove it by hand")
 
     def _stage(self, step_context: StepExecutionContext, staged: StagedStep) -> None:
         step_run_ref = step_context_to_step_run_ref(step_context, self.package_root)
