@@ -42,10 +42,10 @@ SLABS = 64
 PROBE_SLABS = 2
 # Relative slack on |user| x |item| for float32's rounding of the product (about rank x 6e-8 at rank 30).
 BOUND_MARGIN = 1e-4
-# Up to this k, `_kth_largest` strikes out each row's largest value k - 1 times instead of partitioning the row.
+# Up to this k, `kth_largest` strikes out each row's largest value k - 1 times instead of partitioning the row.
 _STRIKE_OUT_UP_TO = 24
 OUTPUT_SCHEMA = "user_id int, movie_id int, rank int, score double"
-_OUTPUT_ARROW = pa.schema(
+OUTPUT_ARROW = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rank", pa.int32()), ("score", pa.float64())]
 )
 
@@ -126,7 +126,7 @@ def _group_by(keys: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
     return order, np.searchsorted(keys[order], np.arange(groups + 1))
 
 
-def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
+def kth_largest(values: np.ndarray, k: int) -> np.ndarray:
     """Each row's k-th largest value, repeats counted as a sort counts them.
 
     For a small k, each row's largest value is struck out k - 1 times and the largest left is read: on a block's
@@ -140,7 +140,7 @@ def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
     return left.max(axis=1)
 
 
-def _true_positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def true_positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of a 2-d mask's true entries, in row order: `np.nonzero`'s result at about a ninth of its time
     on a block's group maxima."""
     return np.divmod(np.flatnonzero(mask), mask.shape[1])
@@ -181,7 +181,7 @@ def top_k_block(
     probe = PROBE_SLABS if width >= k else n_slabs
     for slab in range(n_slabs):
         if slab == probe:
-            lower = _kth_largest(maxima, k)
+            lower = kth_largest(maxima, k)
             needed = np.maximum(probe, slabs_to_score(np.linalg.norm(user_matrix, axis=1), items.slab_norms, lower))
             if needed.min() < n_slabs:
                 order = np.argsort(-needed, kind="stable")
@@ -204,13 +204,13 @@ def top_k_block(
             block[:, max(0, items_here):] = -np.inf
         np.maximum(maxima[:active], block, out=maxima[:active])
     if width >= k:
-        bound = _kth_largest(maxima, k)
+        bound = kth_largest(maxima, k)
     else:
-        bound = _kth_largest(scores.transpose(1, 0, 2).reshape(n_rows, n_slabs * width), k)
-    group_rows, groups = _true_positions(maxima >= bound[:, None])
+        bound = kth_largest(scores.transpose(1, 0, 2).reshape(n_rows, n_slabs * width), k)
+    group_rows, groups = true_positions(maxima >= bound[:, None])
     in_groups = scores[: scored[0], group_rows, groups].T  # (candidate groups, slabs any row scored)
     in_groups[np.arange(scored[0])[None, :] >= scored[group_rows][:, None]] = -np.inf  # slabs a row skipped
-    hits, hit_slabs = _true_positions((in_groups >= bound[group_rows][:, None]) & (in_groups > -np.inf))
+    hits, hit_slabs = true_positions((in_groups >= bound[group_rows][:, None]) & (in_groups > -np.inf))
     rows, values = order[group_rows[hits]], in_groups[hits, hit_slabs]
     ids = items.ids[hit_slabs * width + groups[hits]]
     by_rank = np.lexsort((ids, -values, rows))
@@ -287,7 +287,7 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
                 pa.array(ranks.astype(np.int32)),
                 pa.array(scores.astype(np.float64)),
             ],
-            schema=_OUTPUT_ARROW,
+            schema=OUTPUT_ARROW,
         )
 
 
@@ -405,7 +405,7 @@ def most_popular_block(
     inside = positions < prefix
     unseen[rows[inside], positions[inside]] = False
     ranks = np.cumsum(unseen, axis=1)
-    chosen_rows, chosen = _true_positions(unseen & (ranks <= k))
+    chosen_rows, chosen = true_positions(unseen & (ranks <= k))
     return chosen_rows, popular_ids[chosen], popular_counts[chosen], ranks[chosen_rows, chosen]
 
 
