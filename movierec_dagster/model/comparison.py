@@ -9,7 +9,8 @@ COLUMNS = {"rmse": "RMSE", "mae": "MAE", "precision_at_10": "P@10", "recall_at_1
 def comparison_rows(info: dict) -> list[tuple[str, dict[str, float | None]]]:
     """(model, metric -> value) for ours and each baseline; None where a baseline has no such metric."""
     baselines = info["baselines"]
-    models = {"ours": info["metrics"], "user+movie bias": baselines["bias"], "most popular": baselines["most_popular"]}
+    ours = f"ours, {info['ranking_model']}" if info.get("ranking_model") else "ours"
+    models = {ours: info["metrics"], "user+movie bias": baselines["bias"], "most popular": baselines["most_popular"]}
     return [(name, {metric: values.get(metric) for metric in COLUMNS}) for name, values in models.items()]
 
 
@@ -29,11 +30,11 @@ def comparison_lines(info: dict) -> list[str]:
     """The comparison as fixed-width console lines, under a title line."""
     lines = [
         f"Model {info['version']} (trained on {info['training_rows']:,} ratings; held-out {info.get('test_rows', 0):,})",
-        f"   {'':<17}" + "".join(f"{label:>8}" for label in COLUMNS.values()),
+        f"   {'':<20}" + "".join(f"{label:>8}" for label in COLUMNS.values()),
     ]
     for name, values in comparison_rows(info):
         cells = ("-" if value is None else f"{value:.3f}" for value in values.values())
-        lines.append(f"   {name:<17}" + "".join(f"{cell:>8}" for cell in cells))
+        lines.append(f"   {name:<20}" + "".join(f"{cell:>8}" for cell in cells))
     note = rating_model_note(info)
     return lines + [f"   {note}"] if note else lines
 

@@ -2,13 +2,14 @@
 
 Layout under `lake/models/als/`:
 
-    <version>/ranking/        implicit ALS (Spark ML persistence)
+    <version>/ranking/        implicit ALS (Spark ML persistence), when it is the ranking model
+    <version>/ease/           EASE (ease.EaseModel.save), when it is the ranking model
     <version>/rating/         explicit ALS on the bias residuals (Spark ML persistence), absent
                               when the biases alone were the better rating model
     <version>/user_bias/      Parquet: user_id, user_bias
     <version>/item_bias/      Parquet: movie_id, item_bias
     <version>/model.json      version, trained_at, training_rows, params, metrics, baselines, global_mean,
-                              rating_model (what the star ratings are made of)
+                              rating_model (what the star ratings are made of), ranking_model, card
     champion.json             {"version", "trained_at", "promoted_at"}: the model in use (the asset champion_model)
 
 A version exists once its model.json is written (last), so the versions are the
@@ -27,7 +28,8 @@ from typing import Any
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import SparkSession
 
-from movierec_dagster.model.training import BIASES_AND_RESIDUAL_ALS, BIASES_ONLY, Biases, ModelBundle
+from movierec_dagster.model import ease
+from movierec_dagster.model.training import ALS_RANKER, BIASES_AND_RESIDUAL_ALS, BIASES_ONLY, EASE_RANKER, Biases, ModelBundle
 from movierec_dagster.resources.lake import MODELS, Lake
 
 MODEL_NAME = "als"
@@ -50,7 +52,10 @@ def utc_iso(moment: datetime) -> str:
 
 def save_bundle(lake: Lake, version: str, bundle: ModelBundle) -> None:
     """Persist the fitted models of `version` (Spark ML persistence + Parquet biases)."""
-    bundle.ranking_model.write().overwrite().save(version_uri(lake, version, "ranking"))
+    if bundle.ranking_model_kind == EASE_RANKER:
+        bundle.ranking_model.save(lake, version_uri(lake, version, "ease"))
+    else:
+        bundle.ranking_model.write().overwrite().save(version_uri(lake, version, "ranking"))
     if bundle.rating_model is not None:
         bundle.rating_model.write().overwrite().save(version_uri(lake, version, "rating"))
     # A version's folder is written once, before its model.json: no table commit needed.
@@ -69,10 +74,15 @@ def load_bundle(lake: Lake, spark: SparkSession, version: str) -> ModelBundle:
     )
     # Versions saved before the residual ALS could be dropped have no `rating_model`: they all kept it.
     biases_only = info.get("rating_model", BIASES_AND_RESIDUAL_ALS) == BIASES_ONLY
+    # Versions saved before EASE ranked with implicit ALS.
+    if info.get("ranking_model", ALS_RANKER) == EASE_RANKER:
+        ranking_model = ease.EaseModel.load(lake, version_uri(lake, version, "ease"))
+    else:
+        ranking_model = ALSModel.load(version_uri(lake, version, "ranking"))
     return ModelBundle(
         biases=biases,
         rating_model=None if biases_only else ALSModel.load(version_uri(lake, version, "rating")),
-        ranking_model=ALSModel.load(version_uri(lake, version, "ranking")),
+        ranking_model=ranking_model,
     )
 
 

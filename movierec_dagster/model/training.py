@@ -1,9 +1,11 @@
 """The model: plain PySpark functions, no Dagster.
 
-Two Spark ML models, each built for its job:
+Two models, each built for its job:
 
-- the *ranking* model chooses each user's movies: implicit-feedback ALS, where a
-  rating is a confidence that the user cares about the movie (ratings below
+- the *ranking* model chooses each user's movies: EASE (`ease.py`, an item-to-item
+  model solved in closed form) where the catalogue is small enough for its items x
+  items matrix and it beats ALS on a validation split, else implicit-feedback ALS,
+  where a rating is a confidence that the user cares about the movie (ratings below
   `neutral_rating` count as evidence against);
 - the *rating* model predicts the star rating shown beside each movie: a global
   mean plus regularised user and movie biases, plus explicit ALS on the residuals
@@ -25,8 +27,9 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movierec_dagster.validation import MAX_RATING, MIN_RATING
+from movierec_dagster.model import ease
 from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
+from movierec_dagster.validation import MAX_RATING, MIN_RATING
 
 RELEVANT_RATING = 4.0
 TOP_K = 10
@@ -34,6 +37,11 @@ TRAINING_COLUMNS = ("user_id", "movie_id", "rating", "rated_at")
 # What a bundle's star ratings are made of (model.json's `rating_model`).
 BIASES_AND_RESIDUAL_ALS = "biases + residual ALS"
 BIASES_ONLY = "biases"
+# The ranking model (ModelParams.ranker, model.json's `ranking_model`): chosen on a validation split, or set.
+AUTO, ALS_RANKER, EASE_RANKER = "auto", "implicit ALS", "EASE"
+RANKERS = (AUTO, ALS_RANKER, EASE_RANKER)
+# The share of the training split `choose_ranker` holds out to choose between the ranking models.
+RANKER_VALIDATION_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,20 @@ class ModelParams:
     # ALS user and item blocks. The factors depend on the blocking, so als_model's config picks it from the
     # data (`blocks_for`), not the machine's core count, to keep results reproducible.
     num_blocks: int = 1
+    # The ranking model: AUTO chooses between EASE and implicit ALS on a validation split (`choose_ranker`).
+    ranker: str = AUTO
+    ease_l2: float = ease.EaseParams().l2
+    ease_weighting: str = ease.EaseParams().weighting
+    # EASE inverts an items x items matrix: above this many movies ALS ranks them.
+    ease_max_items: int = ease.EaseParams().max_items
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def ease_params(self) -> ease.EaseParams:
+        return ease.EaseParams(
+            l2=self.ease_l2, weighting=self.ease_weighting, neutral_rating=self.neutral_rating, max_items=self.ease_max_items
+        )
 
 
 # `blocks_for`: one ALS block per this many ratings, up to Spark ML's own default of 10 blocks.
@@ -84,7 +103,7 @@ class Biases:
 
 @dataclass
 class ModelBundle:
-    """The fitted models: biases + residual ALS (rating), implicit ALS (ranking).
+    """The fitted models: biases + residual ALS (rating), EASE or implicit ALS (ranking).
 
     `rating_model` is None when the residual ALS did not beat the biases alone on the
     held-out split: the star ratings are then the biases.
@@ -92,11 +111,15 @@ class ModelBundle:
 
     biases: Biases
     rating_model: ALSModel | None
-    ranking_model: ALSModel
+    ranking_model: ALSModel | ease.EaseModel
 
     @property
     def rating_model_kind(self) -> str:
         return BIASES_ONLY if self.rating_model is None else BIASES_AND_RESIDUAL_ALS
+
+    @property
+    def ranking_model_kind(self) -> str:
+        return EASE_RANKER if isinstance(self.ranking_model, ease.EaseModel) else ALS_RANKER
 
     def release(self) -> None:
         """Drop the biases from Spark's cache (`fit_biases` caches them) once the bundle is done with."""
@@ -111,6 +134,8 @@ class Evaluation:
     test_rows: int
     evaluated_users: int
     residual_als: dict[str, float] | None  # the residual ALS's held-out RMSE and MAE, kept or not; None: not fitted
+    # Beyond accuracy, of the lists of the users with held-out ratings: "model" and "most_popular" -> `beyond_accuracy`.
+    beyond_accuracy: dict[str, dict[str, float]]
 
 
 def merge_ratings(history: DataFrame, events: DataFrame | None) -> DataFrame:
@@ -215,6 +240,50 @@ def fit_ranking_model(ratings: DataFrame, params: ModelParams) -> ALSModel:
     return als.fit(confidence)
 
 
+def fit_ranker(ratings: DataFrame, params: ModelParams) -> ALSModel | ease.EaseModel:
+    """The ranking model `params.ranker` names (EASE or implicit ALS; AUTO must be resolved by `choose_ranker` first)."""
+    if params.ranker == EASE_RANKER:
+        return ease.fit_ease(ratings, params.ease_params())
+    if params.ranker == ALS_RANKER:
+        return fit_ranking_model(ratings, params)
+    raise ValueError(f"ranker {params.ranker!r}: choose one of {', '.join(RANKERS)} (resolve {AUTO!r} with choose_ranker)")
+
+
+def choose_ranker(train: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[ModelParams, dict]:
+    """`params` with `ranker` AUTO resolved, and the figures the choice was made on.
+
+    EASE is a candidate when the catalogue has at most `ease_max_items` movies. Both are fitted
+    on 80% of `train` and judged by NDCG@k on the rest (a validation split, seed + 1, as
+    `grid_search` carves): the held-out test split that the gate and the reported metrics use is
+    never looked at, so the choice cannot flatter them. The ALS fit runs in Spark while EASE
+    solves on the driver, side by side.
+    """
+    if params.ranker != AUTO:
+        return params, {}
+    movies = train.select("movie_id").distinct().count()
+    if movies > params.ease_max_items:
+        return replace(params, ranker=ALS_RANKER), {
+            "chosen": ALS_RANKER, "why": f"{movies:,} movies exceed ease_max_items ({params.ease_max_items:,})"
+        }
+    fit, validation = split(train, RANKER_VALIDATION_FRACTION, params.seed + 1)
+    figures = {}
+    with _cached(fit), _cached(validation):
+        if validation.where(F.col("rating") >= RELEVANT_RATING).isEmpty():
+            return replace(params, ranker=ALS_RANKER), {
+                "chosen": ALS_RANKER, "why": f"no validation rating of {RELEVANT_RATING} or more to choose on"
+            }
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker-als") as pool:
+            als = pool.submit(fit_ranking_model, fit, params)
+            candidates = {EASE_RANKER: ease.fit_ease(fit, params.ease_params()), ALS_RANKER: als.result()}
+        for name, model in candidates.items():
+            lists = ranking_lists(model, fit, k)
+            figures[name] = ranking_metrics(lists, validation, k)[f"ndcg_at_{k}"]
+    chosen = max(figures, key=lambda name: (figures[name], name == ALS_RANKER))
+    return replace(params, ranker=chosen), {
+        "chosen": chosen, "why": "the higher validation NDCG@10", "validation_ndcg_at_10": figures
+    }
+
+
 def fit_rating_model(ratings: DataFrame, biases: Biases, params: ModelParams) -> ALSModel:
     """Explicit ALS on what the biases leave unexplained."""
     residuals = bias_prediction(biases, ratings).select(
@@ -237,7 +306,8 @@ def _cached(frame: DataFrame) -> Iterator[DataFrame]:
 
 
 def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
-    """Fit the rating model (biases + ALS on residuals) and the ranking model (implicit ALS).
+    """Fit the rating model (biases + ALS on residuals) and the ranking model (EASE or implicit ALS; with `ranker`
+    AUTO, `choose_ranker` chooses on a validation split of `ratings`).
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
@@ -249,8 +319,9 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
         raise ValueError(f"rating_rank must be 0 (no residual ALS) or more, got {params.rating_rank}")
     with _cached(ratings) as cached:
         ratings = cached.select("user_id", "movie_id", "rating")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking-als") as pool:
-            ranking = pool.submit(fit_ranking_model, ratings, params)
+        params, _ = choose_ranker(ratings, params)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking") as pool:
+            ranking = pool.submit(fit_ranker, ratings, params)
             biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
             rating_model = fit_rating_model(ratings, biases, params) if params.rating_rank else None
             ranking_model = ranking.result()
@@ -321,9 +392,40 @@ def ranking_metrics(
     }
 
 
-def recommend_top_k(bundle: ModelBundle, seen: DataFrame, k: int = TOP_K) -> DataFrame:
-    """user_id, movie_id, rank, score: the ranking model's top-k unseen movies of every user it knows."""
-    return top_k_unseen(bundle.ranking_model.userFactors, bundle.ranking_model.itemFactors, seen, k)
+def beyond_accuracy(lists: DataFrame, train: DataFrame) -> dict[str, float]:
+    """What a set of top-k lists shows of the catalogue, beside how accurate it is.
+
+    `catalog_coverage`: the share of the movies in `train` that appear in at least one list;
+    `mean_popularity`: the average, over every listed movie, of the share of `train`'s users who
+    rated it (most-popular lists score high, a long tail low).
+    """
+    raters = train.groupBy("movie_id").agg(F.count("*").alias("_raters"))
+    totals = train.agg(F.count_distinct("movie_id").alias("movies"), F.count_distinct("user_id").alias("users")).first()
+    listed = lists.select("movie_id").join(raters, "movie_id", "left")
+    row = listed.agg(F.count_distinct("movie_id").alias("listed"), F.avg(F.coalesce("_raters", F.lit(0))).alias("raters")).first()
+    return {
+        "catalog_coverage": (row["listed"] or 0) / totals["movies"] if totals["movies"] else 0.0,
+        "mean_popularity": (row["raters"] or 0.0) / totals["users"] if totals["users"] else 0.0,
+    }
+
+
+def ranking_lists(model: ALSModel | ease.EaseModel, ratings: DataFrame, k: int = TOP_K, users: DataFrame | None = None) -> DataFrame:
+    """user_id, movie_id, rank, score: `model`'s top-k movies of each user (of `users`, by default all it can score)
+    that the user did not rate in `ratings` (user_id, movie_id, rating).
+
+    ALS scores the users it has factors for; EASE every user with a rating of a movie it knows, from those ratings.
+    """
+    if isinstance(model, ease.EaseModel):
+        return ease.ease_top_k_unseen(model, ratings, users, k)
+    user_factors = model.userFactors
+    if users is not None:
+        user_factors = user_factors.join(users.select(F.col("user_id").alias("id")), "id", "left_semi")
+    return top_k_unseen(user_factors, model.itemFactors, ratings.select("user_id", "movie_id"), k)
+
+
+def recommend_top_k(bundle: ModelBundle, ratings: DataFrame, k: int = TOP_K) -> DataFrame:
+    """user_id, movie_id, rank, score: the ranking model's top-k movies of every user it can score, unrated in `ratings`."""
+    return ranking_lists(bundle.ranking_model, ratings, k)
 
 
 def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K, seen: DataFrame | None = None) -> DataFrame:
@@ -352,10 +454,15 @@ def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TO
         errors = residual_als
         if residual_als is None or not residual_als["rmse"] < bias_errors["rmse"]:
             bundle, errors = replace(bundle, rating_model=None), bias_errors
-        seen = train.select("user_id", "movie_id")
-        ranking = ranking_metrics(recommend_top_k(bundle, seen, k), test, k)
         test_users = test.select("user_id").distinct()
-        popular = ranking_metrics(most_popular_top_k(train, test_users, k), test, k)
+        with _cached(recommend_top_k(bundle, train, k)) as lists, _cached(most_popular_top_k(train, test_users, k)) as popular_lists:
+            ranking = ranking_metrics(lists, test, k)
+            popular = ranking_metrics(popular_lists, test, k)
+            # Both on the same users' lists: those with a held-out rating.
+            beyond = {
+                "model": beyond_accuracy(lists.join(test_users, "user_id", "left_semi"), train),
+                "most_popular": beyond_accuracy(popular_lists, train),
+            }
         test_rows = test.count()
     evaluated_users = ranking.pop("evaluated_users")
     popular.pop("evaluated_users")
@@ -366,6 +473,7 @@ def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TO
             test_rows=test_rows,
             evaluated_users=evaluated_users,
             residual_als=residual_als,
+            beyond_accuracy=beyond,
         ),
         bundle,
     )
@@ -381,6 +489,7 @@ def evaluate_and_refit(
     which users' lists would otherwise miss. Its residual ALS is dropped when the evaluated
     one's was.
     """
+    params, _ = choose_ranker(train, params, k)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit") as pool:
         refit = pool.submit(fit_bundle, ratings, params)
         evaluation, evaluated = evaluate(train, test, params, k)
@@ -412,9 +521,10 @@ def grid_search(
     grid = product(ranks or [base.ranking_rank], reg_params or [base.ranking_reg_param], alphas or [base.alpha])
     with _cached(fit), _cached(validation):
         for rank, reg_param, alpha in grid:
+            # The grid is ALS's: with the ranker left to choose, its points rank with ALS.
             params = replace(
                 base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param,
-                alpha=alpha,
+                alpha=alpha, ranker=ALS_RANKER if base.ranker == AUTO else base.ranker,
             )
             evaluation, bundle = evaluate(fit, validation, params, k)
             bundle.release()

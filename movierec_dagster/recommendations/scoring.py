@@ -12,9 +12,9 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movierec_dagster.model.training import TOP_K, ModelBundle, most_popular_top_k, predict_ratings
+from movierec_dagster.model.ease import EaseModel
+from movierec_dagster.model.training import TOP_K, ModelBundle, most_popular_top_k, predict_ratings, ranking_lists
 from movierec_dagster.validation import MAX_RATING, MIN_RATING
-from movierec_dagster.model.topk import top_k_unseen
 
 MODEL, POPULARITY = "model", "popularity"
 
@@ -57,13 +57,12 @@ def build_recommendations(
         raise ValueError(f"min_ratings must not be negative, got {min_ratings}")
     seen = ratings.select("user_id", "movie_id")
     counts = seen.groupBy("user_id").count()
-    known = bundle.ranking_model.userFactors.join(
-        counts.where(F.col("count") >= min_ratings).select(F.col("user_id").alias("id")), "id"
-    )
-    personal = top_k_unseen(known, bundle.ranking_model.itemFactors, seen, k).select(
+    enough = counts.where(F.col("count") >= min_ratings).select("user_id")
+    known = enough.join(scorable_users(bundle, seen), "user_id", "left_semi")
+    personal = ranking_lists(bundle.ranking_model, ratings, k, users=known).select(
         "user_id", "movie_id", "rank", match_score(F.col("score")).alias("score"), F.lit(MODEL).alias("source")
     )
-    others = counts.select("user_id").join(known.select(F.col("id").alias("user_id")), "user_id", "left_anti")
+    others = counts.select("user_id").join(known, "user_id", "left_anti")
     # Only the fallback users' ratings go to the fallback: a model leaves it few users (22 at 25M ratings, where all
     # the ratings took it 12-14 s). Their ids are broadcast, one int a user; the popularity still counts every rating.
     others_seen = seen.join(F.broadcast(others), "user_id", "left_semi")
@@ -72,6 +71,14 @@ def build_recommendations(
     )
     chosen = personal.unionByName(fallback)
     return _batch_columns(predict_ratings(bundle, chosen), model_version, generated_at)
+
+
+def scorable_users(bundle: ModelBundle, seen: DataFrame) -> DataFrame:
+    """user_id of the users the ranking model can score: ALS's with factors, EASE's with a rating of a movie it knows."""
+    model = bundle.ranking_model
+    if isinstance(model, EaseModel):
+        return seen.join(model.movies(seen.sparkSession), "movie_id", "left_semi").select("user_id").distinct()
+    return model.userFactors.select(F.col("id").alias("user_id"))
 
 
 def _popularity_share(popular: DataFrame, users: DataFrame) -> DataFrame:

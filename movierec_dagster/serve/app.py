@@ -77,7 +77,7 @@ class Health(BaseModel):
     date: str | None = None
     snapshot: str | None = None
     model_version: str | None = None  # the model that made the batch served
-    champion: str | None = None  # the model whose item factors /similar uses
+    champion: str | None = None  # the model whose item vectors /similar uses
     users: int | None = None
     rows: int | None = None
     loaded_at: str | None = None
@@ -269,7 +269,10 @@ def create_app(service: Service, poll_seconds: float | None = None) -> FastAPI:
 
     @app.get("/movies/{movie_id}/similar", response_model=SimilarMovies, responses=ERRORS)
     async def similar(movie_id: int = movie_id_path, k: int = k_query) -> Response:
-        """The movies closest to this one in the champion model's item factors (cosine similarity), itself excluded."""
+        """The movies closest to this one in the champion model's item vectors (cosine similarity), itself excluded.
+
+        The vectors are the ranking model's: implicit ALS's item factors, or the rows of EASE's item-to-item weights.
+        """
         served = service.served
         if served is None:
             return unavailable()

@@ -26,6 +26,8 @@ from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_fi
 TABLES = "tables"
 MODELS = "models/als"
 MODEL_INFO = "model.json"
+# An EASE ranking model's files (model/ease.py's EaseModel.save), read here without that module's Spark imports.
+EASE_FOLDER, EASE_ITEM_IDS, EASE_WEIGHTS = "ease", "item_ids.npy", "weights.npy"
 CHAMPION = "champion.json"
 RECOMMENDATIONS, MOVIES, TRAINING_RATINGS, EVENTS = "user_recommendations", "movies", "training_ratings", "rating_events"
 MODEL, POPULARITY = "model", "popularity"
@@ -71,7 +73,9 @@ class Served:
     movies: dict[int, str]  # movie -> its JSON object, without the closing brace
     item_index: dict[int, int]  # movie -> row of `item_vectors`
     item_ids: np.ndarray
-    item_vectors: np.ndarray | None  # the champion's item factors, unit length; None without a champion
+    # The champion's item vectors, unit length (implicit ALS: the item factors; EASE: the rows of its item-to-item
+    # weights); None without a champion.
+    item_vectors: np.ndarray | None
     loaded_at: str
     load_seconds: float
 
@@ -110,7 +114,7 @@ class Served:
         )
 
     def similar_json(self, movie_id: int, k: int) -> str:
-        """The `k` movies whose champion item factors are closest (cosine) to `movie_id`'s, itself excluded."""
+        """The `k` movies whose champion item vectors are closest (cosine) to `movie_id`'s, itself excluded."""
         if self.item_vectors is None:
             raise NotServable(f"There is no champion model yet, so no item factors to compare: run {MAKE_CHAMPION}.")
         row = self.item_index.get(movie_id)
@@ -219,16 +223,19 @@ class LakeReader:
         }
 
     def _model(self, version: str | None) -> "_Model | None":
-        """The champion's item factors (unit length) and its bias baseline, or None without a champion."""
+        """The champion's item vectors (unit length) and its bias baseline, or None without a champion."""
         if version is None:
             return None
         info = self._read_json(MODELS, version, MODEL_INFO)
         if info is None:
             raise NotServable(f"The champion {version} has no {MODEL_INFO} in the lake at {self.location}.")
-        factors = self._spark_parquet(MODELS, version, "ranking", "itemFactors").to_table(columns=["id", "features"])
-        item_ids = factors.column("id").to_numpy().astype(np.int64)
-        features = factors.column("features").combine_chunks()
-        vectors = features.flatten().to_numpy().astype(np.float32).reshape(len(item_ids), -1)
+        if info.get("ranking_model") == "EASE":
+            item_ids, vectors = self._ease_rows(version)
+        else:
+            factors = self._spark_parquet(MODELS, version, "ranking", "itemFactors").to_table(columns=["id", "features"])
+            item_ids = factors.column("id").to_numpy().astype(np.int64)
+            features = factors.column("features").combine_chunks()
+            vectors = features.flatten().to_numpy().astype(np.float32).reshape(len(item_ids), -1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.where(norms == 0, 1.0, norms)
         biases = self._spark_parquet(MODELS, version, "item_bias").to_table(columns=["movie_id", "item_bias"])
@@ -239,6 +246,16 @@ class LakeReader:
             global_mean=float(info["global_mean"]),
             item_bias=dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True)),
         )
+
+    def _ease_rows(self, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """An EASE champion's movies and its weights' rows: row i holds how much a rating of movie i adds to each
+        other movie's score, so two movies whose rows point the same way are liked by the same raters."""
+        folder = join(self.root, MODELS, version, EASE_FOLDER)
+        with self.fs.open(join(folder, EASE_ITEM_IDS), "rb") as file:
+            item_ids = np.load(file).astype(np.int64)
+        with self.fs.open(join(folder, EASE_WEIGHTS), "rb") as file:
+            weights = np.load(file)
+        return item_ids, weights
 
     def _spark_parquet(self, *parts: str) -> ds.Dataset:
         """A Parquet folder Spark wrote once (a model's factors, its biases): every part file in it."""

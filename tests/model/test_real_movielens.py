@@ -19,6 +19,9 @@ def test_real_movielens_train_and_score(home, real_movielens, instance, spark):
     assert info["training_rows"] == 100_836
     assert info["metrics"]["rmse"] < info["baselines"]["bias"]["rmse"] < 0.9
     assert info["metrics"]["ndcg_at_10"] > 1.5 * info["baselines"]["most_popular"]["ndcg_at_10"]
+    # 9.7k movies: EASE is a candidate, and it ranks ml-latest-small better than implicit ALS (docs/model.md).
+    assert info["ranking_model"] == "EASE" and info["ranker_choice"]["chosen"] == "EASE"
+    assert info["card"]["data"]["ratings"] == 100_836 and info["card"]["data"]["movies"] == 9_724
     scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)
     assert scored.success
     day = lake.read_table(spark, "user_recommendations").where(f"date = DATE'{today()}'")

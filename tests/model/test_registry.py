@@ -81,3 +81,18 @@ def test_a_biases_only_bundle_saves_no_rating_model_and_loads_as_it_was(spark, l
     assert [r.predicted_rating for r in training.predict_ratings(loaded, pairs).orderBy("user_id").collect()] == [
         r.predicted_rating for r in training.predict_ratings(bundle, pairs).orderBy("user_id").collect()
     ]
+
+
+def test_an_ease_bundle_saves_and_loads_with_the_same_lists(spark, lake):
+    rows = [(u, m, float(1 + (u * m) % 5)) for u in range(1, 8) for m in range(1, 10)]
+    ratings = spark.createDataFrame(rows, "user_id int, movie_id int, rating double")
+    bundle = training.fit_bundle(ratings, replace(TINY, ranker=training.EASE_RANKER, ease_l2=1.0))
+    registry.save_bundle(lake, "v1", bundle)
+    registry.write_model_info(lake, {**_info("v1", bundle), "ranking_model": bundle.ranking_model_kind})
+    assert lake.exists("models", "als", "v1", "ease") and not lake.exists("models", "als", "v1", "ranking")
+    loaded = registry.load_bundle(lake, spark, "v1")
+    assert loaded.ranking_model_kind == training.EASE_RANKER
+    seen = ratings.where("movie_id < 6")
+    assert training.recommend_top_k(loaded, seen, k=3).orderBy("user_id", "rank").collect() == (
+        training.recommend_top_k(bundle, seen, k=3).orderBy("user_id", "rank").collect()
+    )

@@ -11,7 +11,9 @@ from movierec_dagster.model import training
 from movierec_dagster.model.assets import AlsModelConfig
 from movierec_dagster.model.training import ModelParams
 
-TINY = ModelParams(rating_rank=2, rating_max_iter=3, ranking_rank=2, ranking_max_iter=3, bias_iterations=2)
+TINY = ModelParams(
+    rating_rank=2, rating_max_iter=3, ranking_rank=2, ranking_max_iter=3, bias_iterations=2, ranker=training.ALS_RANKER
+)
 
 
 def _ratings(spark, rows):
@@ -232,3 +234,57 @@ def test_the_config_resolves_num_blocks_0_by_the_ratings_and_keeps_a_count_it_is
     assert AlsModelConfig(num_blocks=3).params(25_000_095).num_blocks == 3
     with pytest.raises(ValueError, match="num_blocks must be 0"):
         AlsModelConfig(num_blocks=-1).params(100_836)
+
+
+def _parity(spark):
+    """Users 1-12 rate movies of their parity 4.5 and the others 1.0."""
+    rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
+    return _ratings(spark, rows)
+
+
+def test_the_ranker_is_chosen_on_a_validation_split_of_the_training_data_alone(spark):
+    train, _ = training.split(_parity(spark), 0.25, seed=1)
+    auto = replace(TINY, ranker=training.AUTO)
+    chosen, figures = training.choose_ranker(train, auto)
+    validation = figures["validation_ndcg_at_10"]
+    assert set(validation) == {training.EASE_RANKER, training.ALS_RANKER}
+    assert chosen.ranker == figures["chosen"] == max(validation, key=validation.get)
+    # The same training data, whatever the held-out split holds: the choice cannot have seen it.
+    assert training.choose_ranker(train, auto)[1] == figures
+    # A ranker that is set is kept, and a catalogue above ease_max_items leaves ALS alone.
+    assert training.choose_ranker(train, TINY) == (TINY, {})
+    capped, why = training.choose_ranker(train, replace(auto, ease_max_items=5))
+    assert capped.ranker == training.ALS_RANKER and "exceed ease_max_items" in why["why"]
+
+
+def test_an_ease_bundle_is_evaluated_and_refitted_like_an_als_one(spark):
+    ratings = _parity(spark)
+    train, test = training.split(ratings, 0.25, seed=1)
+    ease_params = replace(TINY, ranker=training.EASE_RANKER, ease_l2=1.0)
+    evaluation, bundle = training.evaluate_and_refit(train, test, ratings, ease_params)
+    try:
+        assert bundle.ranking_model_kind == training.EASE_RANKER
+        # Refitted on every rating: it knows each rated movie (nobody rates a multiple of 3).
+        assert set(bundle.ranking_model.item_ids.tolist()) == {m for m in range(1, 21) if m % 3}
+        # The parity is what EASE learns: every user's list puts their own parity's unrated movies first.
+        lists = training.recommend_top_k(bundle, train, k=3).collect()
+        seen = {(row.user_id, row.movie_id) for row in train.collect()}
+        known = set(bundle.ranking_model.item_ids.tolist())
+        firsts = {row.user_id: row.movie_id for row in lists if row.rank == 1}
+        for user, first in firsts.items():
+            if any(m % 2 == user % 2 and (user, m) not in seen for m in known):
+                assert first % 2 == user % 2, (user, first)
+        assert firsts
+        assert evaluation.metrics["ndcg_at_10"] > evaluation.baselines["most_popular"]["ndcg_at_10"]
+        beyond = evaluation.beyond_accuracy
+        assert 0 < beyond["model"]["catalog_coverage"] <= 1 and 0 < beyond["most_popular"]["mean_popularity"] <= 1
+    finally:
+        bundle.release()
+
+
+def test_beyond_accuracy_counts_the_listed_share_of_the_catalogue_and_its_raters(spark):
+    train = _ratings(spark, [(1, 1, 4.0), (2, 1, 4.0), (1, 2, 3.0), (3, 3, 5.0)])  # 3 users, 3 movies
+    lists = spark.createDataFrame([(3, 1, 1, 0.9), (3, 2, 2, 0.5)], "user_id int, movie_id int, rank int, score double")
+    figures = training.beyond_accuracy(lists, train)
+    assert figures["catalog_coverage"] == pytest.approx(2 / 3)
+    assert figures["mean_popularity"] == pytest.approx((2 / 3 + 1 / 3) / 2)

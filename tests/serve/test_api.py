@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from movierec_dagster.model import registry
+from movierec_dagster.model import registry, training
 from movierec_dagster.recommendations.assets import TABLE as RECOMMENDATIONS_TABLE
 from tests.pipeline import today
 
@@ -74,12 +74,19 @@ def lake_ratings(spark, lake):
     return pairs.unionByName(lake.read_table(spark, "rating_events").select("user_id", "movie_id")).distinct()
 
 
+def item_vectors(bundle: training.ModelBundle) -> tuple[np.ndarray, np.ndarray]:
+    """The ranking model's movies and item vectors: implicit ALS's item factors, or the rows of EASE's weights."""
+    model = bundle.ranking_model
+    if bundle.ranking_model_kind == training.EASE_RANKER:
+        return model.item_ids.astype(np.int64), model.weights.astype(np.float64)
+    factors = model.itemFactors.collect()
+    return np.array([row["id"] for row in factors]), np.array([row["features"] for row in factors], dtype=np.float64)
+
+
 @pytest.mark.slow
-def test_similar_movies_are_the_nearest_in_the_champions_item_factors(client, spark, pipeline_lake):
+def test_similar_movies_are_the_nearest_in_the_champions_item_vectors(client, spark, pipeline_lake):
     champion = registry.read_champion(pipeline_lake)["version"]
-    factors = registry.load_bundle(pipeline_lake, spark, champion).ranking_model.itemFactors.collect()
-    ids = np.array([row["id"] for row in factors])
-    vectors = np.array([row["features"] for row in factors], dtype=np.float64)
+    ids, vectors = item_vectors(registry.load_bundle(pipeline_lake, spark, champion))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     movie = int(ids[0])
     similarity = vectors @ vectors[0]
