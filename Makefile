@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev lint test test-all test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
+.PHONY: demo dev mlflow lint test test-all test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ demo: venv java dagster-home
 
 dev: venv java dagster-home
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
+
+# The MLflow UI on the model's record (MLFLOW_TRACKING_URI, else the local SQLite store; docs/mlflow.md).
+mlflow: venv
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(MOVIEREC_HOME)/mlflow.db}" --port $${MLFLOW_PORT:-5000}
 
 # checkov, for tests/infra (the Bicep templates' static checks), pins packages the Dagster stack in .venv
 # does not accept (packaging 23), so it has a venv of its own, inside .venv's folder so git ignores it.
@@ -80,7 +84,7 @@ test-all: venv java checkov
 RUNTIME_PYSPARK := 4.0.0
 RUNTIME_VENV := .venv-runtime
 RUNTIME_TESTS := tests/movielens/test_transforms.py tests/stream/test_transforms.py tests/stream/test_ingest.py \
-	tests/stream/test_checkpoint.py tests/model/test_training.py tests/model/test_topk.py tests/model/test_registry.py \
+	tests/stream/test_checkpoint.py tests/model/test_training.py tests/model/test_topk.py tests/model/test_ease.py tests/model/test_registry.py \
 	tests/recommendations/test_sanity.py tests/test_lake.py
 $(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)

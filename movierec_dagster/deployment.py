@@ -13,7 +13,8 @@ from typing import Any
 
 from dagster import EnvVar, ExecutorDefinition, in_process_executor
 
-from movierec_dagster.home import LANDING_EVENTS, local_lake
+from movierec_dagster.home import LANDING_EVENTS, local_lake, movierec_home
+from movierec_dagster.model.tracking import ModelTracking, default_tracking_uri
 from movierec_dagster.movielens.archive import DEFAULT_SOURCE
 from movierec_dagster.resources import EventHubsSource, LandingFolderSource, Lake, LocalLake, LocalSpark, MovieLensSource
 from movierec_dagster.resources.databricks import DATABRICKS_RUNTIME, DatabricksSpark
@@ -118,6 +119,11 @@ def _local(environ: dict[str, str]) -> dict[str, Any]:
     lake = LocalLake(root=str(local_lake(environ)))
     movielens = _movielens_location(environ)
     return {
+        "model_tracking": ModelTracking(
+            tracking_uri=_value(environ, "MLFLOW_TRACKING_URI") or default_tracking_uri(movierec_home(environ)),
+            registry_uri=_value(environ, "MLFLOW_REGISTRY_URI") or None,
+            artifact_location=lake.uri("mlflow"),
+        ),
         "spark": LocalSpark(
             master=_value(environ, "MOVIEREC_SPARK_MASTER") or "local[*]",
             driver_memory=_value(environ, "MOVIEREC_SPARK_DRIVER_MEMORY") or "4g",
@@ -168,7 +174,7 @@ def cluster_environment(environ: dict[str, str]) -> dict[str, str]:
     """What the step's process on a cluster needs to build the same resources: every movierec setting that is no secret."""
     names = {
         "DATABRICKS_HOST", "MOVIELENS_SOURCE", "EVENTHUB_NAMESPACE", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP",
-        "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
     }
     shared = {name: value for name, value in environ.items() if name in names or name.startswith("MOVIEREC_")}
     return {name: value for name, value in sorted(shared.items()) if value.strip() and name not in SCOPE_SECRETS}
@@ -234,4 +240,21 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
         "lake": lake,
         "movielens": MovieLensSource(location=_movielens_location(environ)),
         "event_source": event_source,
+        "model_tracking": databricks_tracking(environ),
     }
+
+
+def databricks_tracking(environ: dict[str, str]) -> ModelTracking:
+    """The workspace's MLflow and the Unity Catalog registry, the model in the staging volume's catalog and schema.
+
+    MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI override both (the tests' workspace stand-in has no MLflow);
+    MOVIEREC_MLFLOW_MODEL and MOVIEREC_MLFLOW_EXPERIMENT the names.
+    """
+    tracking_uri = _value(environ, "MLFLOW_TRACKING_URI") or "databricks"
+    catalog, schema = _value(environ, "MOVIEREC_DATABRICKS_VOLUME").split("/")[2:4]
+    return ModelTracking(
+        tracking_uri=tracking_uri,
+        registry_uri=_value(environ, "MLFLOW_REGISTRY_URI") or ("databricks-uc" if tracking_uri == "databricks" else None),
+        registered_model=_value(environ, "MOVIEREC_MLFLOW_MODEL") or f"{catalog}.{schema}.movierec",
+        experiment=_value(environ, "MOVIEREC_MLFLOW_EXPERIMENT") or "/Shared/movierec",
+    )

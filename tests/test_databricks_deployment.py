@@ -176,3 +176,18 @@ def test_on_a_cluster_the_package_reaches_the_executors_once(spark):
     assert ship_package_to_executors(spark) == name  # a second step on the same cluster adds nothing
     on_workers = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(_zips_on_the_worker_path).collect())
     assert name in on_workers
+
+
+def test_the_retrains_are_recorded_in_the_workspaces_mlflow_and_unity_catalog_by_default(environ):
+    tracking = build_deployment(environ=environ).resources["model_tracking"]
+    assert (tracking.tracking_uri, tracking.registry_uri) == ("databricks", "databricks-uc")
+    # The registered model lives in the staging volume's catalog and schema.
+    assert (tracking.registered_model, tracking.experiment) == ("main.movierec.movierec", "/Shared/movierec")
+    named = build_deployment(
+        environ={**environ, "MOVIEREC_MLFLOW_MODEL": "ml.models.recs", "MOVIEREC_MLFLOW_EXPERIMENT": "/Users/sp/recs"}
+    ).resources["model_tracking"]
+    assert (named.registered_model, named.experiment) == ("ml.models.recs", "/Users/sp/recs")
+    # Another store (the tests' stand-in) brings its own registry, and travels to the clusters with the other settings.
+    elsewhere = build_deployment(environ={**environ, "MLFLOW_TRACKING_URI": "sqlite:////tmp/mlflow.db"})
+    assert elsewhere.resources["model_tracking"].registry_uri is None
+    assert elsewhere.resources["spark"].env_variables["MLFLOW_TRACKING_URI"] == "sqlite:////tmp/mlflow.db"

@@ -23,8 +23,10 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
 from movierec_dagster.model import gate, registry, training
+from movierec_dagster.model.card import data_profile, model_card
 from movierec_dagster.model.checks import TRAINING_RATINGS, training_ratings_check_specs, training_ratings_checks
 from movierec_dagster.model.comparison import comparison_markdown
+from movierec_dagster.model.tracking import ModelTracking, TrackingError
 from movierec_dagster.resources import Lake, SparkResource
 from movierec_dagster.resources.lake import CHECKPOINTS
 from movierec_dagster.stream.ingest import EVENTS_TABLE
@@ -32,6 +34,7 @@ from movierec_dagster.stream.ingest import EVENTS_TABLE
 GROUP = "model"
 STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (a property of its commit)
 MODEL_GATE = "model_gate"
+MODEL_RECORD = "mlflow_record"
 CANDIDATE = "als_model"  # every trained model, promoted or not
 CHAMPION = "champion_model"  # the model in use: materialized only when a candidate passes the gate
 # One training (and promotion) at a time, across runs: the nightly schedule and retrain_sensor may both ask.
@@ -108,7 +111,8 @@ def champion_on_this_data(
         return None
     stored = registry.read_model_info(lake, pointer["version"]) or {}
     try:
-        champion_params = training.ModelParams(**stored["params"])
+        # Models saved before the ranker was chosen ranked with implicit ALS.
+        champion_params = training.ModelParams(**{"ranker": training.ALS_RANKER, **stored["params"]})
     except (KeyError, TypeError):
         context.log.warning(
             f"Champion {pointer['version']} has no parameters this version can fit: judged by its stored metrics."
@@ -123,6 +127,44 @@ def champion_on_this_data(
         metrics = evaluation.metrics
     context.log.info(f"Champion {pointer['version']} on this held-out data: {metrics}")
     return {"version": pointer["version"], "params": champion_params.as_dict(), "metrics": metrics}
+
+
+def record_in_mlflow(
+    context: AssetExecutionContext, tracking: ModelTracking, lake: Lake, info: dict, card: dict, passed: bool
+) -> AssetCheckResult:
+    """The retrain as an MLflow run and a version of the registered model, with the aliases moved as the gate decided.
+
+    The lake's champion pointer, already written, is what the readers follow; the alias is kept in
+    step with it. An unreachable store is a warning, not a failed retrain: the model and the
+    decision are in the lake, and the next retrain sets the alias again.
+    """
+    if not tracking.enabled:
+        return AssetCheckResult(
+            asset_key=CANDIDATE, check_name=MODEL_RECORD, passed=True, description="MLflow recording is turned off."
+        )
+    try:
+        tracking.align_champion((registry.read_champion(lake) or {}).get("version") if not passed else None)
+        record = tracking.record_retrain(
+            info,
+            card,
+            model_uri=registry.version_uri(lake, info["version"]),
+            training_data_version=info["training_data_version"],
+            passed=passed,
+        )
+    except TrackingError as error:
+        context.log.warning(f"The retrain is not recorded in MLflow: {error}")
+        return AssetCheckResult(
+            asset_key=CANDIDATE, check_name=MODEL_RECORD, passed=False, severity=AssetCheckSeverity.WARN,
+            description=str(error),
+        )
+    context.log.info(f"Recorded in MLflow: run {record['run_id']}, model version {record['model_version']}")
+    metadata = {"run_id": record["run_id"], "model_version": str(record["model_version"])}
+    if record.get("run_url"):
+        metadata["run_url"] = MetadataValue.url(record["run_url"])
+    return AssetCheckResult(
+        asset_key=CANDIDATE, check_name=MODEL_RECORD, passed=True, metadata=metadata,
+        description=f"MLflow run {record['run_id']}; {tracking.registered_model} version {record['model_version']}",
+    )
 
 
 class AlsModelConfig(Config):
@@ -145,6 +187,22 @@ class AlsModelConfig(Config):
         default=_DEFAULTS.neutral_rating, description="Ratings below this count as evidence against a movie."
     )
     seed: int = _DEFAULTS.seed
+    ranker: str = Field(
+        default=_DEFAULTS.ranker,
+        description=(
+            f"The ranking model: {training.AUTO!r} (EASE or implicit ALS, whichever ranks a validation split carved "
+            f"from the training split better; ALS alone above ease_max_items movies), {training.EASE_RANKER!r} or "
+            f"{training.ALS_RANKER!r}."
+        ),
+    )
+    ease_l2: float = Field(default=_DEFAULTS.ease_l2, description="EASE's L2 regularisation (lambda).")
+    ease_weighting: str = Field(
+        default=_DEFAULTS.ease_weighting, description="How EASE reads a rating: rating (stars / 5), binary or centered."
+    )
+    ease_max_items: int = Field(
+        default=_DEFAULTS.ease_max_items,
+        description="EASE inverts a movies x movies matrix on the driver: above this many movies ALS ranks them.",
+    )
     num_blocks: int = Field(
         default=0,
         description=(
@@ -155,7 +213,13 @@ class AlsModelConfig(Config):
     test_fraction: float = Field(default=0.2, description="Held-out share of ratings for the evaluation.")
     rmse_tolerance: float = Field(default=0.01, description="Gate: how much higher than the champion's RMSE may be.")
     ndcg_tolerance: float = Field(default=0.01, description="Gate: how much lower than the champion's NDCG@10 may be.")
-    keep_versions: int = Field(default=0, description="Keep the newest N model versions (and the champion); 0 keeps all.")
+    keep_versions: int = Field(
+        default=10,
+        description=(
+            "Keep the newest N model versions, and the champion however old; 0 keeps all. An EASE version holds its "
+            "movies x movies weights (4 bytes each)."
+        ),
+    )
     search_ranks: list[int] = Field(default=[], description="Grid search: ranks to try (empty: no search on rank).")
     search_reg_params: list[float] = Field(default=[], description="Grid search: regParam values to try.")
     search_alphas: list[float] = Field(default=[], description="Grid search: alpha values to try.")
@@ -217,10 +281,20 @@ def _summary(info: dict, decision: gate.GateDecision, grid: list[dict]) -> str:
                 "and neither may be worse than the champion's on the same held-out data by more than the tolerance. "
                 "A rejection is a warning, not a failed run: the champion stays."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            MODEL_RECORD,
+            asset=CANDIDATE,
+            description=(
+                "Is the retrain recorded in MLflow (run, registered version, aliases)? A failure is a warning: the model "
+                "is saved and the gate's decision applied in the lake all the same; the next retrain re-aligns the alias."
+            ),
+        ),
     ],
 )
-def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake):
+def als_model(
+    context: AssetExecutionContext, config: AlsModelConfig, spark: SparkResource, lake: Lake, model_tracking: ModelTracking
+):
     """Evaluate a candidate on a held-out split, judge it against the champion on the same split, save the models
     fitted again on all ratings, and promote them if the candidate passes.
 
@@ -231,13 +305,15 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
     session = spark.session()
     session.sparkContext.setCheckpointDir(lake.uri(CHECKPOINTS, "als"))
     trained_on = lake.table_version(TRAINING_RATINGS)
-    ratings = lake.read_table(session, TRAINING_RATINGS, version=trained_on).select("user_id", "movie_id", "rating").cache()
+    table = lake.read_table(session, TRAINING_RATINGS, version=trained_on)
+    ratings = table.select("user_id", "movie_id", "rating").cache()
     # The rating_events rows in this training data: the retrain sensor counts new ratings from here.
     streamed_rows = int(trained_on.properties.get(STREAMED_ROWS, 0))
     try:
         training_rows = ratings.count()
         if training_rows == 0:
             raise ValueError("training_ratings is empty: materialize ratings (movielens_etl) first.")
+        profile = data_profile(table)
         train, test = training.split(ratings, config.test_fraction, config.seed)
         params, grid = config.params(training_rows), []
         if config.searching():
@@ -252,6 +328,9 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             )
             for point in grid:
                 context.log.info(f"grid point {point}")
+        params, ranker_choice = training.choose_ranker(train, params)
+        if ranker_choice:
+            context.log.info(f"Ranking model: {ranker_choice['chosen']} ({ranker_choice['why']}: {ranker_choice})")
         context.log.info(
             f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
             f"fitting the models to save on all {training_rows:,} ratings, with {params}"
@@ -279,6 +358,8 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         "trained_at": registry.utc_iso(now),
         "training_rows": training_rows,
         STREAMED_ROWS: streamed_rows,
+        # The training_ratings commit learned from.
+        "training_data_version": trained_on.version,
         "test_rows": evaluation.test_rows,
         "evaluated_users": evaluation.evaluated_users,
         "params": params.as_dict(),
@@ -301,12 +382,18 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
         # The residual ALS is kept only when it beats the biases alone on the held-out split.
         "rating_model": bundle.rating_model_kind,
         "residual_als": evaluation.residual_als,
+        "ranking_model": bundle.ranking_model_kind,
+        "ranker_choice": ranker_choice,
+        "beyond_accuracy": evaluation.beyond_accuracy,
         "grid": grid,
     }
     decision = gate.decide(info, champion, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance)
     info["gate"] = {"passed": decision.passed, "reasons": list(decision.reasons), "summary": decision.summary}
+    card = model_card(info, profile)
+    info["card"] = {key: value for key, value in card.items() if key != "markdown"}
     registry.write_model_info(lake, info)
     metrics, baselines = evaluation.metrics, evaluation.baselines
+    beyond = evaluation.beyond_accuracy
     yield MaterializeResult(
         asset_key=CANDIDATE,
         metadata={
@@ -321,8 +408,16 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             "bias_rmse": MetadataValue.float(baselines["bias"]["rmse"]),
             "bias_mae": MetadataValue.float(baselines["bias"]["mae"]),
             **{f"most_popular_{name}": MetadataValue.float(value) for name, value in baselines["most_popular"].items()},
+            "training_data_version": MetadataValue.int(trained_on.version),
+            "ranking_model": info["ranking_model"],
+            # Beyond accuracy, plotted over materializations beside the metrics.
+            "catalog_coverage": MetadataValue.float(beyond["model"]["catalog_coverage"]),
+            "mean_popularity": MetadataValue.float(beyond["model"]["mean_popularity"]),
+            "most_popular_catalog_coverage": MetadataValue.float(beyond["most_popular"]["catalog_coverage"]),
+            "most_popular_mean_popularity": MetadataValue.float(beyond["most_popular"]["mean_popularity"]),
             "params": MetadataValue.json(params.as_dict()),
             "summary": MetadataValue.md(_summary(info, decision, grid)),
+            "model_card": MetadataValue.md(card["markdown"]),
             "seconds": MetadataValue.float(round(time.perf_counter() - started, 2)),
         },
     )
@@ -364,6 +459,7 @@ def als_model(context: AssetExecutionContext, config: AlsModelConfig, spark: Spa
             asset_key=CHAMPION,
             metadata={"kept": kept, "rejected": version, "reasons": "; ".join(decision.reasons)},
         )
+    yield record_in_mlflow(context, model_tracking, lake, info, card, decision.passed)
     pruned = registry.prune(lake, config.keep_versions)
     if pruned:
         context.log.info(f"Pruned old model versions {pruned}")

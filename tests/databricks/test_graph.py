@@ -9,6 +9,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
+from movierec_dagster.deployment import databricks_tracking
+from movierec_dagster.model import registry
 from movierec_dagster.resources import Lake
 from movierec_dagster.resources.databricks import CLUSTER_LIBRARIES
 from movierec_dagster.resources.volume_launcher import STAGING_FOLDER
@@ -50,6 +52,8 @@ def _databricks_environment(workspace: Workspace, work: Path, source: Path, clus
         "MOVIEREC_LANDING_FOLDER": str(work / "landing"),
         "AZURE_STORAGE_ACCOUNT": "unused",
         "MOVIEREC_COMPUTE_LOG_CONTAINER": "unused",
+        # The stand-in has no MLflow: the retrain on the "cluster" records in a store both sides reach.
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
         **ORCHESTRATOR_SECRETS,
     }
 
@@ -108,6 +112,10 @@ def test_the_graph_on_databricks_equals_the_local_run(spark, graph_run, syntheti
         assert workspace.find_text("lake-client-secret"), "the scope reference travels in config.pkl"
         assert workspace.unknown == []
         outputs = graph_outputs(Lake(root=lake_uri), spark)
+        # The cluster's step recorded its retrain, and the champion alias follows the lake's pointer.
+        tracking = databricks_tracking(environment)
+        assert tracking.registered_model == "main.movierec.movierec"
+        assert tracking.champion_version() == registry.read_champion(Lake(root=lake_uri))["version"]
 
     assert outputs == expected
 

@@ -88,6 +88,17 @@ def test_etl_to_recommendations_on_planted_data(home, synthetic, synthetic_zip, 
     rejected = registry.read_model_info(lake, registry.list_versions(lake)[-1])
     assert rejected["gate"]["passed"] is False and rejected["gate"]["reasons"]
     assert (rejected["fitted_on"], rejected["fitted_rows"]) == ("all ratings", rejected["training_rows"])
+    # Both retrains are in MLflow; its champion alias stayed with the lake's champion.
+    for run in (first, worse):
+        recorded = [e for e in run.get_asset_check_evaluations() if e.check_name == "mlflow_record"]
+        assert len(recorded) == 1 and recorded[0].passed
+    assert defs.resources["model_tracking"].champion_version() == champion["version"]
+    # The model card, and its beyond-accuracy figures as plain numbers the UI plots.
+    card = next(
+        m for m in first.asset_materializations_for_node("als_model") if m.asset_key.to_user_string() == "als_model"
+    ).metadata
+    assert "Model card" in card["model_card"].value and "Known limits" in card["model_card"].value
+    assert 0 < card["catalog_coverage"].value <= 1 and card["training_data_version"].value == info["training_data_version"]
 
     day = today()
     scored = defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance)
