@@ -18,10 +18,12 @@ shown is the score clipped to 0-1. EASE's scores of unseen movies are modest: on
 training split (default params) a user's best score was 0.09-0.51 (5th-95th percentile, median 0.30)
 and their tenth 0.05-0.28 (median 0.18); none above 1.
 
-`fit_ease` collects the ratings to the driver and solves in float64 (the gram matrix is built
-as a sparse product, the inverse by Cholesky in place); the weights are kept in float32.
-The catalog is limited by memory and time: the solve holds one float64 items x items matrix
-(8 x items^2 bytes) and takes items^3 floating point work, so above `max_items` it refuses and the
+`fit_ease` collects the ratings to the driver and solves in float32, the weights' own precision
+(the gram matrix is summed as a sparse product in float64, then held in float32; the inverse by
+Cholesky in place, which the l2 term keeps well conditioned: the weights agree with a float64
+solve's to a few units in float32's last place, in half the time and memory; docs/model.md).
+The catalog is limited by memory and time: the solve holds one float32 items x items matrix
+(4 x items^2 bytes) and takes items^3 floating point work, so above `max_items` it refuses and the
 pipeline ranks with ALS. `ease_top_k_unseen` scores every user in Spark: B is broadcast once and
 blocks of users are scored inside `mapInArrow`, a sparse x dense product per block. A user's list
 depends on their own ratings and B alone, so `EaseModel.score_user` gives the same list for one
@@ -50,12 +52,12 @@ from movierec_dagster.model.topk import OUTPUT_ARROW, OUTPUT_SCHEMA, USERS_PER_B
 from movierec_dagster.validation import MAX_RATING
 
 TOP_K = 10
-# The largest catalog `fit_ease` takes by default: the solve holds 8 x items^2 bytes (1.8 GB at 15k movies) and
-# took 63 s at 15k on two shared cores (bench/ease_quality.py --catalog); B is then 0.84 GB in every Python worker.
+# The largest catalog `fit_ease` takes by default: the solve holds 4 x items^2 bytes and does items^3 work, and B is
+# held again in every Python worker that scores (docs/model.md has the figures by catalogue size).
 MAX_ITEMS = 15_000
-# Above this many items the Cholesky runs on one BLAS thread: OpenBLAS 0.3.31's threaded dpotrf (numpy's and scipy's
-# wheels) crashed the process with a segfault at 16,300 and 20,000 items on 2 threads, and ran at 15,500; single-
-# threaded it ran at 16,300 (the known class of OpenBLAS issues 1413 and 2821, threaded dsyrk inside dpotrf).
+# Above this many items the Cholesky runs on one BLAS thread: the threaded Cholesky of the OpenBLAS in numpy's and
+# scipy's wheels crashed the process with a segfault above it on two threads, and ran on one (the known class of
+# OpenBLAS issues 1413 and 2821: threaded syrk inside potrf).
 THREADED_SOLVE_UP_TO = 15_000
 # Input weightings: how a rating becomes the value in X (see `input_values`).
 BINARY = "binary"  # 1 for every rated movie
@@ -81,7 +83,7 @@ class EaseParams:
     l2: float = 100.0
     weighting: str = RATING
     neutral_rating: float = 3.0  # "centered" only: the rating that counts 0
-    # The largest catalog `fit_ease` takes: the solve holds 8 x items^2 bytes; above it ALS ranks the movies.
+    # The largest catalog `fit_ease` takes: the solve holds 4 x items^2 bytes; above it ALS ranks the movies.
     max_items: int = MAX_ITEMS
 
     def __post_init__(self) -> None:
@@ -211,7 +213,7 @@ def fit_ease(ratings: DataFrame, params: EaseParams) -> EaseModel:
     if n_items > params.max_items:
         raise ValueError(
             f"EASE needs an items x items matrix: {n_items:,} movies exceed max_items {params.max_items:,} "
-            f"(about {8 * n_items**2 / 1e9:.1f} GB to solve); ALS ranks them"
+            f"(about {4 * n_items**2 / 1e9:.1f} GB to solve); ALS ranks them"
         )
     table = pairs.toArrow()
     users = table.column("user_id").to_numpy()
@@ -230,10 +232,11 @@ def fit_ease_arrays(users: np.ndarray, movies: np.ndarray, values: np.ndarray, p
 
 
 def gram_matrix(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_items: int) -> np.ndarray:
-    """X^T X as a dense float64 matrix, X sparse (rows: users, columns: items), made a slice of columns at a time."""
+    """X^T X as a dense float32 matrix, X sparse (rows: users, columns: items), summed in float64 a slice of columns
+    at a time."""
     x = sparse.csr_matrix((values, (rows, columns)), shape=(int(rows.max()) + 1 if len(rows) else 0, n_items))
     x_t, x_c = x.T.tocsr(), x.tocsc()
-    gram = np.empty((n_items, n_items))
+    gram = np.empty((n_items, n_items), dtype=np.float32)
     for start in range(0, n_items, _GRAM_COLUMNS):
         stop = min(start + _GRAM_COLUMNS, n_items)
         gram[:, start:stop] = (x_t @ x_c[:, start:stop]).toarray()
@@ -241,19 +244,18 @@ def gram_matrix(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_ite
 
 
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
-    """B = I - P diag(1 / diag(P)), P = (gram + l2 I)^-1, as float32. `gram` (float64, C order) is consumed: the solve
-    runs in its memory, and B is written into the first half of it, which is then given back, so the peak is the
-    gram matrix itself (8 x items^2 bytes) and a few rows."""
+    """B = I - P diag(1 / diag(P)), P = (gram + l2 I)^-1, float32. `gram` (float32, C order) is consumed: the solve and
+    B are made in its memory, so the peak is the gram matrix itself (4 x items^2 bytes)."""
     n = len(gram)
     gram[np.diag_indices(n)] += l2
     # The transpose is the same symmetric matrix in Fortran order, which LAPACK works on in place.
     with threadpool_limits(limits=1, user_api="blas") if n > THREADED_SOLVE_UP_TO else nullcontext():
-        factor, info = lapack.dpotrf(gram.T, lower=1, clean=0, overwrite_a=1)
+        factor, info = lapack.spotrf(gram.T, lower=1, clean=0, overwrite_a=1)
         if info != 0:
-            raise ValueError(f"X^T X + l2 I is not positive definite (LAPACK dpotrf info {info}): is l2 positive?")
-        inverse, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
+            raise ValueError(f"X^T X + l2 I is not positive definite (LAPACK spotrf info {info}): is l2 positive?")
+        inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
     if info != 0:
-        raise ValueError(f"the inverse of X^T X + l2 I failed (LAPACK dpotri info {info})")
+        raise ValueError(f"the inverse of X^T X + l2 I failed (LAPACK spotri info {info})")
     if not np.shares_memory(inverse, gram):  # a LAPACK wrapper that copied: take its result
         gram = np.ascontiguousarray(inverse.T)
     del factor, inverse
@@ -265,19 +267,11 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
         lower = np.tril_indices(stop - start, -1)
         block[lower] = block.T[lower]
     scale = -1.0 / np.diag(gram)
-    # Row block [a, b) of B, float32, goes to bytes [4an, 4bn) of the buffer: rows [a/2, b/2) of the float64 matrix,
-    # which were read before (the block is computed before it is written), so B overwrites only what is done with.
-    flat = gram.reshape(-1).view(np.float32)
     for start in range(0, n, _WEIGHT_ROWS):
         stop = min(start + _WEIGHT_ROWS, n)
-        block = (gram[start:stop] * scale[None, :]).astype(np.float32)
-        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        flat[start * n : stop * n] = block.reshape(-1)
-    del flat
-    if gram.flags.owndata:  # give back the second half (realloc shrinks in place)
-        gram.resize(((n * n + 1) // 2,), refcheck=False)
-        return gram.view(np.float32)[: n * n].reshape(n, n)
-    return gram.reshape(-1).view(np.float32)[: n * n].reshape(n, n).copy()
+        gram[start:stop] *= scale[None, :]
+        gram[np.arange(start, stop), np.arange(start, stop)] = 0.0
+    return gram
 
 
 def _score_block(
