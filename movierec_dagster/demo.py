@@ -119,7 +119,10 @@ def main() -> None:
     lake = defs.resources["lake"]
     print_summary(lake)
     print_dashboard_summary(lake.uri())
-    print(f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI.")
+    print(
+        f"\nWhole pipeline: {time.perf_counter() - started:.1f} s. `make dev` shows these runs in the Dagster UI, "
+        "`make mlflow` the retrain's record and model card in MLflow."
+    )
 
 
 if __name__ == "__main__":
