@@ -48,7 +48,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from movierec_dagster.model.topk import OUTPUT_ARROW, OUTPUT_SCHEMA, USERS_PER_BLOCK, kth_largest, true_positions
+from movierec_dagster.model.topk import OUTPUT_SCHEMA, USERS_PER_BLOCK, kth_largest, top_k_batch, true_positions
 from movierec_dagster.validation import MAX_RATING
 
 TOP_K = 10
@@ -343,15 +343,7 @@ def _score_partition(batches: Iterator[pa.RecordBatch], broadcast_model, k: int)
             model, user_rows[first:last] - start, movies[first:last], values[first:last], stop - start, k
         )
         if len(rows):
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(users[start:stop][rows].astype(np.int32)),
-                    pa.array(ids.astype(np.int32)),
-                    pa.array(ranks.astype(np.int32)),
-                    pa.array(scores.astype(np.float64)),
-                ],
-                schema=OUTPUT_ARROW,
-            )
+            yield top_k_batch(users[start:stop][rows], ids, ranks, scores)
 
 
 def ease_top_k_unseen(model: EaseModel, ratings: DataFrame, users: DataFrame | None = None, k: int = TOP_K) -> DataFrame:

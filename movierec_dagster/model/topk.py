@@ -45,7 +45,7 @@ BOUND_MARGIN = 1e-4
 # Up to this k, `kth_largest` strikes out each row's largest value k - 1 times instead of partitioning the row.
 _STRIKE_OUT_UP_TO = 24
 OUTPUT_SCHEMA = "user_id int, movie_id int, rank int, score double"
-OUTPUT_ARROW = pa.schema(
+_OUTPUT_ARROW = pa.schema(
     [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rank", pa.int32()), ("score", pa.float64())]
 )
 
@@ -280,15 +280,20 @@ def _score_partition(batches: Iterator[pa.RecordBatch], score_block: Callable) -
         rows, items, scores, ranks = score_block(
             user_matrix[start:stop], seen_rows[first:last] - start, seen_items[first:last]
         )
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.array(users[start:stop][rows].astype(np.int32)),
-                pa.array(items.astype(np.int32)),
-                pa.array(ranks.astype(np.int32)),
-                pa.array(scores.astype(np.float64)),
-            ],
-            schema=OUTPUT_ARROW,
-        )
+        yield top_k_batch(users[start:stop][rows], items, ranks, scores)
+
+
+def top_k_batch(users: np.ndarray, items: np.ndarray, ranks: np.ndarray, scores: np.ndarray) -> pa.RecordBatch:
+    """Rows of OUTPUT_SCHEMA: user, item, rank and score of each listed item."""
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(users.astype(np.int32)),
+            pa.array(items.astype(np.int32)),
+            pa.array(ranks.astype(np.int32)),
+            pa.array(scores.astype(np.float64)),
+        ],
+        schema=_OUTPUT_ARROW,
+    )
 
 
 _SEEN_ROWS = "user_id int, movies binary"
