@@ -117,7 +117,7 @@ bench-scale: venv java
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
-# Each benchmark prints its figures; docs/benchmarks.md records them. dashboard_first_paint reads the demo's lake.
+# Each benchmark prints its figures; docs/performance.md keeps today's. dashboard_first_paint reads the demo's lake.
 BENCHMARKS := etl_overhead demo_pipeline demo_vs_seed demo_stream_quality gate_cost refit_cost databricks_launch generator_throughput ingest_throughput ingest_sustained stream_latency model_quality retrain_parts scoring dashboard_first_paint
 bench: venv java
 	@for module in $(BENCHMARKS); do echo "== bench.$$module"; $(BIN)/python -m bench.$$module || exit 1; done

@@ -28,19 +28,17 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-# Users scored per matrix product. On MovieLens-25M's 59k items at rank 30, the kernel alone (one core,
-# numpy) scored 4,155 users/s in blocks of 64 against 3,122 in blocks of 256: the smaller block of scores
-# is still in cache when the search for the top k reads it.
+# Users scored per matrix product: a small block's scores are still in cache when the search for the top k
+# reads them (larger blocks were slower at MovieLens-25M's shape).
 USERS_PER_BLOCK = 64
-# Slabs the items are cut into (see `ItemSlabs`), so also the items in a group. At MovieLens-25M's 59k items:
-# slabs of 923, whose scores for a block of users (236 KB) stay in the L2 cache; one block took 0.66-0.72x the
-# time of the product followed by a second pass over its scores (docs/benchmarks.md).
+# Slabs the items are cut into (see `ItemSlabs`), so also the items in a group: at MovieLens-25M's size a slab's
+# scores for a block of users stay in the L2 cache, which beats a product followed by a second pass over them.
 SLABS = 64
 # Slabs every user scores before the bound on their k-th best score decides which of the others they need
-# (`slabs_to_score`). On the ranking model of the synthetic MovieLens-25M, users then score 7-8% of the items
-# (docs/benchmarks.md); 1, 2 or 4 probe slabs took the same time within 10%, there and on ml-latest-small.
+# (`slabs_to_score`): on a trained model most users then score a small share of the items; one, two or four
+# probe slabs took about the same time.
 PROBE_SLABS = 2
-# Relative slack on |user| x |item| for float32's rounding of the product (about rank x 6e-8 at rank 30).
+# Relative slack on |user| x |item| for float32's rounding of the product (it grows with the rank).
 BOUND_MARGIN = 1e-4
 # Up to this k, `kth_largest` strikes out each row's largest value k - 1 times instead of partitioning the row.
 _STRIKE_OUT_UP_TO = 24
@@ -306,9 +304,9 @@ def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     """One partition's (user_id, movie_id) pairs as one row per user: (user_id, the movies as bytes, `_as_bytes`).
 
     Grouped by user in Python before the shuffle, so the shuffle and the scorer's Arrow input carry
-    a value a user instead of a row a pair: 0.72-0.78x the scorer's time at MovieLens-25M's
-    size (docs/benchmarks.md). Arrow's hash aggregate builds the lists in 0.2 s for a partition's 12.5M
-    pairs there, against 0.5-1.1 s for numpy's sort by user; on one thread, as a Spark task has one core.
+    a value a user instead of a row a pair, which made the scorer faster at MovieLens-25M's size.
+    Arrow's hash aggregate builds the lists faster than numpy's sort by user; on one thread, as a
+    Spark task has one core.
     """
     batches = list(batches)
     if not batches:
@@ -321,8 +319,8 @@ def _seen_by_user(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
 def _as_bytes(lists: pa.ListArray) -> pa.BinaryArray:
     """Each list of int32 as the bytes of its values, in this machine's byte order (`_movies_of` reads them back).
 
-    Spark writes and reads a binary value whole, but an array element by element: on the lists of
-    MovieLens-25M's seen movies that took the scorer's first call from 12 s to 9.5 s (docs/benchmarks.md).
+    Spark writes and reads a binary value whole, but an array element by element, which is slower
+    for lists as long as a heavy rater's seen movies.
     """
     offsets = lists.offsets.to_numpy()
     values = np.ascontiguousarray(lists.flatten().to_numpy(zero_copy_only=False), dtype=np.int32)

@@ -88,8 +88,8 @@ def blocks_for(ratings: int) -> int:
     """ALS user and item blocks for this many training ratings: 1 below 2.5M, then one more per 2.5M, at most 10.
 
     One block is one task per ALS stage: fastest on small data, where the rating and the ranking
-    fits run side by side, but one core per fit at scale (at 5M ratings on 2 cores, 2 or 10 blocks
-    took 0.7-0.9x the time of one; docs/benchmarks.md), and on a cluster more blocks give more cores work.
+    fits run side by side, but one core per fit at scale (docs/performance.md, "ALS blocks"), and on
+    a cluster more blocks give more cores work.
     """
     return min(MAX_BLOCKS, max(1, math.ceil(ratings / RATINGS_PER_BLOCK)))
 
@@ -311,9 +311,8 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
-    With `rating_rank` 0 no residual ALS is fitted: at scale it is the costliest fit (at 5M
-    ratings 64 s of rank 50 against 15 s for the biases, docs/benchmarks.md), and data whose
-    ratings the biases explain gains nothing from it.
+    With `rating_rank` 0 no residual ALS is fitted: at scale it is the costliest fit
+    (`bench.training_breakdown`), and data whose ratings the biases explain gains nothing from it.
     """
     if params.rating_rank < 0:
         raise ValueError(f"rating_rank must be 0 (no residual ALS) or more, got {params.rating_rank}")

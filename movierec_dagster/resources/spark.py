@@ -48,7 +48,7 @@ class LocalSpark(SparkResource):
     # Tuned for a JVM that lives about a minute on ml-latest-small-sized data: the JVM's quick compiler (C1)
     # alone, since C2 compiling on one of the two cores costs more than its code saves, and no adaptive query
     # execution, whose re-planning at every shuffle costs more than it can win on 100k rows. From about 1M
-    # ratings ALS's arithmetic needs C2 (docs/benchmarks.md, "Small-data tuning").
+    # ratings ALS's arithmetic needs C2 (docs/architecture.md, "Local Spark").
     small_data: bool = False
 
     def get_or_start(self) -> SparkSession:
@@ -57,7 +57,7 @@ class LocalSpark(SparkResource):
         # Python workers (mapInArrow in the scorer) need this interpreter's numpy and pyarrow;
         # PySpark reads the variable, not a Spark setting, when it starts them.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        # The parallel collector: about 10% less CPU than the default G1 for these batch jobs (docs/benchmarks.md).
+        # The parallel collector: less CPU than the default G1 for these short batch jobs.
         java_options = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC"
         if self.small_data:
             java_options += " -XX:TieredStopAtLevel=1"
@@ -68,7 +68,7 @@ class LocalSpark(SparkResource):
             .config("spark.driver.extraJavaOptions", java_options)
             .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
             # Cached frames here are short-lived (an ingest batch, a training split) and spill to disk when
-            # memory runs short; without compression the ingest takes about 9% less CPU (docs/benchmarks.md).
+            # memory runs short; without compression the ingest takes less CPU.
             .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
             .config("spark.ui.enabled", str(self.ui_enabled).lower())
             .config("spark.ui.showConsoleProgress", "false")
