@@ -34,7 +34,10 @@ def build_definitions(
     environ = dict(os.environ if environ is None else environ)
     resolved = build_deployment(deployment, environ)
     domains = Definitions.merge(
-        movielens_domain.defs, stream_domain.defs, model_domain.build_defs(environ), recommendations_domain.build_defs(environ)
+        movielens_domain.defs,
+        stream_domain.build_defs(environ),
+        model_domain.build_defs(environ),
+        recommendations_domain.build_defs(environ),
     )
     alert = build_run_failure_alert(
         environ.get("MOVIEREC_ALERT_WEBHOOK_URL", "").strip(), environ.get("MOVIEREC_DAGSTER_URL", "").strip()

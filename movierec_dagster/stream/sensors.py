@@ -1,13 +1,14 @@
 """The stream's reaction: ingest whenever the event source holds events the ingest's checkpoint has not taken in."""
 
-import os
 import time
+from collections.abc import Mapping
 
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
@@ -40,9 +41,10 @@ ingest_rating_events_job = define_asset_job(
 )
 
 
-def retry_after_failure_seconds() -> float:
-    """How long after a failed ingest run the sensor waits before it asks again (`MOVIEREC_INGEST_RETRY_SECONDS`)."""
-    text = os.environ.get(RETRY_AFTER_FAILURE_ENV, "").strip()
+def retry_after_failure_seconds(environ: Mapping[str, str]) -> float:
+    """How long after a failed ingest run the sensor waits before it asks again (`MOVIEREC_INGEST_RETRY_SECONDS`),
+    read when the code location loads."""
+    text = environ.get(RETRY_AFTER_FAILURE_ENV, "").strip()
     if not text:
         return DEFAULT_RETRY_AFTER_FAILURE_SECONDS
     try:
@@ -51,31 +53,35 @@ def retry_after_failure_seconds() -> float:
         raise ValueError(f"{RETRY_AFTER_FAILURE_ENV}={text!r} must be a number of seconds.") from error
 
 
-@sensor(job=ingest_rating_events_job, minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING)
-def rating_events_sensor(
-    context: SensorEvaluationContext, lake: Lake, event_source: EventSource
-) -> RunRequest | SkipReason:
-    """Requests an ingest while the source holds events the checkpoint has not taken in, one run at a time.
+def build_rating_events_sensor(pause: float = DEFAULT_RETRY_AFTER_FAILURE_SECONDS) -> SensorDefinition:
+    """The ingest sensor, waiting `pause` seconds after a failed ingest run before it asks again."""
 
-    It compares the source with the checkpoint, not with what it saw on earlier ticks, so
-    events of a run that failed or was killed are asked for again (after a pause, so a
-    failure that repeats does not start a run every tick).
-    """
-    pending = event_source.pending_events(ingest_checkpoint(lake, event_source))
-    if not pending.count:
-        return SkipReason(pending.description)
-    unfinished = context.instance.get_run_records(RunsFilter(job_name=INGEST_JOB, statuses=UNFINISHED), limit=1)
-    if unfinished:
-        run = unfinished[0].dagster_run
-        return SkipReason(f"{pending.description}; ingest run {run.run_id} ({run.status.value}) will take them in")
-    latest = context.instance.get_run_records(RunsFilter(job_name=INGEST_JOB), limit=1)
-    if latest and latest[0].dagster_run.status == DagsterRunStatus.FAILURE:
-        waited = time.time() - (latest[0].end_time or 0)
-        pause = retry_after_failure_seconds()
-        if waited < pause:
-            return SkipReason(
-                f"{pending.description}; ingest run {latest[0].dagster_run.run_id} failed {waited:.0f} s ago, "
-                f"asking again {pause:.0f} s after it"
-            )
-    context.log.info(f"Requesting an ingest: {pending.description}")
-    return RunRequest(tags={"movierec/pending_events": pending.description})
+    @sensor(job=ingest_rating_events_job, minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING)
+    def rating_events_sensor(
+        context: SensorEvaluationContext, lake: Lake, event_source: EventSource
+    ) -> RunRequest | SkipReason:
+        """Requests an ingest while the source holds events the checkpoint has not taken in, one run at a time.
+
+        It compares the source with the checkpoint, not with what it saw on earlier ticks, so
+        events of a run that failed or was killed are asked for again (after a pause, so a
+        failure that repeats does not start a run every tick).
+        """
+        pending = event_source.pending_events(ingest_checkpoint(lake, event_source))
+        if not pending.count:
+            return SkipReason(pending.description)
+        unfinished = context.instance.get_run_records(RunsFilter(job_name=INGEST_JOB, statuses=UNFINISHED), limit=1)
+        if unfinished:
+            run = unfinished[0].dagster_run
+            return SkipReason(f"{pending.description}; ingest run {run.run_id} ({run.status.value}) will take them in")
+        latest = context.instance.get_run_records(RunsFilter(job_name=INGEST_JOB), limit=1)
+        if latest and latest[0].dagster_run.status == DagsterRunStatus.FAILURE:
+            waited = time.time() - (latest[0].end_time or 0)
+            if waited < pause:
+                return SkipReason(
+                    f"{pending.description}; ingest run {latest[0].dagster_run.run_id} failed {waited:.0f} s ago, "
+                    f"asking again {pause:.0f} s after it"
+                )
+        context.log.info(f"Requesting an ingest: {pending.description}")
+        return RunRequest(tags={"movierec/pending_events": pending.description})
+
+    return rating_events_sensor

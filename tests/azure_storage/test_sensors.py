@@ -5,11 +5,10 @@ from pathlib import Path
 import pytest
 from dagster import EnvVar, RunRequest, build_sensor_context
 
-from movierec_dagster.model.sensors import RETRAIN_THRESHOLD_ENV
 from movierec_dagster.resources import LandingFolderSource
 from movierec_dagster.resources.lake import CHECKPOINTS, AdlsLake
 from movierec_dagster.stream.ingest import ingest_rating_events
-from movierec_dagster.stream.sensors import rating_events_sensor
+from movierec_dagster.stream.sensors import build_rating_events_sensor
 from movierec_dagster.tables import ADLS_CREDENTIALS
 from tests.azure_storage.azurite import upload
 from tests.model.test_sensors import _batch, _champion, _retrain, _skip_message
@@ -20,7 +19,6 @@ def test_the_retrain_sensor_counts_ratings_on_adls(instance, azurite, monkeypatc
     """The sensor's lake takes its connection string as an EnvVar, resolved by Dagster, as a deployment gives it."""
     variable = ADLS_CREDENTIALS["connection_string"]
     monkeypatch.setenv(variable, azurite.connection_string)
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
     root = azurite.new_lake_uri()
     writer = AdlsLake(root=root, connection_string=azurite.connection_string)
     deployed = AdlsLake(root=root, connection_string=EnvVar(variable))
@@ -28,10 +26,10 @@ def test_the_retrain_sensor_counts_ratings_on_adls(instance, azurite, monkeypatc
     _batch(writer, 500)
     _champion(writer, "v1", streamed_rows=500)
     _batch(writer, 60)
-    below = _retrain(instance, deployed)
+    below = _retrain(100, instance, deployed)
     assert "60 of 100 new ratings since champion v1" in _skip_message(below)
     _batch(writer, 50)
-    above = _retrain(instance, deployed, below.cursor)
+    above = _retrain(100, instance, deployed, below.cursor)
     assert [request.run_key for request in above.run_requests] == ["retrain-v1-610"]
 
 
@@ -45,7 +43,7 @@ def test_the_ingest_sensor_reads_the_checkpoint_spark_wrote_from_adls(spark, ins
 
     def tick():
         resources = {"lake": adls_lake, "event_source": source}
-        return rating_events_sensor(build_sensor_context(instance=instance, resources=resources))
+        return build_rating_events_sensor()(build_sensor_context(instance=instance, resources=resources))
 
     assert tick().skip_message == f"no file in {source.folder} waits for an ingest"
     write_lines(Path(source.folder), "b.jsonl", [event("e3").encode()])

@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetKey, SensorResult, build_sensor_context
 
 from movierec_dagster.model import registry
-from movierec_dagster.model.sensors import RETRAIN_THRESHOLD_ENV, RetrainCursor, retrain_sensor, retrain_threshold
+from movierec_dagster.model.sensors import RETRAIN_THRESHOLD_ENV, RetrainCursor, build_retrain_sensor, retrain_threshold
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.stream.ingest import EVENTS_TABLE, batch_part
 from movierec_dagster.tables import Part, new_snapshot_id
@@ -34,8 +34,10 @@ def _batch(lake: LocalLake, rows: int, part: str | None = None) -> str:
     return part
 
 
-def _retrain(instance, lake: LocalLake, cursor: str | None = None) -> SensorResult:
-    result = retrain_sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake}))
+def _retrain(threshold: int, instance, lake: LocalLake, cursor: str | None = None) -> SensorResult:
+    """One tick of the retrain sensor built with `threshold`."""
+    sensor = build_retrain_sensor(threshold)
+    result = sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake}))
     assert isinstance(result, SensorResult), result
     return result
 
@@ -45,89 +47,82 @@ def _skip_message(result: SensorResult) -> str:
     return result.skip_reason.skip_message
 
 
-def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
+def test_retrain_waits_for_a_champion_then_for_the_threshold(instance, lake):
     _batch(lake, 500)
-    waiting = retrain_sensor(build_sensor_context(instance=instance, resources={"lake": lake}))
+    waiting = build_retrain_sensor(100)(build_sensor_context(instance=instance, resources={"lake": lake}))
     assert "No champion model yet" in waiting.skip_message
 
     _champion(lake, "v1", streamed_rows=500)  # the 500 rows before it are its training data: not counted
     _batch(lake, 60)
-    below = _retrain(instance, lake)
+    below = _retrain(100, instance, lake)
     assert "60 of 100 new ratings since champion v1" in _skip_message(below)
 
     _batch(lake, 50)
-    above = _retrain(instance, lake, below.cursor)
+    above = _retrain(100, instance, lake, below.cursor)
     assert [request.run_key for request in above.run_requests] == ["retrain-v1-610"]
     assert "110 new ratings since champion v1 was trained (threshold 100)" == above.run_requests[0].tags[REASON]
-    quiet = _retrain(instance, lake, above.cursor)
+    quiet = _retrain(100, instance, lake, above.cursor)
     assert "0 of 100" in _skip_message(quiet), "the counted ratings must not request a second retrain"
 
     _champion(lake, "v2", streamed_rows=610)
     _batch(lake, 99)
-    assert "99 of 100 new ratings since champion v2" in _skip_message(_retrain(instance, lake, quiet.cursor))
+    assert "99 of 100 new ratings since champion v2" in _skip_message(_retrain(100, instance, lake, quiet.cursor))
     _batch(lake, 1)
-    assert _retrain(instance, lake, quiet.cursor).run_requests[0].run_key == "retrain-v2-710"
+    assert _retrain(100, instance, lake, quiet.cursor).run_requests[0].run_key == "retrain-v2-710"
 
 
-def test_a_champion_before_any_ingest_waits_for_the_table(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
+def test_a_champion_before_any_ingest_waits_for_the_table(instance, lake):
     _champion(lake, "v1", streamed_rows=0)
-    assert "0 of 10 new ratings" in _skip_message(_retrain(instance, lake))
+    assert "0 of 10 new ratings" in _skip_message(_retrain(10, instance, lake))
     _batch(lake, 10)
-    assert _retrain(instance, lake).run_requests
+    assert _retrain(10, instance, lake).run_requests
 
 
-def test_retrain_counts_from_the_rows_the_champion_was_trained_on(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
+def test_retrain_counts_from_the_rows_the_champion_was_trained_on(instance, lake):
     _batch(lake, 500)  # training_ratings is built from these 500 rows...
     _batch(lake, 100)  # ...and 100 more arrive while the model trains
     _champion(lake, "v1", streamed_rows=500)
     _batch(lake, 40)
-    assert "140 new ratings" in _retrain(instance, lake).run_requests[0].tags[REASON]
+    assert "140 new ratings" in _retrain(100, instance, lake).run_requests[0].tags[REASON]
 
 
-def test_retrain_counts_the_rows_a_killed_ingest_left(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "100")
+def test_retrain_counts_the_rows_a_killed_ingest_left(instance, lake):
     _batch(lake, 1000)
     _champion(lake, "v1", streamed_rows=1000)
     # A run killed after committing a batch of 90 events reported nothing to Dagster...
     killed = _batch(lake, 90)
     assert instance.get_latest_materialization_event(AssetKey(EVENTS_TABLE)) is None
-    assert "90 of 100" in _skip_message(_retrain(instance, lake))
+    assert "90 of 100" in _skip_message(_retrain(100, instance, lake))
     # ...the next run replays the batch it was in (the same part, replaced: not added again) and 20 more.
     _batch(lake, 90, part=killed)
-    assert "90 of 100" in _skip_message(_retrain(instance, lake))
+    assert "90 of 100" in _skip_message(_retrain(100, instance, lake))
     _batch(lake, 20)
-    assert "110 new ratings" in _retrain(instance, lake).run_requests[0].tags[REASON]
+    assert "110 new ratings" in _retrain(100, instance, lake).run_requests[0].tags[REASON]
 
 
-def test_retrain_counts_from_the_new_champions_training_rows(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
+def test_retrain_counts_from_the_new_champions_training_rows(instance, lake):
     _champion(lake, "v1", streamed_rows=0)
     _batch(lake, 8)
-    first = _retrain(instance, lake)
+    first = _retrain(10, instance, lake)
     assert json.loads(first.cursor) == {"champion": "v1", "counted_from": 0}
     _champion(lake, "v2", streamed_rows=8)
-    later = _retrain(instance, lake, first.cursor)
+    later = _retrain(10, instance, lake, first.cursor)
     assert json.loads(later.cursor) == {"champion": "v2", "counted_from": 8}
     assert "0 of 10 new ratings since champion v2" in _skip_message(later)
 
 
-def test_a_champion_without_streamed_rows_counts_every_row(instance, lake, monkeypatch):
+def test_a_champion_without_streamed_rows_counts_every_row(instance, lake):
     """A model.json written before streamed_rows was recorded: every row of rating_events counts as new."""
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
     _champion(lake, "v1", streamed_rows=None)
     _batch(lake, 12)
-    assert "12 new ratings" in _retrain(instance, lake).run_requests[0].tags[REASON]
+    assert "12 new ratings" in _retrain(10, instance, lake).run_requests[0].tags[REASON]
 
 
-def test_a_cursor_from_an_earlier_version_counts_afresh(instance, lake, monkeypatch):
-    monkeypatch.setenv(RETRAIN_THRESHOLD_ENV, "10")
+def test_a_cursor_from_an_earlier_version_counts_afresh(instance, lake):
     _champion(lake, "v1", streamed_rows=0)
     _batch(lake, 8)
     old = json.dumps({"accepted": 500, "after_storage_id": 3, "champion": "v1", "since_timestamp": 0})
-    assert json.loads(_retrain(instance, lake, old).cursor) == {"champion": "v1", "counted_from": 0}
+    assert json.loads(_retrain(10, instance, lake, old).cursor) == {"champion": "v1", "counted_from": 0}
     assert RetrainCursor.load(None) == RetrainCursor()
     assert RetrainCursor.load(RetrainCursor("v3", 42).dump()) == RetrainCursor("v3", 42)
 

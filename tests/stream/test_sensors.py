@@ -23,8 +23,8 @@ from movierec_dagster.stream.ingest import ingest_rating_events
 from movierec_dagster.stream.sensors import (
     INGEST_JOB,
     RETRY_AFTER_FAILURE_ENV,
+    build_rating_events_sensor,
     ingest_rating_events_job,
-    rating_events_sensor,
     retry_after_failure_seconds,
 )
 from tests.conftest import local_definitions
@@ -60,9 +60,10 @@ def _source(lake: LocalLake) -> LandingFolderSource:
     return LandingFolderSource(folder=lake.fs_path("landing", "rating_events"))
 
 
-def _tick(instance, lake: LocalLake, source: LandingFolderSource) -> RunRequest | SkipReason:
+def _tick(instance, lake: LocalLake, source: LandingFolderSource, pause: float = 60) -> RunRequest | SkipReason:
+    """One tick of the ingest sensor built to wait `pause` seconds after a failed ingest run."""
     context = build_sensor_context(instance=instance, resources={"lake": lake, "event_source": source})
-    return rating_events_sensor(context)
+    return build_rating_events_sensor(pause)(context)
 
 
 def _land(source: LandingFolderSource, name: str, *event_ids: str) -> None:
@@ -150,8 +151,7 @@ def test_an_unfinished_ingest_run_skips_naming_it(instance, lake, status):
     assert f"ingest run {run.run_id} ({status.value}) will take them in" in result.skip_message
 
 
-def test_the_sensor_after_a_failed_ingest_still_requests_one(spark, instance, lake, tmp_path, monkeypatch):
-    monkeypatch.delenv(RETRY_AFTER_FAILURE_ENV, raising=False)
+def test_the_sensor_after_a_failed_ingest_still_requests_one(spark, instance, lake, tmp_path):
     marker = tmp_path / "unreachable"
     marker.touch()
     source = Unreachable(folder=lake.fs_path("landing", "rating_events"), marker=str(marker))
@@ -170,8 +170,7 @@ def test_the_sensor_after_a_failed_ingest_still_requests_one(spark, instance, la
     assert f"ingest run {failed.run_id} failed" in paused.skip_message
     assert "asking again 60 s after it" in paused.skip_message
 
-    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "0")
-    again = _assert_requests(_tick(instance, lake, source))
+    again = _assert_requests(_tick(instance, lake, source, pause=0))
     assert again.tags["movierec/pending_events"] == f"1 file(s) in {source.folder} wait for an ingest"
 
     # The source is back: the requested run takes the same events in, and the sensor rests.
@@ -181,16 +180,12 @@ def test_the_sensor_after_a_failed_ingest_still_requests_one(spark, instance, la
     assert isinstance(_tick(instance, lake, source), SkipReason)
 
 
-def test_retry_pause_parsing(monkeypatch):
-    monkeypatch.delenv(RETRY_AFTER_FAILURE_ENV, raising=False)
-    assert retry_after_failure_seconds() == 60
-    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "2.5")
-    assert retry_after_failure_seconds() == 2.5
-    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "-3")
-    assert retry_after_failure_seconds() == 0
-    monkeypatch.setenv(RETRY_AFTER_FAILURE_ENV, "soon")
+def test_retry_pause_parsing():
+    assert retry_after_failure_seconds({}) == 60
+    assert retry_after_failure_seconds({RETRY_AFTER_FAILURE_ENV: "2.5"}) == 2.5
+    assert retry_after_failure_seconds({RETRY_AFTER_FAILURE_ENV: "-3"}) == 0
     with pytest.raises(ValueError, match=RETRY_AFTER_FAILURE_ENV):
-        retry_after_failure_seconds()
+        retry_after_failure_seconds({RETRY_AFTER_FAILURE_ENV: "soon"})
 
 
 def test_ingest_job_carries_the_concurrency_tag(tmp_path):
