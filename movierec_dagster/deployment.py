@@ -15,7 +15,7 @@ from dagster import EnvVar, ExecutorDefinition, in_process_executor
 
 from movierec_dagster.home import LANDING_EVENTS, local_lake, movierec_home
 from movierec_dagster.model.tracking import ModelTracking, default_tracking_uri
-from movierec_dagster.movielens.archive import DEFAULT_SOURCE
+from movierec_dagster.resources.movielens_source import DEFAULT_SOURCE
 from movierec_dagster.resources import EventHubsSource, LandingFolderSource, Lake, LocalLake, LocalSpark, MovieLensSource
 from movierec_dagster.resources.databricks import DATABRICKS_RUNTIME, DatabricksSpark
 from movierec_dagster.resources.lake import LANDING_ARCHIVE, AdlsLake

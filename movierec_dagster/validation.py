@@ -3,7 +3,8 @@
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-MIN_RATING, MAX_RATING, RATING_STEP = 0.5, 5.0, 0.5
+from movierec_dagster.names import MAX_RATING, MIN_RATING, RATING_STEP  # noqa: F401 (the domains' rating scale)
+
 REASON = "reject_reason"
 RAW = "raw"
 

@@ -35,17 +35,23 @@ from movierec_dagster.tables import (
     lake_location,  # noqa: F401 - the pages read it from here
 )
 
-# Copies of the pipeline's names (lake, model registry, MovieLens, training, recommendations), not imported
-# from there: those modules load Dagster and PySpark, and the dashboard should start in well under a
-# second. tests/dashboard/test_data.py holds them equal.
-TABLES = "tables"
-MODELS = "models/als"
-MODEL_INFO = "model.json"
-CHAMPION = "champion.json"
-MOVIES, RATINGS, TRAINING_RATINGS, EVENTS = "movies", "ratings", "training_ratings", "rating_events"
-RECOMMENDATIONS = "user_recommendations"
-NO_GENRES = "(no genres listed)"
-COLD_START_SOURCE = "popularity"
+# The pipeline's names (names.py imports nothing, so the dashboard still starts without Dagster or PySpark).
+from movierec_dagster.names import (
+    CHAMPION,
+    EVENTS,
+    MODEL_INFO,
+    MOVIES,
+    NO_GENRES,
+    RATINGS,
+    RECOMMENDATIONS,
+    TABLES,
+    TRAINING_RATINGS,
+)
+from movierec_dagster.names import MODELS as _MODELS_AREA
+from movierec_dagster.names import MODEL_NAME as _MODEL_NAME
+from movierec_dagster.names import POPULARITY_SOURCE as COLD_START_SOURCE
+
+MODELS = f"{_MODELS_AREA}/{_MODEL_NAME}"
 FIX_COMMAND = "make demo"
 
 _DATE_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})")

@@ -29,7 +29,7 @@ from movierec_dagster.model.comparison import comparison_markdown
 from movierec_dagster.model.tracking import ModelTracking, TrackingError
 from movierec_dagster.resources import Lake, SparkResource
 from movierec_dagster.resources.lake import CHECKPOINTS
-from movierec_dagster.stream.ingest import EVENTS_TABLE
+from movierec_dagster.names import EVENTS as EVENTS_TABLE
 
 GROUP = "model"
 STREAMED_ROWS = "streamed_rows"  # rating_events rows merged into training_ratings (a property of its commit)

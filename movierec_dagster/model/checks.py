@@ -5,8 +5,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec_dagster.checks import rating_on_scale, rating_on_scale_spec
+from movierec_dagster.names import TRAINING_RATINGS
 
-TRAINING_RATINGS = "training_ratings"
 ONE_RATING_PER_USER_AND_MOVIE = "one_rating_per_user_and_movie"
 
 training_ratings_check_specs = [

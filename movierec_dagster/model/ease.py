@@ -49,7 +49,7 @@ from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from movierec_dagster.model.topk import OUTPUT_SCHEMA, USERS_PER_BLOCK, kth_largest, top_k_batch, true_positions
-from movierec_dagster.validation import MAX_RATING
+from movierec_dagster.names import EASE_ITEM_IDS, EASE_PARAMS, EASE_WEIGHTS, MAX_RATING
 
 TOP_K = 10
 # The largest catalog `fit_ease` takes by default: the solve holds 4 x items^2 bytes and does items^3 work, and B is
@@ -68,7 +68,7 @@ WEIGHTINGS = (BINARY, RATING, CENTERED)
 _GRAM_COLUMNS = 512
 # Rows of P turned into float32 weights at a time.
 _WEIGHT_ROWS = 256
-_MODEL_FILES = ("params.json", "item_ids.npy", "weights.npy")
+_MODEL_FILES = (EASE_PARAMS, EASE_ITEM_IDS, EASE_WEIGHTS)
 
 
 @dataclass(frozen=True)

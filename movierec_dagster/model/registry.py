@@ -30,11 +30,9 @@ from pyspark.sql import SparkSession
 
 from movierec_dagster.model import ease
 from movierec_dagster.model.training import ALS_RANKER, BIASES_AND_RESIDUAL_ALS, BIASES_ONLY, EASE_RANKER, Biases, ModelBundle
-from movierec_dagster.resources.lake import MODELS, Lake
+from movierec_dagster.names import CHAMPION, MODEL_INFO, MODEL_NAME, MODELS
+from movierec_dagster.resources.lake import Lake
 
-MODEL_NAME = "als"
-MODEL_INFO = "model.json"
-CHAMPION = "champion.json"
 
 
 def version_uri(lake: Lake, version: str, *parts: str) -> str:

@@ -18,7 +18,7 @@ from movierec_dagster.model.assets import STREAMED_ROWS
 from movierec_dagster.model.registry import read_champion, read_model_info
 from movierec_dagster.model.schedules import retrain_model
 from movierec_dagster.resources import Lake
-from movierec_dagster.stream.ingest import EVENTS_TABLE
+from movierec_dagster.names import EVENTS as EVENTS_TABLE
 
 RETRAIN_THRESHOLD_ENV = "MOVIEREC_RETRAIN_THRESHOLD"
 DEFAULT_RETRAIN_THRESHOLD = 1000

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.model import ease
 from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
-from movierec_dagster.validation import MAX_RATING, MIN_RATING
+from movierec_dagster.names import MAX_RATING, MIN_RATING
 
 RELEVANT_RATING = 4.0
 TOP_K = 10

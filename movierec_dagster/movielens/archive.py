@@ -9,7 +9,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SOURCE = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
+from movierec_dagster.resources.movielens_source import DEFAULT_SOURCE
+
 # GroupLens publishes an MD5 beside each archive (<url>.md5); this is ml-latest-small's.
 PUBLISHED_MD5 = {DEFAULT_SOURCE: "bd8ff21f704c18b59b4a8765b038ac0e"}
 REQUIRED_FILES = ("movies.csv", "ratings.csv", "tags.csv", "links.csv")

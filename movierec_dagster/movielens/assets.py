@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import PREVIEW_ROWS, ROW_COUNT, markdown_table
 from movierec_dagster.movielens import archive, checks, transforms
+from movierec_dagster.names import LINKS, MOVIES, RATINGS, TAGS
 from movierec_dagster.resources import Lake, MovieLensSource, SparkResource
 from movierec_dagster.resources.lake import QUARANTINE, RAW
 from movierec_dagster.tables import join
@@ -45,20 +46,20 @@ class SourceTable:
 
 
 SOURCE_TABLES = {
-    "movies": SourceTable(
+    MOVIES: SourceTable(
         "movies.csv", transforms.MOVIES_COLUMNS, transforms.parse_movies, ("movie_id",),
         "One row per movie: movie_id, title, release year (parsed from the title), genres; from movies.csv.",
     ),
-    "ratings": SourceTable(
+    RATINGS: SourceTable(
         "ratings.csv", transforms.RATINGS_COLUMNS, transforms.parse_ratings, ("user_id", "movie_id"),
         "One row per historical rating: user_id, movie_id, rating, rated_at, year; from ratings.csv, stored by year.",
         partition_by=("year",),
     ),
-    "tags": SourceTable(
+    TAGS: SourceTable(
         "tags.csv", transforms.TAGS_COLUMNS, transforms.parse_tags, ("user_id", "movie_id"),
         "One row per tag a user put on a movie: user_id, movie_id, tag, tagged_at; from tags.csv.",
     ),
-    "links": SourceTable(
+    LINKS: SourceTable(
         "links.csv", transforms.LINKS_COLUMNS, transforms.parse_links, ("movie_id",),
         "One row per movie's external ids: movie_id, imdb_id, tmdb_id; from links.csv.",
     ),

@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from movierec_dagster.names import NO_GENRES
 from movierec_dagster.validation import RAW, REASON, first_failure, rating_value_failure
 
 MOVIES_COLUMNS = ("movieId", "title", "genres")
@@ -16,7 +17,6 @@ RATINGS_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 TAGS_COLUMNS = ("userId", "movieId", "tag", "timestamp")
 LINKS_COLUMNS = ("movieId", "imdbId", "tmdbId")
 
-NO_GENRES = "(no genres listed)"
 MALFORMED = "malformed_line"
 # "Toy Story (1995)", "Fawlty Towers (1975-1979)" with an en dash, trailing blanks allowed.
 _TITLE_WITH_YEAR = r"^(.*?)\s*\((\d{4})(?:\s*[-\u2013]\s*\d{4})?\)\s*$"

@@ -34,10 +34,11 @@ from movierec_dagster.model.training import merge_ratings
 from movierec_dagster.recommendations.scoring import POPULARITY, build_recommendations, popularity_for_everyone
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import Lake, SparkResource
-from movierec_dagster.stream.ingest import EVENTS_TABLE
+from movierec_dagster.names import EVENTS as EVENTS_TABLE
+from movierec_dagster.names import RECOMMENDATIONS
 
 GROUP = "recommendations"
-TABLE = "user_recommendations"
+TABLE = RECOMMENDATIONS
 
 
 def local_day(timezone: str, now: datetime | None = None) -> str:

@@ -14,9 +14,9 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.model.ease import EaseModel
 from movierec_dagster.model.training import TOP_K, ModelBundle, most_popular_top_k, predict_ratings, ranking_lists
-from movierec_dagster.validation import MAX_RATING, MIN_RATING
+from movierec_dagster.names import MAX_RATING, MIN_RATING, MODEL_SOURCE, POPULARITY_SOURCE
 
-MODEL, POPULARITY = "model", "popularity"
+MODEL, POPULARITY = MODEL_SOURCE, POPULARITY_SOURCE
 
 
 def match_score(score: F.Column) -> F.Column:

@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_dagster.stream.checkpoint import StreamCheckpoint
+from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 
 EVENTHUB_KAFKA_PORT = 9093
 EVENTHUB_SUFFIX = "servicebus.windows.net"

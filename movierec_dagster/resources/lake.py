@@ -31,13 +31,9 @@ from movierec_dagster.tables import (
     put_atomic,
 )
 
-TABLES = "tables"
-QUARANTINE = "quarantine"
-RAW = "raw"
-MODELS = "models"
-CHECKPOINTS = "checkpoints"
-LANDING = "landing"
-LANDING_ARCHIVE = "landing_archive"
+# The lake's areas, re-exported for the pipeline's modules that reach the lake through this one.
+from movierec_dagster.names import CHECKPOINTS, LANDING, LANDING_ARCHIVE, MODELS, QUARANTINE, RAW, TABLES  # noqa: F401
+
 
 
 class TableNotFoundError(FileNotFoundError):

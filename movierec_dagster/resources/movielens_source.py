@@ -2,7 +2,7 @@
 
 from dagster import ConfigurableResource
 
-from movierec_dagster.movielens.archive import DEFAULT_SOURCE
+DEFAULT_SOURCE = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
 
 
 class MovieLensSource(ConfigurableResource):

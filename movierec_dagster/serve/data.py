@@ -21,17 +21,27 @@ import pyarrow.dataset as ds
 
 from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join
 
-# Copies of the pipeline's names (tables, model registry, scoring), not imported from there: those modules
-# load Dagster and PySpark, which the service has no use for. tests/serve holds them equal.
-TABLES = "tables"
-MODELS = "models/als"
-MODEL_INFO = "model.json"
-# An EASE ranking model's files (model/ease.py's EaseModel.save), read here without that module's Spark imports.
-EASE_FOLDER, EASE_ITEM_IDS, EASE_WEIGHTS = "ease", "item_ids.npy", "weights.npy"
-CHAMPION = "champion.json"
-RECOMMENDATIONS, MOVIES, TRAINING_RATINGS, EVENTS = "user_recommendations", "movies", "training_ratings", "rating_events"
-MODEL, POPULARITY = "model", "popularity"
-MIN_RATING, MAX_RATING = 0.5, 5.0
+# The pipeline's names (names.py imports nothing, so the service still starts without Dagster or PySpark).
+from movierec_dagster.names import (
+    CHAMPION,
+    EASE_FOLDER,
+    EASE_ITEM_IDS,
+    EASE_WEIGHTS,
+    EVENTS,
+    MAX_RATING,
+    MIN_RATING,
+    MODEL_INFO,
+    MOVIES,
+    RECOMMENDATIONS,
+    TABLES,
+    TRAINING_RATINGS,
+)
+from movierec_dagster.names import MODEL_SOURCE as MODEL
+from movierec_dagster.names import MODELS as _MODELS_AREA
+from movierec_dagster.names import MODEL_NAME as _MODEL_NAME
+from movierec_dagster.names import POPULARITY_SOURCE as POPULARITY
+
+MODELS = f"{_MODELS_AREA}/{_MODEL_NAME}"
 MAX_K = 100  # the most recommendations or similar movies one request may ask for
 MAKE_RECOMMENDATIONS = "make demo (or materialize user_recommendations: the score_recommendations job)"
 MAKE_CHAMPION = "make demo (or run the retrain_model job until a model passes the gate)"

@@ -36,15 +36,15 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from movierec_dagster.names import EVENTS, REJECTED_EVENTS
 from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.resources.lake import CHECKPOINTS, Lake
 from movierec_dagster.stream import transforms
-from movierec_dagster.stream.checkpoint import StreamCheckpoint
+from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 from movierec_dagster.stream.transforms import BATCH, MAX_BROADCAST_IDS, REASON, BatchStats
 from movierec_dagster.tables import Part, TableVersion, new_snapshot_id
 
-EVENTS_TABLE = "rating_events"
-REJECTED_TABLE = "rejected_rating_events"
+EVENTS_TABLE, REJECTED_TABLE = EVENTS, REJECTED_EVENTS
 EVENT_IDS_TABLE = "rating_event_ids"  # the hash of each rating_events id, in the same parts
 ID_HASH = "id_hash"
 

@@ -3,10 +3,6 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from movierec_dagster.recommendations import scoring
-from movierec_dagster.resources import lake as pipeline_lake
-from movierec_dagster.model import registry
-from movierec_dagster.serve import data
 from movierec_dagster.serve.app import Service, create_app
 from tests.dashboard.lakes import NEWEST_DATE, _recommendation_rows, build_lake, commit
 
@@ -54,13 +50,6 @@ def test_bad_input_is_a_422_naming_the_parameter(empty_client, path, named):
 def test_an_unknown_path_is_a_json_404(empty_client):
     response = empty_client.get("/users")
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
-
-
-def test_the_service_names_are_the_pipelines():
-    assert data.TABLES == pipeline_lake.TABLES
-    assert data.MODELS == f"{pipeline_lake.MODELS}/{registry.MODEL_NAME}"
-    assert (data.MODEL_INFO, data.CHAMPION) == (registry.MODEL_INFO, registry.CHAMPION)
-    assert (data.MODEL, data.POPULARITY) == (scoring.MODEL, scoring.POPULARITY)
 
 
 def test_a_batch_made_before_lists_had_a_score_says_to_score_again(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from movierec_dagster.stream.checkpoint import StreamCheckpoint
+from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 
 # Compact the file source log every 3 batches and delete the files a compaction covers as soon as
 # Spark allows, so that the early batch files are gone and only the .compact file still lists them.

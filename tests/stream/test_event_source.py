@@ -7,7 +7,7 @@ import pytest
 
 from movierec_dagster.resources import EventHubsSource, LandingFolderSource, LocalLake
 from movierec_dagster.resources.event_source import events_past_offsets, parse_connection_string
-from movierec_dagster.stream.checkpoint import StreamCheckpoint
+from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 from movierec_dagster.stream.ingest import ingest_checkpoint, ingest_rating_events
 from tests.stream.events import event, write_lines
 
