@@ -6,7 +6,7 @@ from dagster import Definitions
 
 from movierec_dagster.model.schedules import ScheduleSettings
 from movierec_dagster.recommendations.assets import build_user_recommendations
-from movierec_dagster.recommendations.schedules import recommendations_automation, score_recommendations_job
+from movierec_dagster.recommendations.automation import recommendations_automation, score_recommendations_job
 
 
 def build_defs(environ: dict[str, str] | None = None) -> Definitions:
