@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from bench.paths import MOVIELENS
 from generator.sources import Population, Rating, synthetic
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 from movierec_dagster.resources import LocalLake, LocalSpark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,9 +42,9 @@ def run_demo(home: Path, source: str) -> str:
 
 
 def on_history(train, held_out_history, params) -> dict[str, float]:
-    evaluation, bundle = training.evaluate(train, held_out_history, params)
+    measured, bundle = evaluation.evaluate(train, held_out_history, params)
     bundle.release()
-    return {"rmse": evaluation.metrics["rmse"], "ndcg_at_10": evaluation.metrics["ndcg_at_10"]}
+    return {"rmse": measured.metrics["rmse"], "ndcg_at_10": measured.metrics["ndcg_at_10"]}
 
 
 def main() -> None:
@@ -62,14 +62,14 @@ def main() -> None:
             lake = LocalLake(root=str(home / "lake"))
             history = lake.read_table(spark, "ratings").select("user_id", "movie_id", "rating").cache()
             merged = lake.read_table(spark, "training_ratings").select("user_id", "movie_id", "rating").cache()
-            history_train, history_test = training.split(history, 0.2, params.seed)
-            merged_train, _ = training.split(merged, 0.2, params.seed)
+            history_train, history_test = evaluation.split(history, 0.2, params.seed)
+            merged_train, _ = evaluation.split(merged, 0.2, params.seed)
             if demo == 1:
                 rows.append(("history alone", history.count(), on_history(history_train, history_test, params)))
                 noise = [r[:3] for r in islice(synthetic(Population.from_ratings([Rating(r.user_id, r.movie_id, r.rating, 0) for r in history.collect()]), random.Random(12), ratings="random"), 5_000)]
                 noisy = history.unionByName(spark.createDataFrame(noise, "user_id int, movie_id int, rating double"))
                 noisy = noisy.groupBy("user_id", "movie_id").agg(F.last("rating").alias("rating"))
-                rows.append(("history + 5,000 random ratings", noisy.count(), on_history(training.split(noisy, 0.2, params.seed)[0], history_test, params)))
+                rows.append(("history + 5,000 random ratings", noisy.count(), on_history(evaluation.split(noisy, 0.2, params.seed)[0], history_test, params)))
             rows.append((f"after demo {demo} (history + planted stream)", merged.count(), on_history(merged_train, history_test, params)))
             print(f"demo {demo}: {gate}", flush=True)
             history.unpersist()

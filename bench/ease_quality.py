@@ -6,7 +6,7 @@
     .venv/bin/python -m bench.ease_quality --synthetic 100000      # also on ml-100k-shaped synthetic data
 
 Method: the split is bench.model_quality's (80/20, seed 42). Every setting (lambda, weighting, the blend's weight) is
-chosen on a validation split carved out of the training side (`training.split(train, 0.2, seed=43)`): fitted on the
+chosen on a validation split carved out of the training side (`evaluation.split(train, 0.2, seed=43)`): fitted on the
 other 80% of it, measured there. Only the chosen setting is then fitted on the whole training side and measured on
 the test split; the grid's test column is printed for the record, after the choice, and chose nothing.
 
@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bench.model_data import movielens_ratings, session, synthetic_archive
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
 from movierec_dagster.model.ease import (
     BINARY,
@@ -81,17 +81,17 @@ def cells(figures: dict[str, float]) -> str:
 
 def ease_metrics(params: EaseParams, train: DataFrame, test: DataFrame) -> tuple[dict, float, int]:
     model, seconds, peak = measured(lambda: fit_ease(train, params))
-    figures = training.ranking_metrics(ease_top_k_unseen(model, train, test.select("user_id").distinct(), 10), test)
+    figures = evaluation.ranking_metrics(ease_top_k_unseen(model, train, test.select("user_id").distinct(), 10), test)
     return figures, seconds, peak
 
 
 def als_metrics(params: training.ModelParams, train: DataFrame, test: DataFrame) -> tuple[dict, float, int]:
-    """The ranking ALS alone (`training.fit_ranking_model`, what `training.evaluate` ranks with), scored as the pipeline
+    """The ranking ALS alone (`training.fit_ranking_model`, what `evaluation.evaluate` ranks with), scored as the pipeline
     scores it."""
     model, seconds, peak = measured(lambda: training.fit_ranking_model(train, params))
     users = model.userFactors.join(test.select(F.col("user_id").alias("id")).distinct(), "id", "left_semi")
     lists = top_k_unseen(users, model.itemFactors, train.select("user_id", "movie_id"), 10)
-    return training.ranking_metrics(lists, test), seconds, peak
+    return evaluation.ranking_metrics(lists, test), seconds, peak
 
 
 def arrays(frame: DataFrame) -> pd.DataFrame:
@@ -146,7 +146,7 @@ def blend_metrics(spark, matrices, weight: float, test: DataFrame, kind: str) ->
         blended = weight * standardised(ease_scores, seen) + (1 - weight) * standardised(als_scores, seen)
     else:
         blended = weight * ease_scores + (1 - weight) * als_scores
-    return training.ranking_metrics(top10_frame(spark, users, items, np.where(seen, -np.inf, blended)), test)
+    return evaluation.ranking_metrics(top10_frame(spark, users, items, np.where(seen, -np.inf, blended)), test)
 
 
 def catalog_cost(n_items: int) -> None:
@@ -168,8 +168,8 @@ def catalog_cost(n_items: int) -> None:
 
 
 def run(spark, ratings: DataFrame, label: str, quick: bool, blend: bool) -> None:
-    train, test = training.split(ratings, 0.2, seed=42)
-    fit, validation = training.split(train, 0.2, seed=43)
+    train, test = evaluation.split(ratings, 0.2, seed=42)
+    fit, validation = evaluation.split(train, 0.2, seed=43)
     for frame in (train, test, fit, validation):
         frame.cache().count()
     n_items = train.select("movie_id").distinct().count()
@@ -179,8 +179,8 @@ def run(spark, ratings: DataFrame, label: str, quick: bool, blend: bool) -> None
     als_params = training.ModelParams()
     val_als, _, _ = als_metrics(als_params, fit, validation)
     test_als, als_seconds, _ = als_metrics(als_params, train, test)
-    val_popular = training.ranking_metrics(most_popular_unseen(fit, validation.select("user_id").distinct(), 10), validation)
-    test_popular = training.ranking_metrics(most_popular_unseen(train, test.select("user_id").distinct(), 10), test)
+    val_popular = evaluation.ranking_metrics(most_popular_unseen(fit, validation.select("user_id").distinct(), 10), validation)
+    test_popular = evaluation.ranking_metrics(most_popular_unseen(train, test.select("user_id").distinct(), 10), test)
 
     print("| model | validation NDCG@10 | P@10 | R@10 | test NDCG@10 | P@10 | R@10 | fit s | fit peak (driver) |")
     print("|---|---|---|---|---|---|---|---|---|")

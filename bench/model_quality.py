@@ -14,7 +14,7 @@ from dataclasses import replace
 from itertools import product
 
 from bench.model_data import movielens_ratings, session
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 
 def row(name: str, figures: dict[str, float], seconds: float | None = None) -> str:
@@ -29,25 +29,25 @@ def main() -> None:
     args = parser.parse_args()
     spark = session()
     ratings = movielens_ratings(spark)
-    train, test = training.split(ratings, 0.2, seed=42)
+    train, test = evaluation.split(ratings, 0.2, seed=42)
     train, test = train.cache(), test.cache()
     print(f"ml-latest-small: {ratings.count():,} ratings; train {train.count():,}, test {test.count():,} (seed 42)\n")
     print("| model | RMSE | MAE | P@10 | R@10 | NDCG@10 | fit+eval |")
     print("|---|---|---|---|---|---|---|")
     params = training.ModelParams()
     started = time.perf_counter()
-    evaluation, _ = training.evaluate(train, test, params)
+    measured, _ = evaluation.evaluate(train, test, params)
     seconds = time.perf_counter() - started
-    print(row("ours, defaults", evaluation.metrics, seconds))
-    print(row("user+movie bias", evaluation.baselines["bias"]))
-    print(row("most popular", evaluation.baselines["most_popular"]), flush=True)
+    print(row("ours, defaults", measured.metrics, seconds))
+    print(row("user+movie bias", measured.baselines["bias"]))
+    print(row("most popular", measured.baselines["most_popular"]), flush=True)
     if args.grid:
         for rank, reg_param, alpha in product((20, 50, 100), (0.05, 0.1, 0.2), (0.3, 1.0, 3.0)):
             point = replace(params, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param,
                             ranking_reg_param=reg_param, alpha=alpha)
             started = time.perf_counter()
-            evaluation, _ = training.evaluate(train, test, point)
-            print(row(f"rank {rank}, reg {reg_param}, alpha {alpha}", evaluation.metrics, time.perf_counter() - started), flush=True)
+            measured, _ = evaluation.evaluate(train, test, point)
+            print(row(f"rank {rank}, reg {reg_param}, alpha {alpha}", measured.metrics, time.perf_counter() - started), flush=True)
     print(f"\ndefaults: {params}")
     if args.timing:
         time_retrain(ratings, params, args.timing)
@@ -55,16 +55,18 @@ def main() -> None:
 
 def time_retrain(ratings, params: training.ModelParams, rounds: int) -> None:
     """The als_model asset's Spark work on ml-latest-small: the held-out evaluation and the refit on all ratings."""
-    heavy = replace(params, rating_rank=50, rating_max_iter=15, ranking_rank=50, ranking_max_iter=15, num_blocks=2)
+    heavy = replace(
+        params, rating_rank=50, rating_max_iter=15, ranking_rank=50, ranking_max_iter=15, num_blocks=2, ranker=training.ALS_RANKER
+    )
 
     def sequential():
-        train, test = training.split(ratings, 0.2, seed=42)
-        training.evaluate(train, test, heavy)
+        train, test = evaluation.split(ratings, 0.2, seed=42)
+        evaluation.evaluate(train, test, heavy)
         training.fit_bundle(ratings, heavy)
 
     def side_by_side():
-        train, test = training.split(ratings, 0.2, seed=42)
-        training.evaluate_and_refit(train, test, ratings, params)
+        train, test = evaluation.split(ratings, 0.2, seed=42)
+        evaluation.evaluate_and_refit(train, test, ratings, params)
 
     print("\nevaluate + refit on all ratings (the retrain's Spark work):")
     for round_ in range(1, rounds + 1):

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from bench.model_data import SYNTHETIC_CACHE, movielens_ratings, session, synthetic_archive
 from generator.dataset import _Model, default_movies, default_users
 from generator.sources import Population, Tastes
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 
 def _planted_values(users: int, movies: int, seed: int, user: np.ndarray, movie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,7 @@ def main() -> None:
     if args.noise_free:
         frame["rating"] = expected
         ratings = spark.createDataFrame(frame).repartition(2).cache()
-    train, test = training.split(ratings, 0.2, seed=42)
+    train, test = evaluation.split(ratings, 0.2, seed=42)
     train, test = train.cache(), test.cache()
     base = training.ModelParams()
     biases = training.fit_biases(train, base.user_bias_reg, base.item_bias_reg, base.bias_iterations)
@@ -79,8 +79,8 @@ def main() -> None:
         started = time.perf_counter()
         bundle = training.ModelBundle(biases, training.fit_rating_model(train, biases, params), ranking_model=None)
         predictions = training.predict_ratings(bundle, test, keep_baseline=True).cache()
-        als = training.rating_errors(predictions, "predicted_rating")["rmse"]
-        bias = training.rating_errors(predictions.withColumn("baseline", training.clip_rating(F.col("baseline"))), "baseline")["rmse"]
+        als = evaluation.rating_errors(predictions, "predicted_rating")["rmse"]
+        bias = evaluation.rating_errors(predictions.withColumn("baseline", training.clip_rating(F.col("baseline"))), "baseline")["rmse"]
         predictions.unpersist()
         print(
             f"residual ALS rank {rank} regParam {reg_param} {iterations} iterations: RMSE {als:.5f}, "

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from bench.model_data import movielens_ratings, session
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 
 def main() -> None:
@@ -23,10 +23,10 @@ def main() -> None:
     args = parser.parse_args()
     ratings = movielens_ratings(session())
     params = training.ModelParams()
-    train, test = training.split(ratings, 0.2, seed=params.seed)
+    train, test = evaluation.split(ratings, 0.2, seed=params.seed)
     work = {
-        "evaluate alone": lambda: training.evaluate(train, test, params)[1],
-        "evaluate_and_refit (the retrain)": lambda: training.evaluate_and_refit(train, test, ratings, params)[1],
+        "evaluate alone": lambda: evaluation.evaluate(train, test, params)[1],
+        "evaluate_and_refit (the retrain)": lambda: evaluation.evaluate_and_refit(train, test, ratings, params)[1],
     }
     times = {label: [] for label in work}
     for round_ in range(args.rounds + 1):

@@ -12,7 +12,7 @@ from functools import partial
 from dataclasses import replace
 
 from bench.model_data import movielens_ratings, session
-from movierec_dagster.model import ease, training
+from movierec_dagster.model import ease, evaluation, training
 
 
 def timed(label: str, work):
@@ -25,15 +25,15 @@ def timed(label: str, work):
 def main() -> None:
     ratings = movielens_ratings(session())
     params = training.ModelParams()
-    train, test = (frame.cache() for frame in training.split(ratings, 0.2, 42))
+    train, test = (frame.cache() for frame in evaluation.split(ratings, 0.2, 42))
     train.count(), test.count()
     model = timed("EASE fit on the training split", lambda: ease.fit_ease(train, params.ease_params()))
     for round_ in (1, 2):
         timed(f"EASE scoring of every user ({round_})", lambda: ease.ease_top_k_unseen(model, train).count())
-    chosen, figures = timed("the ranker's choice", lambda: training.choose_ranker(train, params))
+    chosen, figures = timed("the ranker's choice", lambda: evaluation.choose_ranker(train, params))
     print(f"   {figures}")
     for ranked in (chosen, replace(params, ranker=training.ALS_RANKER)):
-        timed(f"evaluate_and_refit, {ranked.ranker}", partial(training.evaluate_and_refit, train, test, ratings, ranked))
+        timed(f"evaluate_and_refit, {ranked.ranker}", partial(evaluation.evaluate_and_refit, train, test, ratings, ranked))
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def main() -> None:
     compare(model, ratings.select("user_id", "movie_id"), args.rounds)
 
     movielens = movielens_ratings(spark)
-    bundle = training.fit_bundle(movielens, training.ModelParams())
+    bundle = training.fit_bundle(movielens, training.ModelParams(ranker=training.ALS_RANKER))
     print(f"ml-latest-small: {movielens.count():,} ratings, ranking model rank {bundle.ranking_model.rank}")
     compare(bundle.ranking_model, movielens.select("user_id", "movie_id"), args.rounds)
 

@@ -25,13 +25,13 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from bench.model_data import movielens_ratings, session
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 INNER_SEED = 42  # als_model's own split
 
 
 def served(recommendations: DataFrame, future: DataFrame) -> tuple[float, float]:
-    figures = training.ranking_metrics(recommendations, future)
+    figures = evaluation.ranking_metrics(recommendations, future)
     return figures["ndcg_at_10"], figures["precision_at_10"]
 
 
@@ -44,9 +44,9 @@ def in_star_order(bundle: training.ModelBundle, recommendations: DataFrame) -> D
 def retrain(known: DataFrame, params: training.ModelParams) -> tuple[str, training.ModelBundle, float]:
     """als_model's Spark work on `known`: the ranker's choice, the evaluation and the refit. (ranker, served bundle, s)"""
     started = time.perf_counter()
-    train, test = training.split(known, 0.2, INNER_SEED)
-    params, _ = training.choose_ranker(train, params)
-    _, refitted = training.evaluate_and_refit(train, test, known, params)
+    train, test = evaluation.split(known, 0.2, INNER_SEED)
+    params, _ = evaluation.choose_ranker(train, params)
+    _, refitted = evaluation.evaluate_and_refit(train, test, known, params)
     return params.ranker, refitted, time.perf_counter() - started
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     figures = []
     for seed in [int(seed) for seed in args.seeds.split(",")]:
-        known, future = (frame.cache() for frame in training.split(ratings, 0.2, seed))
+        known, future = (frame.cache() for frame in evaluation.split(ratings, 0.2, seed))
         ranker, chosen, chosen_seconds = retrain(known, default)
         _, als, als_seconds = retrain(known, replace(default, ranker=training.ALS_RANKER))
         chosen_lists = training.recommend_top_k(chosen, known).cache()

@@ -1,11 +1,11 @@
-"""Where a retrain's time goes at scale: each part of `training.evaluate`, one after another, on a synthetic zip.
+"""Where a retrain's time goes at scale: each part of `evaluation.evaluate`, one after another, on a synthetic zip.
 
 `fit_bundle` runs the ranking model beside the biases and the rating model; here each
 part runs alone, so their seconds add up to more than the retrain's and say what each
 costs: the biases, the residual ALS (the default rank 50, and a cheaper rank 10 beside
 it; `--residual-ranks 10,50` swaps their order), the ranking model, and the evaluation's
 scoring (every test user's top 10 from the ranking model and from most-popular, and the
-metrics). `--evaluate-rounds N` then times the whole `training.evaluate` with the defaults
+metrics). `--evaluate-rounds N` then times the whole `evaluation.evaluate` with the defaults
 and with `rating_rank` 0 (no residual ALS), alternated; with `--evaluate-blocks 1,2,10`, with
 the defaults at each of these ALS block counts instead (`--skip-parts`: only these rounds).
 
@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.model_data import SYNTHETIC_CACHE, movielens_ratings, session, synthetic_archive
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 
 def timed(label: str, work):
@@ -49,17 +49,17 @@ def time_each_part(train, test, params: training.ModelParams, residual_ranks: st
     bundle = training.ModelBundle(biases, rating_model, ranking_model)
     timed(
         "held-out RMSE (the last residual ALS)",
-        lambda: training.rating_errors(training.predict_ratings(bundle, test), "predicted_rating"),
+        lambda: evaluation.rating_errors(training.predict_ratings(bundle, test), "predicted_rating"),
     )
     seen = train.select("user_id", "movie_id")
     timed(
         "ranking model's top 10 for every user, and the metrics",
-        lambda: training.ranking_metrics(training.recommend_top_k(bundle, seen), test),
+        lambda: evaluation.ranking_metrics(training.recommend_top_k(bundle, seen), test),
     )
     test_users = test.select("user_id").distinct()
     timed(
         "most-popular top 10 for every test user, and the metrics",
-        lambda: training.ranking_metrics(training.most_popular_top_k(train, test_users), test),
+        lambda: evaluation.ranking_metrics(training.most_popular_top_k(train, test_users), test),
     )
     bundle.release()
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--evaluate-rounds", type=int, default=0, metavar="N",
-        help="also time the whole `training.evaluate` N times with the defaults and with rating_rank 0, alternated",
+        help="also time the whole `evaluation.evaluate` N times with the defaults and with rating_rank 0, alternated",
     )
     parser.add_argument(
         "--residual-ranks", default="50,10", help="ranks of the residual ALS, fitted in this order (the last is evaluated)"
@@ -87,7 +87,7 @@ def main() -> None:
     spark = session()
     ratings = movielens_ratings(spark, archive)
     params = training.ModelParams(num_blocks=args.num_blocks)
-    train, test = training.split(ratings, 0.2, seed=params.seed)
+    train, test = evaluation.split(ratings, 0.2, seed=params.seed)
     train, test = train.cache(), test.cache()
     print(
         f"{train.count():,} training and {test.count():,} held-out ratings, {spark.sparkContext.defaultParallelism} cores, "
@@ -101,11 +101,11 @@ def main() -> None:
         variants = [("defaults", params), ("rating_rank 0", replace(params, rating_rank=0))]
     for round_ in range(1, args.evaluate_rounds + 1):
         for label, evaluated in variants:
-            evaluation, fitted = timed(
-                f"round {round_}: training.evaluate, {label}", lambda evaluated=evaluated: training.evaluate(train, test, evaluated)
+            measured, fitted = timed(
+                f"round {round_}: evaluation.evaluate, {label}", lambda evaluated=evaluated: evaluation.evaluate(train, test, evaluated)
             )
             fitted.release()
-            metrics = evaluation.metrics
+            metrics = measured.metrics
             print(
                 f"      RMSE {metrics['rmse']:.5f}, NDCG@10 {metrics['ndcg_at_10']:.4f}, "
                 f"rating model: {fitted.rating_model_kind}"

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
-from movierec_dagster.model import gate, registry, training
+from movierec_dagster.model import evaluation, gate, registry, training
 from movierec_dagster.model.card import data_profile, model_card
 from movierec_dagster.model.checks import TRAINING_RATINGS, training_ratings_check_specs, training_ratings_checks
 from movierec_dagster.model.comparison import comparison_markdown
@@ -96,7 +96,7 @@ def champion_on_this_data(
     train: DataFrame,
     test: DataFrame,
     params: training.ModelParams,
-    candidate: training.Evaluation,
+    candidate: evaluation.Evaluation,
 ) -> dict | None:
     """The champion judged on the candidate's held-out data: its parameters fitted on the candidate's training split.
 
@@ -122,9 +122,9 @@ def champion_on_this_data(
         metrics = candidate.metrics
     else:
         context.log.info(f"Fitting champion {pointer['version']}'s parameters on this training split to judge it here")
-        evaluation, bundle = training.evaluate(train, test, champion_params)
+        measured, bundle = evaluation.evaluate(train, test, champion_params)
         bundle.release()
-        metrics = evaluation.metrics
+        metrics = measured.metrics
     context.log.info(f"Champion {pointer['version']} on this held-out data: {metrics}")
     return {"version": pointer["version"], "params": champion_params.as_dict(), "metrics": metrics}
 
@@ -314,11 +314,11 @@ def als_model(
         if training_rows == 0:
             raise ValueError("training_ratings is empty: materialize ratings (movielens_etl) first.")
         profile = data_profile(table)
-        train, test = training.split(ratings, config.test_fraction, config.seed)
+        train, test = evaluation.split(ratings, config.test_fraction, config.seed)
         params, grid = config.params(training_rows), []
         if config.searching():
             context.log.info("Grid search on a validation split of the training split")
-            params, grid = training.grid_search(
+            params, grid = evaluation.grid_search(
                 train,
                 params,
                 ranks=config.search_ranks,
@@ -328,23 +328,23 @@ def als_model(
             )
             for point in grid:
                 context.log.info(f"grid point {point}")
-        params, ranker_choice = training.choose_ranker(train, params)
+        params, ranker_choice = evaluation.choose_ranker(train, params)
         if ranker_choice:
             context.log.info(f"Ranking model: {ranker_choice['chosen']} ({ranker_choice['why']}: {ranker_choice})")
         context.log.info(
             f"Evaluating on a held-out {config.test_fraction:.0%} split (seed {config.seed}) and, beside it, "
             f"fitting the models to save on all {training_rows:,} ratings, with {params}"
         )
-        evaluation, bundle = training.evaluate_and_refit(train, test, ratings, params)
-        context.log.info(f"Held-out metrics {evaluation.metrics}; baselines {evaluation.baselines}")
-        if evaluation.residual_als is None:
+        measured, bundle = evaluation.evaluate_and_refit(train, test, ratings, params)
+        context.log.info(f"Held-out metrics {measured.metrics}; baselines {measured.baselines}")
+        if measured.residual_als is None:
             context.log.info("rating_rank is 0: no residual ALS was fitted, the star ratings are the biases.")
         elif bundle.rating_model is None:
             context.log.info(
-                f"The residual ALS (held-out RMSE {evaluation.residual_als['rmse']:.5f}) does not beat the biases alone "
-                f"({evaluation.baselines['bias']['rmse']:.5f}): the star ratings are the biases."
+                f"The residual ALS (held-out RMSE {measured.residual_als['rmse']:.5f}) does not beat the biases alone "
+                f"({measured.baselines['bias']['rmse']:.5f}): the star ratings are the biases."
             )
-        champion = champion_on_this_data(context, lake, train, test, params, evaluation)
+        champion = champion_on_this_data(context, lake, train, test, params, measured)
     finally:
         ratings.unpersist()
     now = datetime.now(UTC)
@@ -360,16 +360,16 @@ def als_model(
         STREAMED_ROWS: streamed_rows,
         # The training_ratings commit learned from.
         "training_data_version": trained_on.version,
-        "test_rows": evaluation.test_rows,
-        "evaluated_users": evaluation.evaluated_users,
+        "test_rows": measured.test_rows,
+        "evaluated_users": measured.evaluated_users,
         "params": params.as_dict(),
-        "metrics": evaluation.metrics,
-        "baselines": evaluation.baselines,
+        "metrics": measured.metrics,
+        "baselines": measured.baselines,
         # What the metrics were measured on: this training data's held-out split.
         "evaluated_on": {
             "training_rows": training_rows,
             STREAMED_ROWS: streamed_rows,
-            "test_rows": evaluation.test_rows,
+            "test_rows": measured.test_rows,
             "test_fraction": config.test_fraction,
             "split_seed": config.seed,
         },
@@ -381,10 +381,10 @@ def als_model(
         "global_mean": bundle.biases.global_mean,
         # The residual ALS is kept only when it beats the biases alone on the held-out split.
         "rating_model": bundle.rating_model_kind,
-        "residual_als": evaluation.residual_als,
+        "residual_als": measured.residual_als,
         "ranking_model": bundle.ranking_model_kind,
         "ranker_choice": ranker_choice,
-        "beyond_accuracy": evaluation.beyond_accuracy,
+        "beyond_accuracy": measured.beyond_accuracy,
         "grid": grid,
     }
     decision = gate.decide(info, champion, rmse_tolerance=config.rmse_tolerance, ndcg_tolerance=config.ndcg_tolerance)
@@ -392,8 +392,8 @@ def als_model(
     card = model_card(info, profile)
     info["card"] = {key: value for key, value in card.items() if key != "markdown"}
     registry.write_model_info(lake, info)
-    metrics, baselines = evaluation.metrics, evaluation.baselines
-    beyond = evaluation.beyond_accuracy
+    metrics, baselines = measured.metrics, measured.baselines
+    beyond = measured.beyond_accuracy
     yield MaterializeResult(
         asset_key=CANDIDATE,
         metadata={

@@ -11,17 +11,14 @@ Two models, each built for its job:
   mean plus regularised user and movie biases, plus explicit ALS on the residuals
   when that beats the biases alone on the held-out split.
 
-`evaluate` measures both honestly on a held-out split, beside a user+movie bias
-baseline (for RMSE/MAE) and most-popular (for ranking); `evaluate_and_refit` also
-fits both again on all ratings, and those are the models a retrain saves.
+How they are measured, and the ranking model chosen, is `evaluation.py`.
 """
 
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from itertools import product
+from dataclasses import asdict, dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
@@ -31,7 +28,6 @@ from movierec_dagster.model import ease
 from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
 from movierec_dagster.names import MAX_RATING, MIN_RATING
 
-RELEVANT_RATING = 4.0
 TOP_K = 10
 TRAINING_COLUMNS = ("user_id", "movie_id", "rating", "rated_at")
 # What a bundle's star ratings are made of (model.json's `rating_model`).
@@ -40,8 +36,6 @@ BIASES_ONLY = "biases"
 # The ranking model (ModelParams.ranker, model.json's `ranking_model`): chosen on a validation split, or set.
 AUTO, ALS_RANKER, EASE_RANKER = "auto", "implicit ALS", "EASE"
 RANKERS = (AUTO, ALS_RANKER, EASE_RANKER)
-# The share of the training split `choose_ranker` holds out to choose between the ranking models.
-RANKER_VALIDATION_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -127,17 +121,6 @@ class ModelBundle:
         self.biases.item_bias.unpersist()
 
 
-@dataclass
-class Evaluation:
-    metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]]
-    test_rows: int
-    evaluated_users: int
-    residual_als: dict[str, float] | None  # the residual ALS's held-out RMSE and MAE, kept or not; None: not fitted
-    # Beyond accuracy, of the lists of the users with held-out ratings: "model" and "most_popular" -> `beyond_accuracy`.
-    beyond_accuracy: dict[str, dict[str, float]]
-
-
 def merge_ratings(history: DataFrame, events: DataFrame | None) -> DataFrame:
     """user_id, movie_id, rating, rated_at: the latest rating of each (user, movie).
 
@@ -159,19 +142,6 @@ def merge_ratings(history: DataFrame, events: DataFrame | None) -> DataFrame:
         .where(F.col("_order") == 1)
         .select(*TRAINING_COLUMNS)
     )
-
-
-def split(ratings: DataFrame, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
-    """A fixed random (train, test) split of the ratings."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    # A hash of (user, movie, seed) instead of randomSplit: the same rows land in the
-    # same side however the data is partitioned or recomputed.
-    draw = (F.abs(F.xxhash64("user_id", "movie_id", F.lit(seed))) % 1_000_000) / 1_000_000.0
-    rows = ratings.select("user_id", "movie_id", "rating", draw.alias("_draw"))
-    test = rows.where(F.col("_draw") < test_fraction).drop("_draw")
-    train = rows.where(F.col("_draw") >= test_fraction).drop("_draw")
-    return train, test
 
 
 def fit_biases(ratings: DataFrame, user_reg: float, item_reg: float, iterations: int) -> Biases:
@@ -246,42 +216,9 @@ def fit_ranker(ratings: DataFrame, params: ModelParams) -> ALSModel | ease.EaseM
         return ease.fit_ease(ratings, params.ease_params())
     if params.ranker == ALS_RANKER:
         return fit_ranking_model(ratings, params)
-    raise ValueError(f"ranker {params.ranker!r}: choose one of {', '.join(RANKERS)} (resolve {AUTO!r} with choose_ranker)")
-
-
-def choose_ranker(train: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[ModelParams, dict]:
-    """`params` with `ranker` AUTO resolved, and the figures the choice was made on.
-
-    EASE is a candidate when the catalogue has at most `ease_max_items` movies. Both are fitted
-    on 80% of `train` and judged by NDCG@k on the rest (a validation split, seed + 1, as
-    `grid_search` carves): the held-out test split that the gate and the reported metrics use is
-    never looked at, so the choice cannot flatter them. The ALS fit runs in Spark while EASE
-    solves on the driver, side by side.
-    """
-    if params.ranker != AUTO:
-        return params, {}
-    movies = train.select("movie_id").distinct().count()
-    if movies > params.ease_max_items:
-        return replace(params, ranker=ALS_RANKER), {
-            "chosen": ALS_RANKER, "why": f"{movies:,} movies exceed ease_max_items ({params.ease_max_items:,})"
-        }
-    fit, validation = split(train, RANKER_VALIDATION_FRACTION, params.seed + 1)
-    figures = {}
-    with _cached(fit), _cached(validation):
-        if validation.where(F.col("rating") >= RELEVANT_RATING).isEmpty():
-            return replace(params, ranker=ALS_RANKER), {
-                "chosen": ALS_RANKER, "why": f"no validation rating of {RELEVANT_RATING} or more to choose on"
-            }
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker-als") as pool:
-            als = pool.submit(fit_ranking_model, fit, params)
-            candidates = {EASE_RANKER: ease.fit_ease(fit, params.ease_params()), ALS_RANKER: als.result()}
-        for name, model in candidates.items():
-            lists = ranking_lists(model, fit, k)
-            figures[name] = ranking_metrics(lists, validation, k)[f"ndcg_at_{k}"]
-    chosen = max(figures, key=lambda name: (figures[name], name == ALS_RANKER))
-    return replace(params, ranker=chosen), {
-        "chosen": chosen, "why": "the higher validation NDCG@10", "validation_ndcg_at_10": figures
-    }
+    raise ValueError(
+        f"ranker {params.ranker!r}: choose one of {', '.join(RANKERS)} (evaluation.choose_ranker resolves {AUTO!r})"
+    )
 
 
 def fit_rating_model(ratings: DataFrame, biases: Biases, params: ModelParams) -> ALSModel:
@@ -293,7 +230,7 @@ def fit_rating_model(ratings: DataFrame, biases: Biases, params: ModelParams) ->
 
 
 @contextmanager
-def _cached(frame: DataFrame) -> Iterator[DataFrame]:
+def cached(frame: DataFrame) -> Iterator[DataFrame]:
     """`frame` cached for the block, as it is read several times; a frame its caller cached is left to the caller."""
     if frame.is_cached:
         yield frame
@@ -306,8 +243,8 @@ def _cached(frame: DataFrame) -> Iterator[DataFrame]:
 
 
 def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
-    """Fit the rating model (biases + ALS on residuals) and the ranking model (EASE or implicit ALS; with `ranker`
-    AUTO, `choose_ranker` chooses on a validation split of `ratings`).
+    """Fit the rating model (biases + ALS on residuals) and the ranking model `params.ranker` names (EASE or
+    implicit ALS; `evaluation.choose_ranker` resolves AUTO).
 
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
@@ -316,9 +253,8 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
     """
     if params.rating_rank < 0:
         raise ValueError(f"rating_rank must be 0 (no residual ALS) or more, got {params.rating_rank}")
-    with _cached(ratings) as cached:
-        ratings = cached.select("user_id", "movie_id", "rating")
-        params, _ = choose_ranker(ratings, params)
+    with cached(ratings) as kept:
+        ratings = kept.select("user_id", "movie_id", "rating")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking") as pool:
             ranking = pool.submit(fit_ranker, ratings, params)
             biases = fit_biases(ratings, params.user_bias_reg, params.item_bias_reg, params.bias_iterations)
@@ -340,72 +276,6 @@ def predict_ratings(bundle: ModelBundle, pairs: DataFrame, keep_baseline: bool =
     residual_value = F.when(F.isnan("_residual"), 0.0).otherwise(F.coalesce(F.col("_residual"), F.lit(0.0)))
     predicted = residual.withColumn("predicted_rating", clip_rating(F.col("baseline") + residual_value)).drop("_residual")
     return predicted if keep_baseline else predicted.drop("baseline")
-
-
-def rating_errors(predictions: DataFrame, prediction: str) -> dict[str, float]:
-    """RMSE and MAE of column `prediction` against `rating`."""
-    row = predictions.agg(
-        F.sqrt(F.avg((F.col(prediction) - F.col("rating")) ** 2)).alias("rmse"),
-        F.avg(F.abs(F.col(prediction) - F.col("rating"))).alias("mae"),
-    ).first()
-    if row["rmse"] is None:
-        raise ValueError("no ratings to evaluate on: the test split is empty")
-    return {"rmse": float(row["rmse"]), "mae": float(row["mae"])}
-
-
-def ideal_dcg(relevant: int, k: int) -> float:
-    return sum(1.0 / math.log2(position + 1) for position in range(1, min(relevant, k) + 1))
-
-
-def ranking_metrics(
-    recommendations: DataFrame, test: DataFrame, k: int = TOP_K, relevant_rating: float = RELEVANT_RATING
-) -> dict[str, float]:
-    """precision@k, recall@k, NDCG@k (binary relevance), averaged over users with a relevant test rating.
-
-    `recommendations`: user_id, movie_id, rank (1 = best); `test`: user_id, movie_id, rating.
-    A movie is relevant when its held-out rating is at least `relevant_rating`; a user
-    without recommendations counts with zero hits.
-    """
-    relevant = test.where(F.col("rating") >= relevant_rating).select("user_id", "movie_id")
-    per_user_relevant = relevant.groupBy("user_id").agg(F.count("*").alias("relevant"))
-    hits = (
-        recommendations.where(F.col("rank") <= k)
-        .join(relevant, ["user_id", "movie_id"])
-        .groupBy("user_id")
-        .agg(F.count("*").alias("hits"), F.sum(1.0 / F.log2(F.col("rank") + 1.0)).alias("dcg"))
-    )
-    ideal = F.element_at(F.array(*[F.lit(ideal_dcg(n, k)) for n in range(1, k + 1)]), F.least(F.col("relevant"), F.lit(k)).cast("int"))
-    per_user = per_user_relevant.join(hits, "user_id", "left").fillna(0, subset=["hits", "dcg"]).select(
-        (F.col("hits") / k).alias("precision"),
-        (F.col("hits") / F.col("relevant")).alias("recall"),
-        (F.col("dcg") / ideal).alias("ndcg"),
-    )
-    row = per_user.agg(F.avg("precision"), F.avg("recall"), F.avg("ndcg"), F.count("*")).first()
-    if not row[3]:
-        raise ValueError(f"no user has a held-out rating of {relevant_rating} or more: cannot measure ranking")
-    return {
-        f"precision_at_{k}": float(row[0]),
-        f"recall_at_{k}": float(row[1]),
-        f"ndcg_at_{k}": float(row[2]),
-        "evaluated_users": int(row[3]),
-    }
-
-
-def beyond_accuracy(lists: DataFrame, train: DataFrame) -> dict[str, float]:
-    """What a set of top-k lists shows of the catalogue, beside how accurate it is.
-
-    `catalog_coverage`: the share of the movies in `train` that appear in at least one list;
-    `mean_popularity`: the average, over every listed movie, of the share of `train`'s users who
-    rated it (most-popular lists score high, a long tail low).
-    """
-    raters = train.groupBy("movie_id").agg(F.count("*").alias("_raters"))
-    totals = train.agg(F.count_distinct("movie_id").alias("movies"), F.count_distinct("user_id").alias("users")).first()
-    listed = lists.select("movie_id").join(raters, "movie_id", "left")
-    row = listed.agg(F.count_distinct("movie_id").alias("listed"), F.avg(F.coalesce("_raters", F.lit(0))).alias("raters")).first()
-    return {
-        "catalog_coverage": (row["listed"] or 0) / totals["movies"] if totals["movies"] else 0.0,
-        "mean_popularity": (row["raters"] or 0.0) / totals["users"] if totals["users"] else 0.0,
-    }
 
 
 def ranking_lists(model: ALSModel | ease.EaseModel, ratings: DataFrame, k: int = TOP_K, users: DataFrame | None = None) -> DataFrame:
@@ -430,112 +300,3 @@ def recommend_top_k(bundle: ModelBundle, ratings: DataFrame, k: int = TOP_K) -> 
 def most_popular_top_k(train: DataFrame, users: DataFrame, k: int = TOP_K, seen: DataFrame | None = None) -> DataFrame:
     """user_id, movie_id, rank, score: the k most-rated movies each user has not rated (in `seen`, by default `train`)."""
     return most_popular_unseen(train, users, k, seen)
-
-
-def evaluate(train: DataFrame, test: DataFrame, params: ModelParams, k: int = TOP_K) -> tuple[Evaluation, ModelBundle]:
-    """Fit on `train`, measure on `test`; the same split for the baselines. Returns the evaluation and the fitted bundle.
-
-    The residual ALS is dropped from the bundle when its RMSE on `test` does not beat the
-    biases alone: the rating model is then the bias baseline, and its metrics are the
-    baseline's. On data whose ratings the biases explain (the synthetic data at 1M, issue
-    13), a rating model no better than its baseline would otherwise keep a good ranking
-    model out of the gate. The choice is made on the split the metrics are reported on:
-    one choice between two models, on every held-out rating. With `rating_rank` 0 there is
-    no residual ALS to choose (`Evaluation.residual_als` is None).
-    """
-    with _cached(train), _cached(test):
-        bundle = fit_bundle(train, params)
-        # One pass over the test split for both: the predictions keep the bias baseline beside them.
-        with _cached(predict_ratings(bundle, test, keep_baseline=True)) as predictions:
-            # rating_rank 0: no residual ALS was fitted.
-            residual_als = None if bundle.rating_model is None else rating_errors(predictions, "predicted_rating")
-            bias_errors = rating_errors(predictions.withColumn("baseline", clip_rating(F.col("baseline"))), "baseline")
-        errors = residual_als
-        if residual_als is None or not residual_als["rmse"] < bias_errors["rmse"]:
-            bundle, errors = replace(bundle, rating_model=None), bias_errors
-        test_users = test.select("user_id").distinct()
-        with _cached(recommend_top_k(bundle, train, k)) as lists, _cached(most_popular_top_k(train, test_users, k)) as popular_lists:
-            ranking = ranking_metrics(lists, test, k)
-            popular = ranking_metrics(popular_lists, test, k)
-            # Both on the same users' lists: those with a held-out rating.
-            beyond = {
-                "model": beyond_accuracy(lists.join(test_users, "user_id", "left_semi"), train),
-                "most_popular": beyond_accuracy(popular_lists, train),
-            }
-        test_rows = test.count()
-    evaluated_users = ranking.pop("evaluated_users")
-    popular.pop("evaluated_users")
-    return (
-        Evaluation(
-            metrics={**errors, **ranking},
-            baselines={"bias": bias_errors, "most_popular": popular},
-            test_rows=test_rows,
-            evaluated_users=evaluated_users,
-            residual_als=residual_als,
-            beyond_accuracy=beyond,
-        ),
-        bundle,
-    )
-
-
-def evaluate_and_refit(
-    train: DataFrame, test: DataFrame, ratings: DataFrame, params: ModelParams, k: int = TOP_K
-) -> tuple[Evaluation, ModelBundle]:
-    """`evaluate(train, test)`, and beside it (in a second thread, as concurrent Spark jobs) the refit on all `ratings`.
-
-    Returns the evaluation and the bundle fitted on all ratings: the one that is saved and served.
-    The evaluation judges the parameters; the refit then learns from the held-out ratings too,
-    which users' lists would otherwise miss. Its residual ALS is dropped when the evaluated
-    one's was.
-    """
-    params, _ = choose_ranker(train, params, k)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit") as pool:
-        refit = pool.submit(fit_bundle, ratings, params)
-        evaluation, evaluated = evaluate(train, test, params, k)
-        evaluated.release()
-        refitted = refit.result()
-        if evaluated.rating_model is None:
-            refitted = replace(refitted, rating_model=None)
-        return evaluation, refitted
-
-
-def grid_search(
-    train: DataFrame,
-    base: ModelParams,
-    *,
-    ranks: list[int],
-    reg_params: list[float],
-    alphas: list[float],
-    validation_fraction: float,
-    k: int = TOP_K,
-) -> tuple[ModelParams, list[dict[str, float]]]:
-    """Evaluate every (rank, regParam, alpha) on a validation split carved out of `train`.
-
-    Returns the chosen parameters (the rating model's from the point with the lowest
-    RMSE, the ranking model's from the point with the highest NDCG@k: the two models
-    are independent) and every point's figures. Empty lists keep `base`'s value.
-    """
-    fit, validation = split(train, validation_fraction, base.seed + 1)
-    points = []
-    grid = product(ranks or [base.ranking_rank], reg_params or [base.ranking_reg_param], alphas or [base.alpha])
-    with _cached(fit), _cached(validation):
-        for rank, reg_param, alpha in grid:
-            # The grid is ALS's: with the ranker left to choose, its points rank with ALS.
-            params = replace(
-                base, rating_rank=rank, ranking_rank=rank, rating_reg_param=reg_param, ranking_reg_param=reg_param,
-                alpha=alpha, ranker=ALS_RANKER if base.ranker == AUTO else base.ranker,
-            )
-            evaluation, bundle = evaluate(fit, validation, params, k)
-            bundle.release()
-            points.append({"rank": rank, "reg_param": reg_param, "alpha": alpha, **evaluation.metrics})
-    best_rating = min(points, key=lambda point: point["rmse"])
-    best_ranking = max(points, key=lambda point: point[f"ndcg_at_{k}"])
-    chosen = replace(
-        base,
-        rating_rank=int(best_rating["rank"]),
-        rating_reg_param=best_rating["reg_param"],
-        ranking_rank=int(best_ranking["rank"]),
-        ranking_reg_param=best_ranking["reg_param"],
-        alpha=best_ranking["alpha"],
-    )
-    return chosen, points

@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from generator.sources import Population, Tastes, planted, read_movielens_genres, read_movielens_ratings, synthetic
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 
 pytestmark = pytest.mark.slow  # ALS fits on generated data
 
@@ -21,12 +21,12 @@ SMALL = training.ModelParams(
 )
 
 
-def _evaluate(spark, ratings, params=SMALL) -> tuple[training.Evaluation, float]:
+def _evaluate(spark, ratings, params=SMALL) -> tuple[evaluation.Evaluation, float]:
     """The model's held-out evaluation (20%, seed 42) on `ratings` (the latest of each pair), and the test ratings' spread."""
     latest = {(r.user_id, r.movie_id): r.rating for r in ratings}
     frame = spark.createDataFrame([(u, m, x) for (u, m), x in latest.items()], "user_id int, movie_id int, rating double")
-    train, test = training.split(frame, 0.2, 42)
-    evaluation, bundle = training.evaluate(train, test, params)
+    train, test = evaluation.split(frame, 0.2, 42)
+    measured, bundle = evaluation.evaluate(train, test, params)
     bundle.release()
     return evaluation, test.agg(F.stddev_pop("rating")).first()[0]
 

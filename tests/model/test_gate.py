@@ -45,7 +45,7 @@ def test_worse_beyond_tolerance_fails_and_says_why():
 
 
 def test_a_rating_model_that_is_the_bias_baseline_passes_on_its_ranking():
-    # The residual ALS was dropped (training.evaluate): the star ratings are the biases, RMSE ties them.
+    # The residual ALS was dropped (evaluation.evaluate): the star ratings are the biases, RMSE ties them.
     assert _decide(_info("new", 0.90, 0.30, bias_rmse=0.90), None).passed
 
 

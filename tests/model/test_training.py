@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from movierec_dagster.model import training
+from movierec_dagster.model import evaluation, training
 from movierec_dagster.model.assets import AlsModelConfig
 from movierec_dagster.model.training import ModelParams
 
@@ -43,15 +43,15 @@ def test_merge_keeps_the_latest_rating_and_prefers_the_stream_on_ties(spark):
 
 def test_split_is_disjoint_complete_and_fixed(spark):
     ratings = _ratings(spark, [(u, m, 3.0) for u in range(1, 21) for m in range(1, 21)])
-    train, test = training.split(ratings, 0.2, seed=42)
+    train, test = evaluation.split(ratings, 0.2, seed=42)
     train_keys = {(r.user_id, r.movie_id) for r in train.collect()}
     test_keys = {(r.user_id, r.movie_id) for r in test.collect()}
     assert not train_keys & test_keys
     assert len(train_keys) + len(test_keys) == 400
     assert 40 < len(test_keys) < 120
-    assert {(r.user_id, r.movie_id) for r in training.split(ratings.repartition(3), 0.2, seed=42)[1].collect()} == test_keys
+    assert {(r.user_id, r.movie_id) for r in evaluation.split(ratings.repartition(3), 0.2, seed=42)[1].collect()} == test_keys
     with pytest.raises(ValueError, match="test_fraction"):
-        training.split(ratings, 1.5, seed=1)
+        evaluation.split(ratings, 1.5, seed=1)
 
 
 def test_biases_without_regularisation_recover_an_additive_model(spark):
@@ -67,7 +67,7 @@ def test_biases_without_regularisation_recover_an_additive_model(spark):
 
 def test_rating_errors(spark):
     frame = spark.createDataFrame([(4.0, 3.0), (2.0, 4.0)], "rating double, prediction double")
-    assert training.rating_errors(frame, "prediction") == pytest.approx({"rmse": math.sqrt(2.5), "mae": 1.5})
+    assert evaluation.rating_errors(frame, "prediction") == pytest.approx({"rmse": math.sqrt(2.5), "mae": 1.5})
 
 
 def test_ranking_metrics_hand_computed(spark):
@@ -83,7 +83,7 @@ def test_ranking_metrics_hand_computed(spark):
             (4, 40, 3.0),  # user 4: nothing relevant: not evaluated
         ],
     )
-    metrics = training.ranking_metrics(recommendations, test, k=3)
+    metrics = evaluation.ranking_metrics(recommendations, test, k=3)
     ndcg_1 = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
     assert metrics == pytest.approx(
         {"precision_at_3": (2 / 3) / 3, "recall_at_3": (2 / 3) / 3, "ndcg_at_3": ndcg_1 / 3, "evaluated_users": 3}
@@ -93,7 +93,7 @@ def test_ranking_metrics_hand_computed(spark):
 def test_ranking_metrics_need_a_relevant_rating(spark):
     recommendations = spark.createDataFrame([(1, 10, 1)], "user_id int, movie_id int, rank int")
     with pytest.raises(ValueError, match="held-out rating"):
-        training.ranking_metrics(recommendations, _ratings(spark, [(1, 10, 1.0)]), k=10)
+        evaluation.ranking_metrics(recommendations, _ratings(spark, [(1, 10, 1.0)]), k=10)
 
 
 def test_predictions_are_clipped_and_cover_unknown_users(spark):
@@ -107,22 +107,22 @@ def test_predictions_are_clipped_and_cover_unknown_users(spark):
 
 def test_evaluate_reports_metrics_and_both_baselines(spark):
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
-    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
-    evaluation, bundle = training.evaluate(train, test, TINY)
-    assert set(evaluation.metrics) == {"rmse", "mae", "precision_at_10", "recall_at_10", "ndcg_at_10"}
-    assert set(evaluation.baselines["bias"]) == {"rmse", "mae"}
-    assert set(evaluation.baselines["most_popular"]) == {"precision_at_10", "recall_at_10", "ndcg_at_10"}
-    assert evaluation.test_rows == test.count()
-    assert 0.0 <= evaluation.metrics["ndcg_at_10"] <= 1.0
+    train, test = evaluation.split(_ratings(spark, rows), 0.25, seed=1)
+    measured, bundle = evaluation.evaluate(train, test, TINY)
+    assert set(measured.metrics) == {"rmse", "mae", "precision_at_10", "recall_at_10", "ndcg_at_10"}
+    assert set(measured.baselines["bias"]) == {"rmse", "mae"}
+    assert set(measured.baselines["most_popular"]) == {"precision_at_10", "recall_at_10", "ndcg_at_10"}
+    assert measured.test_rows == test.count()
+    assert 0.0 <= measured.metrics["ndcg_at_10"] <= 1.0
     assert bundle.ranking_model.rank == 2
 
 
 def test_evaluate_leaves_the_callers_cache_alone_and_releases_its_own(spark):
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
-    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
+    train, test = evaluation.split(_ratings(spark, rows), 0.25, seed=1)
     train.cache()
     try:
-        training.evaluate(train, test, TINY)
+        evaluation.evaluate(train, test, TINY)
         assert train.is_cached and train.storageLevel.useMemory
         assert not test.is_cached
     finally:
@@ -136,13 +136,13 @@ def test_the_refit_learns_from_the_held_out_ratings_the_evaluation_measured_on(s
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
     rows += [(99, m, 4.5 if m % 2 else 1.0) for m in range(1, 21)] + [(u, 99, 4.5 if u % 2 else 1.0) for u in range(1, 13)]
     ratings = _ratings(spark, rows)
-    train, test = training.split(ratings, 0.25, seed=1)
+    train, test = evaluation.split(ratings, 0.25, seed=1)
     train = train.where("user_id != 99 and movie_id != 99")
     test = test.unionByName(ratings.where("user_id = 99 or movie_id = 99")).distinct()
-    evaluation, refitted = training.evaluate_and_refit(train, test, ratings, TINY)
-    alone, evaluated = training.evaluate(train, test, TINY)
+    measured, refitted = evaluation.evaluate_and_refit(train, test, ratings, TINY)
+    alone, evaluated = evaluation.evaluate(train, test, TINY)
     try:
-        assert evaluation.metrics == pytest.approx(alone.metrics) and evaluation.test_rows == test.count()
+        assert measured.metrics == pytest.approx(alone.metrics) and measured.test_rows == test.count()
         assert 99 not in {r.id for r in evaluated.ranking_model.userFactors.collect()}
         assert 99 in {r.id for r in refitted.ranking_model.userFactors.collect()}
         assert 99 in {r.id for r in refitted.ranking_model.itemFactors.collect()}
@@ -156,9 +156,9 @@ def test_the_refit_learns_from_the_held_out_ratings_the_evaluation_measured_on(s
 def test_evaluate_and_refit_leaves_only_the_returned_bundle_cached(spark):
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
     ratings = _ratings(spark, rows)
-    train, test = training.split(ratings, 0.25, seed=1)
+    train, test = evaluation.split(ratings, 0.25, seed=1)
     spark.catalog.clearCache()
-    _, bundle = training.evaluate_and_refit(train, test, ratings, TINY)
+    _, bundle = evaluation.evaluate_and_refit(train, test, ratings, TINY)
     assert bundle.biases.user_bias.is_cached and bundle.biases.item_bias.is_cached
     bundle.release()
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the evaluated bundle's biases too
@@ -183,17 +183,17 @@ OVERFITTING = replace(TINY, rating_rank=8, rating_reg_param=0.0001, rating_max_i
 @pytest.mark.slow  # several ALS fits
 def test_a_residual_als_that_does_not_beat_the_biases_is_dropped(spark):
     ratings = _additive_with_noise(spark)
-    train, test = training.split(ratings, 0.25, seed=1)
-    evaluation, bundle = training.evaluate(train, test, OVERFITTING)
-    bias = evaluation.baselines["bias"]
-    assert evaluation.residual_als["rmse"] > bias["rmse"]
+    train, test = evaluation.split(ratings, 0.25, seed=1)
+    measured, bundle = evaluation.evaluate(train, test, OVERFITTING)
+    bias = measured.baselines["bias"]
+    assert measured.residual_als["rmse"] > bias["rmse"]
     assert bundle.rating_model is None and bundle.rating_model_kind == training.BIASES_ONLY
-    assert {name: evaluation.metrics[name] for name in ("rmse", "mae")} == bias
+    assert {name: measured.metrics[name] for name in ("rmse", "mae")} == bias
     predicted = training.predict_ratings(bundle, test, keep_baseline=True).collect()
     assert all(row.predicted_rating == min(5.0, max(0.5, row.baseline)) for row in predicted)
     bundle.release()
     # The refit on all ratings drops it too: the rating model saved is the kind that was measured.
-    _, refitted = training.evaluate_and_refit(train, test, ratings, OVERFITTING)
+    _, refitted = evaluation.evaluate_and_refit(train, test, ratings, OVERFITTING)
     assert refitted.rating_model is None
     refitted.release()
 
@@ -201,20 +201,20 @@ def test_a_residual_als_that_does_not_beat_the_biases_is_dropped(spark):
 def test_a_residual_als_that_beats_the_biases_is_kept(spark):
     # 4.5 when user and movie have the same parity: an interaction no bias can explain.
     rows = [(u, m, 4.5 if (u % 2) == (m % 2) else 1.0) for u in range(1, 13) for m in range(1, 21) if (u * m) % 3]
-    train, test = training.split(_ratings(spark, rows), 0.25, seed=1)
-    evaluation, bundle = training.evaluate(train, test, TINY)
+    train, test = evaluation.split(_ratings(spark, rows), 0.25, seed=1)
+    measured, bundle = evaluation.evaluate(train, test, TINY)
     assert bundle.rating_model is not None and bundle.rating_model_kind == training.BIASES_AND_RESIDUAL_ALS
-    assert evaluation.metrics["rmse"] == evaluation.residual_als["rmse"] < evaluation.baselines["bias"]["rmse"]
+    assert measured.metrics["rmse"] == measured.residual_als["rmse"] < measured.baselines["bias"]["rmse"]
     bundle.release()
 
 
 def test_rating_rank_zero_fits_no_residual_als(spark):
     ratings = _additive_with_noise(spark)
-    train, test = training.split(ratings, 0.25, seed=1)
-    evaluation, bundle = training.evaluate(train, test, replace(TINY, rating_rank=0))
-    assert bundle.rating_model is None and evaluation.residual_als is None
-    assert {name: evaluation.metrics[name] for name in ("rmse", "mae")} == evaluation.baselines["bias"]
-    assert evaluation.metrics["ndcg_at_10"] > 0  # the ranking model is fitted and measured as before
+    train, test = evaluation.split(ratings, 0.25, seed=1)
+    measured, bundle = evaluation.evaluate(train, test, replace(TINY, rating_rank=0))
+    assert bundle.rating_model is None and measured.residual_als is None
+    assert {name: measured.metrics[name] for name in ("rmse", "mae")} == measured.baselines["bias"]
+    assert measured.metrics["ndcg_at_10"] > 0  # the ranking model is fitted and measured as before
     bundle.release()
     with pytest.raises(ValueError, match="rating_rank"):
         training.fit_bundle(train, replace(TINY, rating_rank=-1))
@@ -243,25 +243,27 @@ def _parity(spark):
 
 
 def test_the_ranker_is_chosen_on_a_validation_split_of_the_training_data_alone(spark):
-    train, _ = training.split(_parity(spark), 0.25, seed=1)
+    train, _ = evaluation.split(_parity(spark), 0.25, seed=1)
     auto = replace(TINY, ranker=training.AUTO)
-    chosen, figures = training.choose_ranker(train, auto)
+    chosen, figures = evaluation.choose_ranker(train, auto)
     validation = figures["validation_ndcg_at_10"]
     assert set(validation) == {training.EASE_RANKER, training.ALS_RANKER}
     assert chosen.ranker == figures["chosen"] == max(validation, key=validation.get)
     # The same training data, whatever the held-out split holds: the choice cannot have seen it.
-    assert training.choose_ranker(train, auto)[1] == figures
+    assert evaluation.choose_ranker(train, auto)[1] == figures
     # A ranker that is set is kept, and a catalogue above ease_max_items leaves ALS alone.
-    assert training.choose_ranker(train, TINY) == (TINY, {})
-    capped, why = training.choose_ranker(train, replace(auto, ease_max_items=5))
+    assert evaluation.choose_ranker(train, TINY) == (TINY, {})
+    capped, why = evaluation.choose_ranker(train, replace(auto, ease_max_items=5))
     assert capped.ranker == training.ALS_RANKER and "exceed ease_max_items" in why["why"]
+    with pytest.raises(ValueError, match="choose_ranker resolves 'auto'"):
+        training.fit_bundle(train, auto)
 
 
 def test_an_ease_bundle_is_evaluated_and_refitted_like_an_als_one(spark):
     ratings = _parity(spark)
-    train, test = training.split(ratings, 0.25, seed=1)
+    train, test = evaluation.split(ratings, 0.25, seed=1)
     ease_params = replace(TINY, ranker=training.EASE_RANKER, ease_l2=1.0)
-    evaluation, bundle = training.evaluate_and_refit(train, test, ratings, ease_params)
+    measured, bundle = evaluation.evaluate_and_refit(train, test, ratings, ease_params)
     try:
         assert bundle.ranking_model_kind == training.EASE_RANKER
         # Refitted on every rating: it knows each rated movie (nobody rates a multiple of 3).
@@ -275,8 +277,8 @@ def test_an_ease_bundle_is_evaluated_and_refitted_like_an_als_one(spark):
             if any(m % 2 == user % 2 and (user, m) not in seen for m in known):
                 assert first % 2 == user % 2, (user, first)
         assert firsts
-        assert evaluation.metrics["ndcg_at_10"] > evaluation.baselines["most_popular"]["ndcg_at_10"]
-        beyond = evaluation.beyond_accuracy
+        assert measured.metrics["ndcg_at_10"] > measured.baselines["most_popular"]["ndcg_at_10"]
+        beyond = measured.beyond_accuracy
         assert 0 < beyond["model"]["catalog_coverage"] <= 1 and 0 < beyond["most_popular"]["mean_popularity"] <= 1
     finally:
         bundle.release()
@@ -285,6 +287,6 @@ def test_an_ease_bundle_is_evaluated_and_refitted_like_an_als_one(spark):
 def test_beyond_accuracy_counts_the_listed_share_of_the_catalogue_and_its_raters(spark):
     train = _ratings(spark, [(1, 1, 4.0), (2, 1, 4.0), (1, 2, 3.0), (3, 3, 5.0)])  # 3 users, 3 movies
     lists = spark.createDataFrame([(3, 1, 1, 0.9), (3, 2, 2, 0.5)], "user_id int, movie_id int, rank int, score double")
-    figures = training.beyond_accuracy(lists, train)
+    figures = evaluation.beyond_accuracy(lists, train)
     assert figures["catalog_coverage"] == pytest.approx(2 / 3)
     assert figures["mean_popularity"] == pytest.approx((2 / 3 + 1 / 3) / 2)

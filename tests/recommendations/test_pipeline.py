@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterEventType
 from pyspark.sql import functions as F
 
-from movierec_dagster.model import registry, training
+from movierec_dagster.model import evaluation, registry, training
 from movierec_dagster.model.assets import AlsModelConfig
 from movierec_dagster.recommendations.summary import print_summary
 from movierec_dagster.definitions import build_definitions
@@ -167,7 +167,7 @@ def test_the_model_served_learned_the_ratings_the_gate_held_out(home, synthetic,
     every_movie = spark.createDataFrame(
         [(newcomer, movie, 0.0) for movie in sorted(synthetic.movie_genre)], "user_id int, movie_id int, rating double"
     )
-    rated = sorted(r.movie_id for r in training.split(every_movie, config.test_fraction, config.seed)[1].collect())
+    rated = sorted(r.movie_id for r in evaluation.split(every_movie, config.test_fraction, config.seed)[1].collect())
     assert len(rated) >= 8
     write_lines(
         Path(defs.resources["event_source"].folder),
@@ -188,12 +188,12 @@ def test_the_model_served_learned_the_ratings_the_gate_held_out(home, synthetic,
         assert newcomer in {r.id for r in saved.ranking_model.userFactors.collect()}
     # The gate's figures are those of the same parameters fitted on the split's training side and measured on the
     # held-out side, where the newcomer's ratings are.
-    train, test = training.split(lake.read_table(spark, "training_ratings"), config.test_fraction, config.seed)
-    evaluation, evaluated = training.evaluate(train, test, config.params(info["training_rows"]))
+    train, test = evaluation.split(lake.read_table(spark, "training_ratings"), config.test_fraction, config.seed)
+    measured, evaluated = evaluation.evaluate(train, test, config.params(info["training_rows"]))
     try:
         assert newcomer not in {r.user_id for r in evaluated.biases.user_bias.collect()}
-        assert info["metrics"] == pytest.approx(evaluation.metrics, abs=1e-4)
-        assert info["test_rows"] == evaluation.test_rows
+        assert info["metrics"] == pytest.approx(measured.metrics, abs=1e-4)
+        assert info["test_rows"] == measured.test_rows
     finally:
         evaluated.release()
 
