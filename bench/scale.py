@@ -182,7 +182,7 @@ def demo_with_random_burst() -> None:
 
     from movierec_dagster import demo
     from movierec_dagster.definitions import build_definitions
-    from movierec_dagster.stream.demo import land_burst
+    from movierec_dagster.demo_stream import land_burst
 
     defs = build_definitions()
     demo._start_spark_early(defs.resources["spark"])

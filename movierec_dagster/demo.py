@@ -19,7 +19,7 @@ from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.model.assets import MODEL_GATE
 from movierec_dagster.recommendations.summary import print_summary
 from movierec_dagster.resources import SparkResource
-from movierec_dagster.stream.demo import land_burst, print_ingest_summary
+from movierec_dagster.demo_stream import land_burst, print_ingest_summary
 
 ETL_TABLES = ("movies", "ratings", "tags", "links")
 BURST_EVENTS = 5_000

@@ -34,7 +34,7 @@ from generator.sources import (
 )
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.resources import LocalLake
-from movierec_dagster.stream.demo import history_tastes, land_burst
+from movierec_dagster.demo_stream import history_tastes, land_burst
 
 ROOT = Path(__file__).resolve().parents[2]
 RATINGS = [Rating(u, m, 4.0, 1_000 + u * 10 + m) for u in (1, 2, 3) for m in (10, 20)]

@@ -7,7 +7,7 @@ from dagster import DagsterEventType, DagsterInstance, materialize
 from movierec_dagster.resources import LandingFolderSource, LocalSpark
 from movierec_dagster.stream.assets import rating_events
 
-from movierec_dagster.stream.demo import land_burst, print_ingest_summary
+from movierec_dagster.demo_stream import land_burst, print_ingest_summary
 from movierec_dagster.stream.sensors import INGEST_JOB
 from tests.conftest import local_definitions
 

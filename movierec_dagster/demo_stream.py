@@ -13,7 +13,8 @@ from generator.sinks import LocalSink
 from generator.sources import RATING_KINDS, Counts, Population, Rating, Tastes, encode_events, planted, synthetic
 from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.resources import Lake
-from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE
+from movierec_dagster.names import EVENTS as EVENTS_TABLE
+from movierec_dagster.names import REJECTED_EVENTS as REJECTED_TABLE
 from movierec_dagster.tables import arrow_dataset
 
 DEMO_SEED = 12  # the ratings every demo lands (see land_burst)
