@@ -11,7 +11,7 @@ candidates. A user stops at the first slab whose longest factor cannot reach
 their k-th best score: most of a trained model's long tail is never multiplied.
 
 Ties are broken by the smaller item id, exactly as the brute-force reference
-(`brute_force_top_k`) does, so the two give the same top-k.
+in the tests does, so the two give the same top-k.
 
 `most_popular_unseen` gives every user the k most-rated items they have not
 rated, in the same partitions: it reads only the first k + (seen) positions of
@@ -430,18 +430,3 @@ def most_popular_unseen(ratings: DataFrame, users: DataFrame, k: int, seen: Data
     score_block = partial(_popular_block, broadcast_order=broadcast_order, k=k)
     seen = (ratings if seen is None else seen).select("user_id", "movie_id")
     return _by_user(user_rows, seen).mapInArrow(partial(_score_partition, score_block=score_block), OUTPUT_SCHEMA)
-
-
-def brute_force_top_k(
-    user_factors: dict[int, list[float]], item_factors: dict[int, list[float]], seen: dict[int, set[int]], k: int
-) -> dict[int, list[int]]:
-    """The reference: score every item for every user, drop seen ones, sort by (score desc, id asc)."""
-    result = {}
-    for user, u in user_factors.items():
-        scored = [
-            (-float(np.dot(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))), item)
-            for item, v in item_factors.items()
-            if item not in seen.get(user, set())
-        ]
-        result[user] = [item for _, item in sorted(scored)[:k]]
-    return result

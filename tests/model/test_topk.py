@@ -9,12 +9,26 @@ from movierec_dagster.model.topk import (
     PROBE_SLABS,
     USERS_PER_BLOCK,
     ItemSlabs,
-    brute_force_top_k,
     slabs_to_score,
     most_popular_unseen,
     top_k_block,
     top_k_unseen,
 )
+
+
+def brute_force_top_k(
+    user_factors: dict[int, list[float]], item_factors: dict[int, list[float]], seen: dict[int, set[int]], k: int
+) -> dict[int, list[int]]:
+    """The reference: score every item for every user, drop seen ones, sort by (score desc, id asc)."""
+    result = {}
+    for user, u in user_factors.items():
+        scored = [
+            (-float(np.dot(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))), item)
+            for item, v in item_factors.items()
+            if item not in seen.get(user, set())
+        ]
+        result[user] = [item for _, item in sorted(scored)[:k]]
+    return result
 
 
 def _top_k_of_scores(scores, item_ids, seen_rows, seen_ids, k, slabs=4):
