@@ -28,7 +28,7 @@ def _evaluate(spark, ratings, params=SMALL) -> tuple[evaluation.Evaluation, floa
     train, test = evaluation.split(frame, 0.2, 42)
     measured, bundle = evaluation.evaluate(train, test, params)
     bundle.release()
-    return evaluation, test.agg(F.stddev_pop("rating")).first()[0]
+    return measured, test.agg(F.stddev_pop("rating")).first()[0]
 
 
 def test_planted_ratings_are_learnable_and_random_ones_are_not(spark):
