@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
@@ -60,6 +61,7 @@ class UserRecommendations(BaseModel):
     model_version: str | None
     generated_at: str
     recommendations: list[Recommendation]
+    note: str | None = Field(default=None, description="Present when fewer than k exist: how many were asked, how many there are")
 
 
 class SimilarMovie(Movie):
@@ -69,6 +71,14 @@ class SimilarMovie(Movie):
 class SimilarMovies(Movie):
     model_version: str
     similar: list[SimilarMovie]
+    note: str | None = Field(default=None, description="Present when fewer than k exist: how many were asked, how many there are")
+
+
+class MovieSearch(BaseModel):
+    query: str
+    matches: int = Field(description="How many titles match, of which `movies` holds the first k")
+    movies: list[Movie]
+    note: str | None = Field(default=None, description="Present when fewer than k exist: how many were asked, how many there are")
 
 
 class Health(BaseModel):
@@ -219,8 +229,9 @@ class _MetricsMiddleware:
             children[1].observe(time.perf_counter() - started)
 
 
-def create_app(service: Service, poll_seconds: float | None = None) -> FastAPI:
-    """The API on `service`; with `poll_seconds`, a thread loads the data now and looks for a new source that often."""
+def create_app(service: Service, poll_seconds: float | None = None, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+    """The API on `service`; with `poll_seconds`, a thread loads the data now and looks for a new source that often.
+    Browsers on `cors_origins` may call it from their pages (none by default)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -243,6 +254,8 @@ def create_app(service: Service, poll_seconds: float | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD"], allow_headers=["*"])
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -282,6 +295,28 @@ def create_app(service: Service, poll_seconds: float | None = None) -> FastAPI:
             return JSONResponse({"detail": missing.args[0]}, status_code=404)
         except NotServable as problem:
             return JSONResponse({"detail": str(problem)}, status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        """The interactive documentation."""
+        return RedirectResponse("/docs")
+
+    @app.get("/movies", response_model=MovieSearch, responses={503: ERRORS[503], 422: ERRORS[422]})
+    async def search(
+        q: str = Query(min_length=1, max_length=200, description="Words of a title, in any case"), k: int = k_query
+    ) -> Response:
+        """Movies whose title holds every word of `q`; titles that start with it first, then by movie id."""
+        served = service.served
+        if served is None:
+            return unavailable()
+        if not q.split():
+            return JSONResponse({"detail": "q: give at least one word of a title"}, status_code=422)
+        return _json(served.search_json(q, k))
+
+    @app.head("/health", include_in_schema=False)
+    async def health_head() -> Response:
+        """The status of GET /health (200 ready, 503 not), without its body: for load balancers' probes."""
+        return Response(status_code=200 if service.served is not None else 503)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}})
     async def health() -> Response:

@@ -2,7 +2,9 @@
 
 Configuration from the environment: `MOVIEREC_SERVE_HOST` (default 127.0.0.1), `MOVIEREC_SERVE_PORT`
 (8000), `MOVIEREC_SERVE_WORKERS` (1; each worker process holds its own copy of the data),
-`MOVIEREC_SERVE_POLL_SECONDS` (10: how often to look for a new batch or champion); the flags override them.
+`MOVIEREC_SERVE_POLL_SECONDS` (10: how often to look for a new batch or champion),
+`MOVIEREC_SERVE_CORS_ORIGINS` (none: comma-separated origins whose pages may call the API); the flags
+override the first three.
 """
 
 import argparse
@@ -20,7 +22,12 @@ from movierec_dagster.tables import lake_location
 def app_from_environment() -> FastAPI:
     """The app on the environment's lake (uvicorn's factory: every worker process builds its own)."""
     poll_seconds = float(os.environ.get("MOVIEREC_SERVE_POLL_SECONDS", "10"))
-    return create_app(Service(lake_location()), poll_seconds=poll_seconds)
+    return create_app(Service(lake_location()), poll_seconds=poll_seconds, cors_origins=cors_origins(os.environ))
+
+
+def cors_origins(environ: dict[str, str]) -> tuple[str, ...]:
+    """`MOVIEREC_SERVE_CORS_ORIGINS`, comma-separated (e.g. https://app.example.com); none when unset."""
+    return tuple(origin.strip() for origin in environ.get("MOVIEREC_SERVE_CORS_ORIGINS", "").split(",") if origin.strip())
 
 
 def main(argv: list[str] | None = None) -> int:

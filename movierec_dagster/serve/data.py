@@ -81,6 +81,7 @@ class Served:
     fallback_scores: list[float]
     fallback_predicted: list[float]
     movies: dict[int, str]  # movie -> its JSON object, without the closing brace
+    titles: list[tuple[int, str]]  # (movie, its title case-folded), by movie id: what /movies?q= searches
     item_index: dict[int, int]  # movie -> row of `item_vectors`
     item_ids: np.ndarray
     # The champion's item vectors, unit length (implicit ALS: the item factors; EASE: the rows of its item-to-item
@@ -99,6 +100,14 @@ class Served:
 
     def _movie(self, movie_id: int) -> str:
         return self.movies.get(movie_id) or _movie_json(movie_id, None, None, [])
+
+    def search_json(self, query: str, k: int) -> str:
+        """Up to `k` movies whose title holds every word of `query` (any case), titles that start with it first."""
+        words = query.casefold().split()
+        found = [(not title.startswith(words[0]), movie) for movie, title in self.titles if all(w in title for w in words)]
+        found.sort()
+        items = ",".join(f"{self._movie(movie)}}}" for _, movie in found[:k])
+        return f'{{"query":{json.dumps(query)},"matches":{len(found)},"movies":[{items}]{_fewer_note(k, len(found))}}}'
 
     def recommendations_json(self, user_id: int, k: int) -> str:
         """The user's first `k` recommendations of the batch; the popularity fallback for a user it did not know."""
@@ -120,7 +129,7 @@ class Served:
         return (
             f'{{"user_id":{user_id},"source":"{source}","known_user":{"true" if known else "false"},'
             f'"date":"{self.source.date}","model_version":{json.dumps(self.batch_model_version)},'
-            f'"generated_at":"{self.generated_at}","recommendations":[{items}]}}'
+            f'"generated_at":"{self.generated_at}","recommendations":[{items}]{_fewer_note(k, len(movies))}}}'
         )
 
     def similar_json(self, movie_id: int, k: int) -> str:
@@ -133,13 +142,21 @@ class Served:
             raise KeyError(f"Movie {movie_id} {known} is not in the champion model {self.source.champion}.")
         scores = self.item_vectors @ self.item_vectors[row]
         scores[row] = -np.inf
-        k = min(k, len(scores) - 1)
+        asked, k = k, min(k, len(scores) - 1)
         best = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
         best = best[np.lexsort((self.item_ids[best], -scores[best]))]
         items = ",".join(
             f'{self._movie(int(self.item_ids[i]))},"similarity":{round(float(scores[i]), 4)!r}}}' for i in best
         )
-        return f'{self._movie(movie_id)},"model_version":"{self.source.champion}","similar":[{items}]}}'
+        note = _fewer_note(asked, len(best))
+        return f'{self._movie(movie_id)},"model_version":"{self.source.champion}","similar":[{items}]{note}}}'
+
+
+def _fewer_note(asked: int, given: int) -> str:
+    """A `note` member when fewer than `k` answers exist, so a client is not left to guess why."""
+    if given >= asked:
+        return ""
+    return f',"note":"k={asked} asked, {given} available"'
 
 
 def _movie_json(movie_id: int, title: str | None, year: int | None, genres: list[str] | None) -> str:
@@ -201,6 +218,7 @@ class LakeReader:
         batch_version = batch.column("model_version")[0].as_py()
         model = self._model(source.champion)
         fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model)
+        movies = self._movies()
         return Served(
             source=source,
             batch_model_version=batch_version,
@@ -215,7 +233,8 @@ class LakeReader:
             fallback_movies=fallback_movies,
             fallback_scores=fallback_scores,
             fallback_predicted=fallback_predicted,
-            movies=self._movies(),
+            movies=movies,
+            titles=sorted((movie, json.loads(text + "}")["title"].casefold()) for movie, text in movies.items()),
             item_index=model.item_index if model else {},
             item_ids=model.item_ids if model else np.array([], dtype=np.int64),
             item_vectors=model.item_vectors if model else None,

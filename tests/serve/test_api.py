@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import registry, training
 from movierec_dagster.recommendations.assets import TABLE as RECOMMENDATIONS_TABLE
+from movierec_dagster.serve.app import create_app
+from movierec_dagster.serve.cli import cors_origins
 from tests.pipeline import today
 
 
@@ -123,3 +126,44 @@ def test_health_names_the_partition_and_model_and_metrics_count_requests(client,
     assert 'movierec_serve_requests_total{route="/users/{user_id}/recommendations",status="200"}' in metrics
     assert 'movierec_serve_requests_total{route="/users/{user_id}/recommendations",status="422"}' in metrics
     assert "movierec_serve_ready 1.0" in metrics
+
+
+@pytest.mark.slow
+def test_asking_for_more_than_there_is_says_so(client):
+    body = client.get("/users/1/recommendations", params={"k": 20}).json()
+    assert len(body["recommendations"]) == 10 and body["note"] == "k=20 asked, 10 available"
+    assert "note" not in client.get("/users/1/recommendations", params={"k": 10}).json()
+
+
+@pytest.mark.slow
+def test_titles_are_searched_by_their_words_in_any_case(client, synthetic):
+    movie = min(synthetic.movie_genre)
+    title = client.get(f"/movies/{movie}/similar", params={"k": 1}).json()["title"]
+    body = client.get("/movies", params={"q": title.upper(), "k": 5}).json()
+    assert body["query"] == title.upper() and body["movies"][0]["movie_id"] == movie
+    # Every word must be in the title, in any order; the titles that start with the query come first.
+    words = title.split()
+    reordered = client.get("/movies", params={"q": " ".join(reversed(words)), "k": 100}).json()
+    assert movie in [m["movie_id"] for m in reordered["movies"]]
+    nothing = client.get("/movies", params={"q": "no such film anywhere"}).json()
+    assert (nothing["matches"], nothing["movies"], nothing["note"]) == (0, [], "k=10 asked, 0 available")
+    assert client.get("/movies", params={"q": "   "}).status_code == 422
+
+
+@pytest.mark.slow
+def test_the_root_points_to_the_docs_and_health_answers_a_head(client):
+    root = client.get("/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/docs"
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
+
+
+@pytest.mark.slow
+def test_browsers_on_the_configured_origins_may_call_the_api(service):
+    origin = "https://app.example.com"
+    with TestClient(create_app(service, cors_origins=(origin,))) as allowed, TestClient(create_app(service)) as closed:
+        assert allowed.get("/health", headers={"Origin": origin}).headers["access-control-allow-origin"] == origin
+        assert "access-control-allow-origin" not in allowed.get("/health", headers={"Origin": "https://elsewhere.example"}).headers
+        assert "access-control-allow-origin" not in closed.get("/health", headers={"Origin": origin}).headers
+    assert cors_origins({"MOVIEREC_SERVE_CORS_ORIGINS": f" {origin}, http://localhost:5173 ,"}) == (origin, "http://localhost:5173")
+    assert cors_origins({}) == ()

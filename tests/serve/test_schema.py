@@ -8,7 +8,7 @@ from schemathesis import GenerationMode
 
 from movierec_dagster.serve.app import Service, create_app
 
-OPERATIONS = ["/users/{user_id}/recommendations", "/movies/{movie_id}/similar", "/health"]
+OPERATIONS = ["/users/{user_id}/recommendations", "/movies/{movie_id}/similar", "/movies", "/health"]
 
 
 @pytest.fixture(scope="module")
