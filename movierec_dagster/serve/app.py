@@ -18,6 +18,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
@@ -247,7 +248,8 @@ def create_app(service: Service, poll_seconds: float | None = None, cors_origins
             if poller is not None:
                 poller.join(timeout=30)
 
-    app = FastAPI(
+    # The docs' Swagger UI and ReDoc assets come from the service itself: the page works without the internet.
+    app = FastAPIOffline(
         title="movierec",
         version="1",
         summary="Movie recommendations served from the lake: each user's latest batch, and similar movies.",

@@ -1,5 +1,7 @@
 """The HTTP API on a lake the pipeline wrote: recommendations, the popularity fallback, similar movies, health, metrics."""
 
+import re
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -154,6 +156,11 @@ def test_titles_are_searched_by_their_words_in_any_case(client, synthetic):
 def test_the_root_points_to_the_docs_and_health_answers_a_head(client):
     root = client.get("/", follow_redirects=False)
     assert root.status_code == 307 and root.headers["location"] == "/docs"
+    # The docs page loads its assets from the service itself: it works offline.
+    page = client.get("/docs").text
+    assets = re.findall(r"""(?:src|href)=["'](/[^"']+\.(?:js|css))["']""", page)
+    assert assets and "cdn" not in page.lower()
+    assert all(client.get(asset).status_code == 200 for asset in assets)
     head = client.head("/health")
     assert head.status_code == 200 and head.content == b""
 
