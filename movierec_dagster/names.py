@@ -22,6 +22,7 @@ RECOMMENDATIONS = "user_recommendations"
 
 # The model registry: models/als/<version>/ holds a version, champion.json names the one in use.
 MODEL_NAME = "als"
+MODEL_REGISTRY = f"{MODELS}/{MODEL_NAME}"  # the registry's folder, as the readers join it to the lake's root
 MODEL_INFO = "model.json"
 CHAMPION = "champion.json"
 # An EASE ranking model's files, in <version>/ease/.

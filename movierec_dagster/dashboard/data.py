@@ -47,11 +47,9 @@ from movierec_dagster.names import (
     TABLES,
     TRAINING_RATINGS,
 )
-from movierec_dagster.names import MODELS as _MODELS_AREA
-from movierec_dagster.names import MODEL_NAME as _MODEL_NAME
+from movierec_dagster.names import MODEL_REGISTRY as MODELS
 from movierec_dagster.names import POPULARITY_SOURCE as COLD_START_SOURCE
 
-MODELS = f"{_MODELS_AREA}/{_MODEL_NAME}"
 FIX_COMMAND = "make demo"
 
 _DATE_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})")

@@ -307,7 +307,7 @@ def create_app(service: Service, poll_seconds: float | None = None, cors_origins
     async def search(
         q: str = Query(min_length=1, max_length=200, description="Words of a title, in any case"), k: int = k_query
     ) -> Response:
-        """Movies whose title holds every word of `q`; titles that start with it first, then by movie id."""
+        """Movies whose title holds every word of `q`; titles that start with its first word first, then by movie id."""
         served = service.served
         if served is None:
             return unavailable()

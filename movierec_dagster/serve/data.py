@@ -37,11 +37,9 @@ from movierec_dagster.names import (
     TRAINING_RATINGS,
 )
 from movierec_dagster.names import MODEL_SOURCE as MODEL
-from movierec_dagster.names import MODELS as _MODELS_AREA
-from movierec_dagster.names import MODEL_NAME as _MODEL_NAME
+from movierec_dagster.names import MODEL_REGISTRY as MODELS
 from movierec_dagster.names import POPULARITY_SOURCE as POPULARITY
 
-MODELS = f"{_MODELS_AREA}/{_MODEL_NAME}"
 MAX_K = 100  # the most recommendations or similar movies one request may ask for
 MAKE_RECOMMENDATIONS = "make demo (or materialize user_recommendations: the score_recommendations job)"
 MAKE_CHAMPION = "make demo (or run the retrain_model job until a model passes the gate)"
@@ -102,7 +100,8 @@ class Served:
         return self.movies.get(movie_id) or _movie_json(movie_id, None, None, [])
 
     def search_json(self, query: str, k: int) -> str:
-        """Up to `k` movies whose title holds every word of `query` (any case), titles that start with it first."""
+        """Up to `k` movies whose title holds every word of `query` (any case), titles that start with its first word
+        first, then by movie id."""
         words = query.casefold().split()
         found = [(not title.startswith(words[0]), movie) for movie, title in self.titles if all(w in title for w in words)]
         found.sort()
@@ -159,8 +158,12 @@ def _fewer_note(asked: int, given: int) -> str:
     return f',"note":"k={asked} asked, {given} available"'
 
 
+def _title(movie_id: int, title: str | None) -> str:
+    return title or f"movie {movie_id}"
+
+
 def _movie_json(movie_id: int, title: str | None, year: int | None, genres: list[str] | None) -> str:
-    document = {"movie_id": movie_id, "title": title or f"movie {movie_id}", "year": year, "genres": list(genres or [])}
+    document = {"movie_id": movie_id, "title": _title(movie_id, title), "year": year, "genres": list(genres or [])}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)[:-1]
 
 
@@ -218,7 +221,7 @@ class LakeReader:
         batch_version = batch.column("model_version")[0].as_py()
         model = self._model(source.champion)
         fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model)
-        movies = self._movies()
+        movies, titles = self._movies()
         return Served(
             source=source,
             batch_model_version=batch_version,
@@ -234,7 +237,7 @@ class LakeReader:
             fallback_scores=fallback_scores,
             fallback_predicted=fallback_predicted,
             movies=movies,
-            titles=sorted((movie, json.loads(text + "}")["title"].casefold()) for movie, text in movies.items()),
+            titles=titles,
             item_index=model.item_index if model else {},
             item_ids=model.item_ids if model else np.array([], dtype=np.int64),
             item_vectors=model.item_vectors if model else None,
@@ -242,14 +245,16 @@ class LakeReader:
             load_seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _movies(self) -> dict[int, str]:
+    def _movies(self) -> tuple[dict[int, str], list[tuple[int, str]]]:
+        """Each movie's JSON object (without its closing brace), and (movie, title case-folded) by movie id."""
         rows = arrow_dataset(self._table(MOVIES), self._version(MOVIES)).to_table(
             columns=["movie_id", "title", "year", "genres"]
         )
-        return {
-            movie: _movie_json(movie, title, year, genres)
-            for movie, title, year, genres in zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True)
-        }
+        movies, titles = {}, []
+        for movie, title, year, genres in zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True):
+            movies[movie] = _movie_json(movie, title, year, genres)
+            titles.append((movie, _title(movie, title).casefold()))
+        return movies, sorted(titles)
 
     def _model(self, version: str | None) -> "_Model | None":
         """The champion's item vectors (unit length) and its bias baseline, or None without a champion."""
