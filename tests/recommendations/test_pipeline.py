@@ -278,3 +278,23 @@ def test_a_retrain_without_residual_als_scores_with_the_biases(home, synthetic_z
     assert defs.resolve_job_def("score_recommendations").execute_in_process(instance=instance).success
     rows = _day(lake, spark, today()).collect()
     assert {r.source for r in rows} == {"model"} and {r.model_version for r in rows} == {info["version"]}
+
+
+@pytest.mark.slow  # a retrain
+def test_a_retrain_whose_mlflow_store_is_unreachable_still_saves_and_promotes(home, synthetic_zip, instance, tmp_path):
+    from movierec_dagster.definitions import build_definitions
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the tracking store's folder should be")
+    store = f"sqlite:///{blocker / 'mlflow.db'}"
+    defs = build_definitions(
+        "local", {"MOVIEREC_HOME": str(home), "MOVIELENS_SOURCE": str(synthetic_zip), "MLFLOW_TRACKING_URI": store}
+    )
+    lake = defs.resources["lake"]
+    assert defs.resolve_job_def("movielens_etl").execute_in_process(instance=instance).success
+    retrain = _retrain(defs, instance)
+    assert retrain.success and _materialized(retrain) == {"training_ratings", "als_model", "champion_model"}
+    assert registry.read_champion(lake)["version"] in registry.list_versions(lake)
+    record = [e for e in retrain.get_asset_check_evaluations() if e.check_name == "mlflow_record"]
+    assert len(record) == 1 and not record[0].passed and record[0].severity == AssetCheckSeverity.WARN
+    assert str(blocker) in record[0].description
