@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MOVIEREC_HOME ?= $(CURDIR)/.movierec
 export DAGSTER_HOME ?= $(MOVIEREC_HOME)/dagster_home
 
-.PHONY: demo dev mlflow lint test test-all test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
+.PHONY: demo dev convert-lake mlflow lint test test-all test-runtime-spark databricks-smoke dashboard serve bench-serve bench-scale bench venv java dagster-home checkov
 
 venv: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ demo: venv java dagster-home
 dev: venv java dagster-home
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
+# A lake written before the tables were Delta tables, converted in place (docs/architecture.md).
+convert-lake: venv
+	MOVIEREC_LAKE="$${MOVIEREC_LAKE:-$(MOVIEREC_HOME)/lake}" $(BIN)/python -m movierec_dagster.convert_lake
+
 # The MLflow UI on the model's record (MLFLOW_TRACKING_URI, else the local SQLite store; docs/mlflow.md).
 mlflow: venv
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(MOVIEREC_HOME)/mlflow.db}" --port $${MLFLOW_PORT:-5000}
@@ -57,10 +61,14 @@ $(CHECKOV_VENV)/.installed: tests/infra/checkov-requirements.txt
 checkov: $(CHECKOV_VENV)/.installed
 
 # Azurite, the Azure Storage emulator the lake's ADLS tests start (tests/azure_storage/azurite.py), pinned, into a
-# folder git ignores. 3.35.0 is the newest that accepts a Node.js before 21 (these machines have 20, Debian 12 has 18).
-AZURITE_VERSION := 3.35.0
+# folder git ignores, with the Node.js it needs from npm's own package of the binary (Debian 12's is 18; Azurite
+# 3.37 needs 22). 3.37 is the first that honours List Blobs' startFrom, which delta-rs lists a table's log with.
+AZURITE_VERSION := 3.37.0
+AZURITE_NODE_VERSION := 22.23.5
+AZURITE_NODE := node-linux-$(subst x86_64,x64,$(subst aarch64,arm64,$(shell uname -m)))
 .azurite/installed-$(AZURITE_VERSION):
-	npm install --prefix .azurite --save-exact --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	npm install --prefix .azurite --save-exact --no-audit --no-fund --loglevel=error \
+		azurite@$(AZURITE_VERSION) $(AZURITE_NODE)@$(AZURITE_NODE_VERSION)
 	@touch $@
 
 .PHONY: azurite

@@ -7,7 +7,10 @@ ingest; then lands `--events` synthetic events (1% malformed) plus
 `--duplicates` resent events whose ids are already in the table, and times the
 ingest of them in batches of `--files-per-batch` files of `--per-file` events.
 Prints each batch's seconds and the CPU the Spark JVM spent on it (what the
-duplicate lookup adds grows with the table), and the events/s.
+duplicate lookup adds grows with the table), and the events/s. With `--merge`,
+then times the alternative to the ingest's id index: a Delta merge (delta-rs)
+of a batch as large as one of the ingest's into the table, inserting the ids
+not in it.
 
     .venv/bin/python -m bench.ingest_at_scale [--events-in-table 25000000 --events 1000000]
 """
@@ -17,8 +20,10 @@ import hashlib
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -27,7 +32,6 @@ from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpar
 from movierec_dagster.resources.lake import LANDING, LANDING_ARCHIVE
 from movierec_dagster.stream.ingest import EVENTS_TABLE, ingest_rating_events
 from movierec_dagster.stream.transforms import BATCH
-from movierec_dagster.tables import Part, new_snapshot_id
 
 FILLED_CHECKPOINT = "filledtable0"  # the checkpoint id the filled parts are named for
 
@@ -53,12 +57,37 @@ def fill_table(spark: SparkSession, lake: LocalLake, events: int, part_events: i
         F.current_timestamp().alias("ingested_at"),
         F.format_string(f"cp{FILLED_CHECKPOINT}-%08d", F.spark_partition_id()).alias(BATCH),
     )
-    table = lake.table(EVENTS_TABLE)
-    snapshot = new_snapshot_id()
-    rows.write.partitionBy(BATCH).parquet(table.snapshot_uri(snapshot))
-    counts = {index: min(part_events, events - index * part_events) for index in range(parts)}
-    table.commit({f"{BATCH}=cp{FILLED_CHECKPOINT}-{index:08d}": Part(snapshot, n) for index, n in counts.items()})
+    lake.write_table(rows, EVENTS_TABLE, partition_by=[BATCH])
     return parts
+
+
+def merge_seconds(lake: LocalLake, new_events: int, duplicates: int, table_events: int) -> tuple[float, int]:
+    """The other way to drop ids seen before: a Delta merge (delta-rs, on the driver) of a batch of `new_events`
+    new and `duplicates` resent events into `rating_events`, inserting the unseen ones. Its seconds and rows inserted."""
+    version = lake.table_version(EVENTS_TABLE)
+    step = max(1, table_events // max(duplicates, 1))
+    ids = [str(uuid.uuid4()) for _ in range(new_events)] + [old_event_id(n) for n in range(0, step * duplicates, step)]
+    count = len(ids)
+    schema = version.schema
+    batch = pa.table(
+        {
+            "event_id": pa.array(ids, pa.string()),
+            "user_id": pa.array([1] * count, pa.int32()),
+            "movie_id": pa.array([1] * count, pa.int32()),
+            "rating": pa.array([4.0] * count),
+            "rated_at": pa.array([0] * count, pa.int64()).cast(schema.field("rated_at").type),
+            "ingested_at": pa.array([0] * count, pa.int64()).cast(schema.field("ingested_at").type),
+            BATCH: pa.array([f"cpmerge-{0:08d}"] * count),
+        }
+    ).cast(schema)
+    delta = lake.table(EVENTS_TABLE).delta(version)
+    started = time.perf_counter()
+    outcome = (
+        delta.merge(source=batch, predicate="t.event_id = s.event_id", source_alias="s", target_alias="t")
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return time.perf_counter() - started, int(outcome.get("num_target_rows_inserted", 0))
 
 
 def land_duplicates(folder: Path, count: int, table_events: int) -> None:
@@ -79,6 +108,9 @@ def main() -> None:
     parser.add_argument("--per-file", type=int, default=100_000)
     parser.add_argument("--files-per-batch", type=int, default=5)
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument(
+        "--merge", action="store_true", help="then time a Delta merge doing the duplicate lookup instead, for comparison"
+    )
     args = parser.parse_args()
     spark = LocalSpark(master="local[2]", driver_memory=args.driver_memory).session()
     with tempfile.TemporaryDirectory() as root:
@@ -124,6 +156,13 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+        if args.merge:
+            seconds, inserted = merge_seconds(lake, args.events // 2, args.duplicates, args.events_in_table)
+            print(
+                f"Delta merge (delta-rs) of {args.events // 2:,} new and {args.duplicates:,} resent events into "
+                f"the table: {seconds:.1f} s, {inserted:,} inserted",
+                flush=True,
+            )
     spark.stop()
 
 

@@ -26,9 +26,8 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from movierec_dagster.tables import Part, Table, join, lake_location, new_snapshot_id
+from movierec_dagster.tables import arrow_dataset, lake_location, lake_table, write_arrow
 
 LARGE_USERS = 162_541  # ml-25m's users
 TOP_K = 10
@@ -51,15 +50,13 @@ def free_port() -> int:
 def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
     """A copy of the demo's lake whose newest recommendations part has `users` users x 10 (the 25M shape)."""
     shutil.copytree(demo_lake, target, ignore=shutil.ignore_patterns("landing*", "checkpoints", "raw"))
-    movies = pq.read_table(next((target / "tables" / "movies").rglob("*.parquet")), columns=["movie_id"])
-    movie_ids = movies.column("movie_id").to_numpy()
-    table_path = str(target / "tables" / "user_recommendations")
-    table = Table(fsspec.filesystem("file"), table_path, table_path)
+    fs = fsspec.filesystem("file")
+    movies = lake_table(str(target), fs, str(target), "tables", "movies")
+    movie_ids = arrow_dataset(movies, movies.current()).to_table(columns=["movie_id"]).column("movie_id").to_numpy()
+    table = lake_table(str(target), fs, str(target), "tables", "user_recommendations")
     current = table.current()
-    model_version = pq.read_table(
-        next(Path(table.snapshot_path(current.parts[max(current.parts)].snapshot, max(current.parts))).rglob("*.parquet"))
-    ).column("model_version")[0].as_py()
-    day = max(current.parts).removeprefix("date=")
+    part = max(current.parts)
+    model_version = arrow_dataset(table, current, [part]).to_table(columns=["model_version"]).column(0)[0].as_py()
     rng = np.random.default_rng(7)
     rows = users * TOP_K
     batch = pa.table(
@@ -70,15 +67,11 @@ def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
             "score": np.tile(np.linspace(0.9, 0.45, TOP_K), users),
             "predicted_rating": np.round(rng.uniform(3.0, 5.0, size=rows), 4),
             "model_version": pa.array([model_version] * rows, pa.string()),
-            "generated_at": pa.array(np.full(rows, np.datetime64("now", "us"))),
+            "generated_at": pa.array(np.full(rows, np.datetime64("now", "us"))).cast(pa.timestamp("us", tz="UTC")),
             "source": pa.array(["model"] * rows, pa.string()),
         }
     )
-    snapshot, part = new_snapshot_id(), f"date={day}"
-    folder = table.snapshot_path(snapshot, part)
-    os.makedirs(folder)
-    pq.write_table(batch, join(folder, "part-00000.parquet"))
-    table.commit({part: Part(snapshot, rows)})
+    write_arrow(table, batch, part=part)
 
 
 def serving_memory_mib(pid: int) -> float:

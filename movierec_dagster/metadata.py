@@ -2,11 +2,25 @@
 
 from typing import Any
 
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import DataVersion, MetadataValue, TableColumn, TableSchema
 from pyspark.sql import DataFrame
+
+from movierec_dagster.tables import TableVersion
 
 PREVIEW_ROWS = 5
 ROW_COUNT = "dagster/row_count"  # the metadata key Dagster shows as a table's row count
+DELTA_VERSION = "delta_version"
+
+
+def committed(version: TableVersion) -> dict[str, Any]:
+    """The Delta version a materialization committed, as metadata (`data_version` gives it as the data version)."""
+    return {DELTA_VERSION: MetadataValue.int(version.version)}
+
+
+def data_version(version: TableVersion) -> DataVersion:
+    """The data version of a table asset: the Delta version its materialization committed, so that what was
+    computed from it (a model from training_ratings) names exactly which table it read."""
+    return DataVersion(str(version.version))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

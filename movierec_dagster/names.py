@@ -13,10 +13,12 @@ MODELS = "models"
 CHECKPOINTS = "checkpoints"
 LANDING = "landing"
 LANDING_ARCHIVE = "landing_archive"
+CURRENT_FOLDER = "_current.json"  # in raw/<key>/: names the folder of the current download
 
 # Tables, under tables/: each is also its asset's key.
 MOVIES, RATINGS, TAGS, LINKS = "movies", "ratings", "tags", "links"
 EVENTS, REJECTED_EVENTS = "rating_events", "rejected_rating_events"
+EVENT_IDS = "rating_event_ids"  # the hash of each rating_events id, in the same parts
 TRAINING_RATINGS = "training_ratings"
 RECOMMENDATIONS = "user_recommendations"
 

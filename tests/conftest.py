@@ -1,7 +1,6 @@
 """Shared fixtures: one Spark session and one Azurite for the whole test session, a lake per test, synthetic MovieLens."""
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,20 +50,17 @@ def adls_lake(azurite: emulator.Azurite) -> AdlsLake:
     return AdlsLake(root=azurite.new_lake_uri(), connection_string=azurite.connection_string)
 
 
-@pytest.fixture(params=["memory", "local", "azurite"])
-def fsspec_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
-    """The lake resource in memory, in a folder and on Azurite (ADLS through adlfs), for tests without Spark.
+@pytest.fixture(params=["local", "azurite"])
+def fsspec_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
+    """The lake resource in a folder and on Azurite (ADLS through adlfs), for tests without Spark.
 
     Spark cannot reach Azurite (its abfss connector speaks the dfs endpoint, which Azurite does not serve).
+    No lake in fsspec's `memory://` filesystem: the tables are Delta tables, which delta-rs reads and
+    commits through its own object stores, and those cannot share fsspec's memory filesystem.
     """
     if request.param == "azurite":
-        yield request.getfixturevalue("adls_lake")
-    elif request.param == "local":
-        yield LocalLake(root=str(tmp_path / "lake"))
-    else:
-        memory = Lake(root=f"memory://lake-{uuid.uuid4().hex}")
-        yield memory
-        memory.delete()
+        return request.getfixturevalue("adls_lake")
+    return LocalLake(root=str(tmp_path / "lake"))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from tests.conftest import local_definitions
 
 
 ASSETS = {
-    "movielens_archive", "movies", "ratings", "tags", "links", "rating_events", "rejected_rating_events",
+    "movielens_archive", "movies", "ratings", "tags", "links", "rating_events", "rejected_rating_events", "rating_event_ids",
     "training_ratings", "als_model", "champion_model", "user_recommendations",
 }
 JOBS = {"movielens_etl", "ingest_rating_events", "retrain_model", "score_recommendations"}

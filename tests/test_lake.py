@@ -1,16 +1,19 @@
-"""The lake resource: tables through Spark on file:// URIs, readers during a replace, files, listing and commits without Spark in memory, in a folder and on Azurite (ADLS), URIs joined as strings."""
+"""The lake resource: Delta tables written by Spark on file:// URIs, readers during a replace, files, listing and uploads without Spark in a folder and on Azurite (ADLS), URIs joined as strings."""
 
 import fsspec
 import pytest
 from pyspark.sql import functions as F
 
 from movierec_dagster.resources import Lake, LocalLake
+from movierec_dagster.resources.lake import CURRENT_FOLDER
 
 
 def test_write_replaces_and_reads_back(spark, lake):
     assert lake.uri().startswith("file:///")
-    lake.write_table(spark.range(3), "numbers")
-    lake.write_table(spark.range(5), "numbers")
+    first = lake.write_table(spark.range(3), "numbers")
+    second = lake.write_table(spark.range(5), "numbers")
+    assert second.version == first.version + 1 and (first.rows, second.rows) == (3, 5)
+    assert lake.table_version("numbers") == second
     assert lake.read_table(spark, "numbers").count() == 5
     assert lake.read_table(spark, "numbers").columns == ["id"]
 
@@ -24,10 +27,11 @@ def test_a_missing_table_is_named_or_none(spark, lake):
 
 
 def test_failed_write_leaves_the_previous_table(spark, lake):
-    lake.write_table(spark.range(3), "numbers")
+    committed = lake.write_table(spark.range(3), "numbers")
     failing = spark.range(10).withColumn("boom", F.when(F.col("id") == 7, F.raise_error(F.lit("killed"))).otherwise(F.col("id")))
     with pytest.raises(Exception, match="killed"):
         lake.write_table(failing, "numbers")
+    assert lake.table_version("numbers") == committed
     assert sorted(r.id for r in lake.read_table(spark, "numbers").collect()) == [0, 1, 2]
 
 
@@ -39,13 +43,14 @@ def test_a_reader_that_started_before_a_replace_finishes_on_the_old_version(spar
     assert lake.read_table(spark, "numbers").count() == 10
 
 
-def test_partition_subpaths_replace_only_their_own(spark, lake):
-    lake.write_table(spark.range(2), "daily", subpath="date=2026-01-01", rows=2)
-    lake.write_table(spark.range(3), "daily", subpath="date=2026-01-02", rows=3)
-    lake.write_table(spark.range(4), "daily", subpath="date=2026-01-01", rows=4)
+def test_a_part_replaces_only_itself(spark, lake):
+    lake.write_table(spark.range(2), "daily", part="date=2026-01-01")
+    lake.write_table(spark.range(3), "daily", part="date=2026-01-02")
+    lake.write_table(spark.range(4), "daily", part="date=2026-01-01")
     counts = {str(r.date): r["count"] for r in lake.read_table(spark, "daily").groupBy("date").count().collect()}
     assert counts == {"2026-01-01": 4, "2026-01-02": 3}
-    assert lake.table_version("daily").rows == 7
+    # The rows of each part, from the Parquet footers of the files its commit names.
+    assert lake.table_version("daily").parts == {"date=2026-01-01": 4, "date=2026-01-02": 3}
 
 
 def test_partitioned_writes_keep_their_partition_columns(spark, lake):
@@ -58,7 +63,10 @@ def test_partitioned_writes_keep_their_partition_columns(spark, lake):
 
 def test_properties_travel_with_the_commit(spark, lake):
     lake.write_table(spark.range(1), "training", properties={"streamed_rows": 12})
-    assert lake.table_version("training").properties == {"streamed_rows": 12}
+    table = lake.table("training")
+    assert table.properties(table.current()) == {"streamed_rows": "12"}
+    lake.write_table(spark.range(2), "training")
+    assert table.properties(table.current()) == {}, "a commit without properties keeps none of the one before"
 
 
 def test_a_local_lake_takes_a_folder_or_a_file_uri(tmp_path):
@@ -91,14 +99,22 @@ def test_json_is_replaced_whole(fsspec_lake):
     assert fsspec_lake.list_names() == ["state.json"], "no temporary file is left behind"
 
 
-def test_an_uploaded_folder_is_committed_as_the_current_snapshot(fsspec_lake, tmp_path):
-    """The MovieLens archive's CSVs reach the lake this way; a second upload replaces the first."""
-    for marker in ("first", "second"):
+def test_an_uploaded_folder_becomes_the_current_folder(fsspec_lake, tmp_path):
+    """The MovieLens archive's CSVs reach the lake this way: each upload replaces the one before, which stays
+    for a reader still on it, while older ones are deleted."""
+    with pytest.raises(FileNotFoundError, match="materialize the asset"):
+        fsspec_lake.current_location("movielens", "raw")
+    locations = []
+    for marker in ("first", "second", "third"):
         folder = tmp_path / marker
         (folder / "ml-latest-small").mkdir(parents=True)
         (folder / "ml-latest-small" / "movies.csv").write_text(f"movieId,title\n1,{marker}\n")
-        location = fsspec_lake.put_directory(folder, "movielens")
-    assert fsspec_lake.current_location("movielens", "raw") == location
-    assert fsspec_lake.table_version("movielens", "raw").version == 1
-    with fsspec.open(f"{location}/ml-latest-small/movies.csv", "rb", **fsspec_lake.storage_options()) as csv:
-        assert csv.read() == b"movieId,title\n1,second\n"  # read as the ETL's archive asset reads it
+        locations.append(fsspec_lake.put_directory(folder, "movielens"))
+    first, second, third = locations
+    assert fsspec_lake.current_location("movielens", "raw") == third
+    with fsspec.open(f"{third}/ml-latest-small/movies.csv", "rb", **fsspec_lake.storage_options()) as csv:
+        assert csv.read() == b"movieId,title\n1,third\n"  # read as the ETL's archive asset reads it
+    kept = [location.rsplit("/", 1)[1] for location in (second, third)]
+    assert fsspec_lake.list_names("raw", "movielens") == sorted([*kept, CURRENT_FOLDER])
+    assert fsspec_lake.exists("raw", "movielens", kept[0], "ml-latest-small", "movies.csv")
+    assert not fsspec_lake.exists("raw", "movielens", first.rsplit("/", 1)[1])

@@ -1,4 +1,4 @@
-"""The table layer without Spark: commits in memory, in local folders and on Azurite (ADLS), racing writers, a writer killed mid-commit, clean-up."""
+"""The lake's Delta tables without Spark, in local folders and on Azurite (ADLS): commits, racing writers, a writer killed mid-commit, clean-up."""
 
 import os
 import signal
@@ -8,119 +8,89 @@ import threading
 import time
 from pathlib import Path
 
-import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 from fsspec.implementations.local import LocalFileSystem
 
-from movierec_dagster.tables import WHOLE, Part, Table, join, lake_filesystem, new_snapshot_id, put_if_absent
+from movierec_dagster.tables import (
+    WHOLE,
+    DataFile,
+    OldTableFormat,
+    Table,
+    TableVersion,
+    arrow_dataset,
+    arrow_filesystem,
+    join,
+    lake_filesystem,
+    lake_table,
+    new_write_folder,
+    write_arrow,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES_PER_SNAPSHOT = 5
 
 
-def _table(fs, path: str) -> Table:
-    return Table(fs, path, f"{fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol}://{path}")
+def _rows(marker: str, count: int = 1) -> pa.Table:
+    return pa.table({"marker": [marker] * count})
 
 
-def _write_snapshot(table: Table, part: str = WHOLE, marker: str = "") -> str:
-    """A snapshot of FILES_PER_SNAPSHOT files, each holding `marker`."""
-    snapshot = new_snapshot_id()
-    folder = table.snapshot_path(snapshot, part)
-    table.fs.makedirs(folder, exist_ok=True)
-    for n in range(FILES_PER_SNAPSHOT):
-        table.fs.pipe_file(join(folder, f"part-{n}"), marker.encode())
-    return snapshot
+def _markers(table: Table, version: TableVersion, parts: list[str] | None = None) -> list[str]:
+    """The markers a reader of `version` (or of its `parts`) reads, without Spark."""
+    return arrow_dataset(table, version, parts).to_table().column("marker").to_pylist()
 
 
-def _shared_table(request, tmp_path, name: str) -> Table:
-    """A table that writers in several threads or processes can share: in a local folder, or on Azurite."""
-    if request.param == "azurite":
-        return request.getfixturevalue("adls_lake").table(name)
-    return _table(fsspec.filesystem("file"), str(tmp_path / "tables" / name))
-
-
-@pytest.fixture(params=["memory", "file", "azurite"])
-def table(request, tmp_path) -> Table:
-    if request.param == "memory":
-        fs = fsspec.filesystem("memory")
-        path = f"/tables-{os.getpid()}-{time.time_ns()}/ratings"
-        yield _table(fs, path)
-        fs.rm(path.rsplit("/", 1)[0], recursive=True)
-    else:
-        yield _shared_table(request, tmp_path, "ratings")
+def _write_file(table: Table, rows: pa.Table) -> DataFile:
+    """A Parquet file written under the table, as a writer writes one before its commit."""
+    relative = join(new_write_folder(), "part-00000.parquet")
+    path = join(table.path, relative)
+    table.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    pq.write_table(rows, path, filesystem=arrow_filesystem(table.fs))
+    return DataFile(relative, WHOLE, rows.num_rows, table.fs.size(path))
 
 
 @pytest.fixture(params=["file", "azurite"])
-def shared_table(request, tmp_path) -> Table:
-    """`table` without memory://, whose exclusive create is a check then a write: racing threads could both win."""
-    return _shared_table(request, tmp_path, "events")
+def table(request, tmp_path) -> Table:
+    """A table writers in several threads or processes share: in a local folder, or on Azurite."""
+    if request.param == "azurite":
+        return request.getfixturevalue("adls_lake").table("ratings")
+    location = str(tmp_path / "lake")
+    fs, root = lake_filesystem(location)
+    return lake_table(location, fs, root, "ratings")
 
 
 def test_a_table_is_its_newest_commit(table):
     assert table.current() is None
-    first = _write_snapshot(table, marker="v0")
-    table.commit({WHOLE: Part(first, rows=3)}, replace_all=True, properties={"streamed_rows": 0})
-    second = _write_snapshot(table, marker="v1")
-    table.commit({WHOLE: Part(second, rows=4)}, replace_all=True, properties={"streamed_rows": 7})
+    first = write_arrow(table, _rows("v0", 3))
+    second = write_arrow(table, _rows("v1", 4))
     current = table.current()
-    assert (current.version, current.parts, current.rows, current.properties) == (
-        1, {WHOLE: Part(second, 4)}, 4, {"streamed_rows": 7},
-    )
-    assert table.data_uris(current) == [f"{table.uri}/snapshot={second}"]
+    assert second.version == first.version + 1
+    assert (current.version, current.parts, current.rows) == (second.version, {WHOLE: 4}, 4)
+    assert _markers(table, current) == ["v1"] * 4
+    assert table.file_uris(current) == [f"{table.uri}/{current.files[0].path}"]
 
 
 def test_parts_replace_only_themselves(table):
-    for day, marker in [("date=2026-01-01", "a"), ("date=2026-01-02", "b"), ("date=2026-01-01", "c")]:
-        table.commit({day: Part(_write_snapshot(table, day, marker), rows=len(marker))})
-    parts = table.current().parts
-    assert sorted(parts) == ["date=2026-01-01", "date=2026-01-02"]
-    folder = table.snapshot_path(parts["date=2026-01-01"].snapshot, "date=2026-01-01")
-    assert table.fs.cat_file(join(folder, "part-0")) == b"c"
-    assert table.current().rows == 2
+    for part, marker, count in [("date=2026-01-01", "a", 1), ("date=2026-01-02", "b", 2), ("date=2026-01-01", "c", 3)]:
+        write_arrow(table, _rows(marker, count), part=part)
+    current = table.current()
+    assert current.parts == {"date=2026-01-01": 3, "date=2026-01-02": 2}
+    first_day = arrow_dataset(table, current, ["date=2026-01-01"]).to_table()
+    assert set(zip(first_day["marker"].to_pylist(), first_day["date"].to_pylist())) == {("c", "2026-01-01")}
 
 
-def test_a_table_is_written_whole_or_in_parts_not_both(table):
-    table.commit({WHOLE: Part(_write_snapshot(table))}, replace_all=True)
-    with pytest.raises(ValueError, match="whole and in parts"):
-        table.commit({"date=2026-01-01": Part(_write_snapshot(table, "date=2026-01-01"))})
-
-
-def test_unknown_rows_make_the_table_count_unknown(table):
-    table.commit({"a=1": Part(_write_snapshot(table, "a=1"), rows=2)})
-    table.commit({"a=2": Part(_write_snapshot(table, "a=2"))})
-    assert table.current().rows is None
-
-
-def test_of_racing_creators_exactly_one_wins(shared_table):
-    """The commit's exclusive create: on ADLS one Put Blob with If-None-Match: *, however many writers race."""
-    path = join(shared_table.path, "contested.json")
-    barrier = threading.Barrier(8)
-    won: list[int] = []
-
-    def creator(n: int) -> None:
-        barrier.wait()
-        if put_if_absent(shared_table.fs, path, f"writer {n}".encode()):
-            won.append(n)
-
-    threads = [threading.Thread(target=creator, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1
-    assert shared_table.fs.cat_file(path) == f"writer {won[0]}".encode()
-
-
-def test_two_writers_of_different_parts_lose_nothing(shared_table):
-    table = shared_table
-    batches = 15 if isinstance(table.fs, LocalFileSystem) else 6  # Azurite answers in milliseconds, not microseconds
+def test_racing_writers_of_different_parts_lose_nothing(table):
+    """Each commit lands whole, and the version it returns is one that holds it."""
+    batches = 10 if isinstance(table.fs, LocalFileSystem) else 4  # Azurite answers in milliseconds, not microseconds
+    committed: list[tuple[str, TableVersion]] = []
     errors = []
 
     def writer(name: str) -> None:
         try:
             for batch in range(batches):
                 part = f"batch={name}-{batch}"
-                table.commit({part: Part(_write_snapshot(table, part, name), rows=1)})
+                committed.append((part, write_arrow(table, _rows(name), part=part)))
         except Exception as error:  # reported below: a thread's exception is otherwise lost
             errors.append(error)
 
@@ -131,79 +101,160 @@ def test_two_writers_of_different_parts_lose_nothing(shared_table):
         thread.join()
     assert not errors
     current = table.current()
-    assert current.version == 3 * batches - 1 and current.rows == 3 * batches
-    assert sorted(current.parts) == sorted(f"batch={n}-{b}" for n in "abc" for b in range(batches))
+    assert current.parts == {f"batch={name}-{batch}": 1 for name in "abc" for batch in range(batches)}
+    assert len({version.version for _, version in committed}) == 3 * batches, "two commits returned the same version"
+    assert all(part in version.parts for part, version in committed), "a commit returned a version without its part"
 
 
-def test_two_writers_replacing_the_table_never_mix(shared_table):
-    table = shared_table
+def test_two_writers_replacing_the_table_never_mix(table):
+    """From the first commit on, every version holds one writer's file: never both, never none."""
+    rounds = 8 if isinstance(table.fs, LocalFileSystem) else 4
+    first = write_arrow(table, _rows("x", 2))
     barrier = threading.Barrier(2)
+    errors = []
 
     def writer(marker: str) -> None:
-        for _ in range(10):
-            snapshot = _write_snapshot(table, marker=marker)
-            barrier.wait()
-            table.commit({WHOLE: Part(snapshot)}, replace_all=True)
+        try:
+            for _ in range(rounds):
+                file = _write_file(table, _rows(marker, 2))
+                barrier.wait()
+                table.commit([file], schema=first.schema)
+        except Exception as error:
+            errors.append(error)
+            barrier.abort()
 
     threads = [threading.Thread(target=writer, args=(marker,)) for marker in ("x", "y")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors
     current = table.current()
-    assert current.version == 19 and list(current.parts) == [WHOLE]
-    folder = table.snapshot_path(current.parts[WHOLE].snapshot)
-    contents = {table.fs.cat_file(join(folder, f"part-{n}")) for n in range(FILES_PER_SNAPSHOT)}
-    assert contents in ({b"x"}, {b"y"})
+    assert current.version >= first.version + 2 * rounds
+    for version in range(first.version, current.version + 1):
+        markers = _markers(table, table.at(version))
+        assert markers in (["x", "x"], ["y", "y"]), f"version {version} holds {markers}"
 
 
 WRITER = """
 import sys
-from tests.test_tables import _write_snapshot
-from movierec_dagster.tables import WHOLE, Part, Table, lake_filesystem
-fs, path = lake_filesystem(sys.argv[1])
-table = Table(fs, path, sys.argv[1])
+import pyarrow as pa
+from movierec_dagster.tables import lake_filesystem, lake_table, write_arrow
+location = sys.argv[1]
+fs, root = lake_filesystem(location)
+table = lake_table(location, fs, root, "t")
 n = 0
 while True:
-    table.commit({WHOLE: Part(_write_snapshot(table, marker=str(n)))}, replace_all=True)
+    write_arrow(table, pa.table({"marker": [str(n)] * (n + 1)}), properties={"n": n})
     n += 1
 """
 
 
 @pytest.mark.parametrize(("store", "delay"), [("file", 0.3), ("file", 0.55), ("file", 0.8), ("azurite", 0.55)])
 def test_a_writer_killed_at_any_moment_leaves_a_whole_version(request, tmp_path, store, delay):
-    """The writer opens the table as the readers do (`lake_filesystem`: ADLS credentials from the environment)."""
-    location = str(tmp_path / "table") if store == "file" else request.getfixturevalue("adls_location")
-    fs, path = lake_filesystem(location)
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, location], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
-    deadline = time.monotonic() + 60
-    while not fs.exists(join(path, "_log")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    """Write n commits n + 1 rows marked n; the writer opens the table as readers do (ADLS credentials from the environment)."""
+    location = str(tmp_path / "lake") if store == "file" else request.getfixturevalue("adls_location")
+    fs, root = lake_filesystem(location)
+    process = subprocess.Popen([sys.executable, "-c", WRITER, location], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not fs.exists(join(root, "t", "_delta_log")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        time.sleep(delay)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
 
-    table = Table(fs, path, location)
+    table = lake_table(location, fs, root, "t")
     current = table.current()
-    assert current is not None and current.version > 0, "the writer must have committed before the kill"
-    folder = table.snapshot_path(current.parts[WHOLE].snapshot)
-    contents = [table.fs.cat_file(join(folder, f"part-{n}")) for n in range(FILES_PER_SNAPSHOT)]
-    assert contents == [str(current.version).encode()] * FILES_PER_SNAPSHOT
+    assert current is not None and current.rows > 0, "the writer must have committed before the kill"
+    markers = _markers(table, current)
+    n = int(markers[0])
+    assert markers == [str(n)] * (n + 1) and current.rows == n + 1
+    assert table.properties(current) == {"n": str(n)}
     # Whatever the kill interrupted is invisible, and the next writer simply goes on.
-    table.commit({WHOLE: Part(_write_snapshot(table, marker="after"))}, replace_all=True)
-    assert table.current().version == current.version + 1
+    after = write_arrow(table, _rows("after"))
+    assert after.version > current.version
+    assert _markers(table, table.current()) == ["after"]
+
+
+def test_a_replayed_transaction_commits_nothing(table):
+    committed = write_arrow(table, _rows("batch 5"), transaction=("stream", 5))
+    assert table.transaction_version("stream") == 5
+    assert write_arrow(table, _rows("batch 5 again"), transaction=("stream", 5)) is None
+    assert write_arrow(table, _rows("batch 4"), transaction=("stream", 4)) is None
+    assert table.current() == committed
+    assert _markers(table, table.current()) == ["batch 5"]
+    following = write_arrow(table, _rows("batch 6"), transaction=("stream", 6), replace="nothing")
+    assert following.version == committed.version + 1 and table.transaction_version("stream") == 6
+    assert table.transaction_version("another stream") is None
+
+
+def test_commit_properties_are_read_back_and_survive_a_clean_up(table):
+    write_arrow(table, _rows("a"), properties={"streamed_rows": 7})
+    second = write_arrow(table, _rows("b"), properties={"streamed_rows": 9, "model": "v2"})
+    assert table.properties(second) == {"streamed_rows": "9", "model": "v2"}
+    assert table.vacuum(retention_hours=0)  # it deletes the replaced file, in commits of its own
+    cleaned = table.current()
+    assert cleaned.version > second.version
+    assert table.properties(cleaned) == {"streamed_rows": "9", "model": "v2"}
+
+
+def test_an_older_version_keeps_its_own_properties(table):
+    first = write_arrow(table, _rows("a"), properties={"streamed_rows": 7})
+    write_arrow(table, _rows("b"), properties={"streamed_rows": 9})
+    assert table.properties(first) == {"streamed_rows": "7"}
+
+
+def test_a_reader_pinned_to_a_version_reads_it_after_a_newer_commit(table):
+    pinned = write_arrow(table, _rows("old", 2))
+    write_arrow(table, _rows("new", 3))
+    assert _markers(table, pinned) == ["old", "old"]
+    assert _markers(table, table.current()) == ["new"] * 3
+
+
+def test_the_files_of_an_uncommitted_write_are_never_read(table):
+    write_arrow(table, _rows("committed"))
+    uncommitted = _write_file(table, _rows("uncommitted"))
+    current = table.current()
+    assert uncommitted.path not in {file.path for file in current.files}
+    assert _markers(table, current) == ["committed"]
 
 
 def test_vacuum_keeps_what_a_reader_may_still_use(table):
-    first = _write_snapshot(table)
-    table.commit({WHOLE: Part(first)}, replace_all=True)
-    second = _write_snapshot(table)
-    table.commit({WHOLE: Part(second)}, replace_all=True)
-    orphan = _write_snapshot(table)  # a writer that died before committing, or is still writing
-    assert table.vacuum(retention_seconds=3600) == []
-    assert table.vacuum(retention_seconds=0) == [first]
-    assert table.fs.exists(table.snapshot_path(orphan)) and table.fs.exists(table.snapshot_path(second))
-    assert table.vacuum(retention_seconds=0, now=time.time() + 2 * 24 * 3600) == [orphan]
-    assert table.current().parts[WHOLE].snapshot == second
+    """The default retention (a day) keeps a replaced file for its pinned readers, and a write still under way."""
+    pinned = write_arrow(table, _rows("old"))
+    write_arrow(table, _rows("new"))
+    uncommitted = _write_file(table, _rows("uncommitted"))
+    assert table.vacuum() == []
+    assert _markers(table, pinned) == ["old"]
+    assert table.fs.exists(join(table.path, uncommitted.path))
+    assert _markers(table, table.current()) == ["new"]
+
+
+def test_vacuum_without_retention_deletes_replaced_and_uncommitted_files(table):
+    replaced = write_arrow(table, _rows("old")).files[0]
+    write_arrow(table, _rows("new"))
+    uncommitted = _write_file(table, _rows("uncommitted"))
+    assert sorted(table.vacuum(retention_hours=0)) == sorted([replaced.path, uncommitted.path])
+    assert not table.fs.exists(join(table.path, replaced.path))
+    assert not table.fs.exists(join(table.path, uncommitted.path))
+    assert _markers(table, table.current()) == ["new"]
+
+
+def test_a_table_written_here_is_read_by_deltalake_alone(table):
+    write_arrow(table, _rows("a", 2), part="date=2026-01-01")
+    write_arrow(table, _rows("b"), part="date=2026-01-02")
+    read = DeltaTable(table.uri, storage_options=table.storage_options or None).to_pyarrow_table()
+    expected = [("a", "2026-01-01"), ("a", "2026-01-01"), ("b", "2026-01-02")]
+    assert sorted(zip(read["marker"].to_pylist(), read["date"].to_pylist())) == expected
+
+
+def test_a_table_in_the_old_format_names_its_conversion(table):
+    old_commit = join(table.path, "_log", f"{0:020d}.json")
+    table.fs.makedirs(old_commit.rsplit("/", 1)[0], exist_ok=True)
+    table.fs.pipe_file(old_commit, b'{"version": 0}')
+    with pytest.raises(OldTableFormat, match="python -m movierec_dagster.convert_lake"):
+        table.current()
+    with pytest.raises(OldTableFormat):  # nor does a writer start a Delta table over it
+        write_arrow(table, _rows("new"))

@@ -1,16 +1,14 @@
 """What the dashboard reads from the lake, through fsspec as the pipeline does: no Spark, no Dagster, no Streamlit.
 
-The lake is `$MOVIEREC_LAKE` when set (a folder, or a URI: `file://`, `memory://`, or the ADLS lake's
-`abfss://<container>@<account>.dfs.core.windows.net/<path>` through adlfs), else the local deployment's
-`$MOVIEREC_HOME/lake` (`movierec_dagster.home`). Every listing and every read goes through one fsspec
-filesystem for that location:
+The lake is `$MOVIEREC_LAKE` when set (a folder, or a URI: `file://`, or the ADLS lake's
+`abfss://<container>@<account>.dfs.core.windows.net/<path>`), else the local deployment's
+`$MOVIEREC_HOME/lake` (`movierec_dagster.home`). Files (the model registry) are read through one fsspec
+filesystem for that location (adlfs for ADLS); tables through delta-rs:
 
-- a table `tables/<name>/` is what its newest commit says (`movierec_dagster.tables`): the log names each
-  part's snapshot folder, and only the Parquet files in those folders are read, never an older or
-  uncommitted snapshot still on disk. pyarrow reads them (`tables.arrow_dataset`, Hive columns
-  such as `date` from the folder names) and DuckDB runs the queries on those datasets. (Not DuckDB's
-  `register_filesystem`: DuckDB seeks and reads one fsspec file from several threads, which garbles
-  reads from a local folder, and from ADLS alike; pyarrow reads each range under the file's lock);
+- a table `tables/<name>/` is a Delta table: its newest committed version names its Parquet files, and
+  only those are read, never a replaced or uncommitted file still on disk. delta-rs gives them as a
+  pyarrow dataset (`tables.arrow_dataset`, partition columns such as `date` included) and DuckDB runs
+  the queries on those datasets;
 - the newest recommendation date is the newest committed `date=` part of `user_recommendations`;
 - the model registry `models/als/`: every `<version>/model.json` is a version, `champion.json` the champion.
 """
@@ -32,6 +30,7 @@ from movierec_dagster.tables import (
     arrow_dataset,
     join,
     lake_filesystem,
+    lake_table,
     lake_location,  # noqa: F401 - the pages read it from here
 )
 
@@ -129,7 +128,7 @@ class Lake:
             cursor.close()
 
     def _table(self, name: str) -> Table:
-        return Table(self._fs, join(self._root, TABLES, name), join(self.location, TABLES, name))
+        return lake_table(self.location, self._fs, self._root, TABLES, name)
 
     def _version(self, name: str) -> TableVersion | None:
         return self._table(name).current()

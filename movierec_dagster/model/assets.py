@@ -21,7 +21,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import ROW_COUNT, markdown_table, table_metadata
+from movierec_dagster.metadata import ROW_COUNT, committed, data_version, markdown_table, table_metadata
 from movierec_dagster.model import evaluation, gate, registry, training
 from movierec_dagster.model.card import data_profile, model_card
 from movierec_dagster.model.checks import TRAINING_RATINGS, training_ratings_check_specs, training_ratings_checks
@@ -45,7 +45,7 @@ _DEFAULTS = training.ModelParams()
 @asset(
     group_name=GROUP,
     deps=["ratings", EVENTS_TABLE],
-    kinds={"spark", "parquet"},
+    kinds={"spark", "delta"},
     check_specs=training_ratings_check_specs,
 )
 def training_ratings(context: AssetExecutionContext, spark: SparkResource, lake: Lake) -> MaterializeResult:
@@ -59,11 +59,11 @@ def training_ratings(context: AssetExecutionContext, spark: SparkResource, lake:
         context.log.info("No rating_events table yet: training on the history alone.")
     # The rating_events rows merged, kept with the table: the model records them, and the retrain
     # sensor and scoring count what streamed in since.
-    event_rows = (events_version.rows or 0) if events_version else 0
-    lake.write_table(
+    event_rows = events_version.rows if events_version else 0
+    version = lake.write_table(
         training.merge_ratings(history, events), TRAINING_RATINGS, properties={STREAMED_ROWS: event_rows}
     )
-    table = lake.read_table(session, TRAINING_RATINGS)
+    table = lake.read_table(session, TRAINING_RATINGS, version=version)
     history_rows = history.count()
     distinct = table.agg(
         F.count_distinct("user_id").alias("users"), F.count_distinct("movie_id").alias("movies")
@@ -76,18 +76,22 @@ def training_ratings(context: AssetExecutionContext, spark: SparkResource, lake:
         movies=MetadataValue.int(distinct["movies"]),
         location=MetadataValue.path(lake.table_uri(TRAINING_RATINGS)),
         seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
+        **committed(version),
     )
     context.log.info(
         f"training_ratings: {metadata[ROW_COUNT].value:,} rows from {history_rows:,} historical "
         f"and {event_rows:,} streamed ratings"
     )
-    return MaterializeResult(metadata=metadata, check_results=training_ratings_checks(table))
+    return MaterializeResult(
+        metadata=metadata, check_results=training_ratings_checks(table), data_version=data_version(version)
+    )
 
 
 def merged_event_rows(lake: Lake) -> int | None:
     """How many rating_events rows the committed training_ratings merged; None before it exists."""
-    version = lake.table_version(TRAINING_RATINGS)
-    return None if version is None else int(version.properties.get(STREAMED_ROWS, 0))
+    table = lake.table(TRAINING_RATINGS)
+    version = table.current()
+    return None if version is None else int(table.properties(version).get(STREAMED_ROWS, 0))
 
 
 def champion_on_this_data(
@@ -308,7 +312,7 @@ def als_model(
     table = lake.read_table(session, TRAINING_RATINGS, version=trained_on)
     ratings = table.select("user_id", "movie_id", "rating").cache()
     # The rating_events rows in this training data: the retrain sensor counts new ratings from here.
-    streamed_rows = int(trained_on.properties.get(STREAMED_ROWS, 0))
+    streamed_rows = int(lake.table(TRAINING_RATINGS).properties(trained_on).get(STREAMED_ROWS, 0))
     try:
         training_rows = ratings.count()
         if training_rows == 0:

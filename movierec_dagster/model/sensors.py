@@ -72,7 +72,7 @@ def build_retrain_sensor(threshold: int = DEFAULT_RETRAIN_THRESHOLD) -> SensorDe
             trained_on = (read_model_info(lake, champion["version"]) or {}).get(STREAMED_ROWS) or 0
             state = RetrainCursor(champion=str(champion["version"]), counted_from=trained_on)
         events = lake.table_version(EVENTS_TABLE)
-        rows = (events.rows or 0) if events else 0
+        rows = events.rows if events else 0
         new = rows - state.counted_from
         if new < threshold:
             return SensorResult(

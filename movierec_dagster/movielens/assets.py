@@ -22,7 +22,7 @@ from dagster import (
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import PREVIEW_ROWS, ROW_COUNT, markdown_table
+from movierec_dagster.metadata import PREVIEW_ROWS, ROW_COUNT, committed, data_version, markdown_table
 from movierec_dagster.movielens import archive, checks, transforms
 from movierec_dagster.names import LINKS, MOVIES, RATINGS, TAGS
 from movierec_dagster.resources import Lake, MovieLensSource, SparkResource
@@ -126,7 +126,7 @@ def load_table(session: SparkSession, lake: Lake, key: str, movies: Callable[[],
         parsed_rows, F.count(F.lit(1)).alias("rows"), F.count(transforms.REASON).alias("rejected")
     )
     valid, _ = transforms.split_valid(parsed)
-    lake.write_table(
+    version = lake.write_table(
         valid.observe(written_rows, *checks.written_metrics(key, list(source.keys))), key, partition_by=source.partition_by
     )
     source_rows, written = parsed_rows.get["rows"], written_rows.get
@@ -141,7 +141,7 @@ def load_table(session: SparkSession, lake: Lake, key: str, movies: Callable[[],
     else:  # an empty quarantine, committed without reading the CSV again
         lake.write_table(rejected.limit(0), key, area=QUARANTINE)
         rejected_count = 0
-    table = lake.read_table(session, key)
+    table = lake.read_table(session, key, version=version)
     metadata = {
         ROW_COUNT: MetadataValue.int(written[checks.ROWS]),
         "dagster/column_schema": column_schema(table),
@@ -150,6 +150,7 @@ def load_table(session: SparkSession, lake: Lake, key: str, movies: Callable[[],
         "rejected_location": MetadataValue.path(lake.table_uri(key, area=QUARANTINE)),
         "source_file": source.file_name,
         "location": MetadataValue.path(lake.table_uri(key)),
+        **committed(version),
     }
     results = checks.table_checks(
         warnings,
@@ -162,7 +163,8 @@ def load_table(session: SparkSession, lake: Lake, key: str, movies: Callable[[],
     )
     metadata["seconds"] = MetadataValue.float(round(time.perf_counter() - started, 2))
     info.append(f"{key}: {written[checks.ROWS]:,} rows, {rejected_count} rejected")
-    return LoadedTable(MaterializeResult(asset_key=key, metadata=metadata, check_results=results), info, warnings)
+    result = MaterializeResult(asset_key=key, metadata=metadata, check_results=results, data_version=data_version(version))
+    return LoadedTable(result, info, warnings)
 
 
 def _first_line(lake: Lake, uri: str) -> str:
@@ -179,7 +181,7 @@ def column_schema(table: DataFrame) -> TableSchema:
 
 @multi_asset(
     specs=[
-        AssetSpec(key, group_name=GROUP, deps=[movielens_archive], kinds={"spark", "parquet"}, description=table.description)
+        AssetSpec(key, group_name=GROUP, deps=[movielens_archive], kinds={"spark", "delta"}, description=table.description)
         for key, table in SOURCE_TABLES.items()
     ],
     check_specs=checks.check_specs(SOURCE_TABLES),

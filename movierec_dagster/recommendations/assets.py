@@ -26,7 +26,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_dagster.metadata import ROW_COUNT, table_metadata
+from movierec_dagster.metadata import ROW_COUNT, committed, data_version, table_metadata
 from movierec_dagster.model import registry
 from movierec_dagster.model.assets import CHAMPION, TRAINING_RATINGS, merged_event_rows
 from movierec_dagster.model.schedules import ScheduleSettings
@@ -99,7 +99,7 @@ def build_user_recommendations(settings: ScheduleSettings) -> AssetsDefinition:
         name=TABLE,
         group_name=GROUP,
         deps=[CHAMPION, TRAINING_RATINGS, EVENTS_TABLE],
-        kinds={"spark", "parquet"},
+        kinds={"spark", "delta"},
         check_specs=[recommendation_sanity_spec],
         automation_condition=once_per_champion_and_day(settings),
     )
@@ -148,7 +148,7 @@ def build_user_recommendations(settings: ScheduleSettings) -> AssetsDefinition:
                     "the dashboard keeps the last sane batch.",
                     metadata=check.metadata,
                 )
-            location = lake.write_table(recommendations, TABLE, subpath=day_part(day))
+            written = lake.write_table(recommendations, TABLE, part=day_part(day))
             # The metadata from the cached batch just written: the same rows, without reading them back.
             fallback_users = recommendations.where(F.col("source") == POPULARITY).select("user_id").distinct().count()
             metadata = table_metadata(
@@ -157,7 +157,8 @@ def build_user_recommendations(settings: ScheduleSettings) -> AssetsDefinition:
                 users=check.metadata["users_with_recommendations"],
                 day=day,
                 popularity_fallback_users=MetadataValue.int(fallback_users),
-                location=MetadataValue.path(location),
+                location=MetadataValue.path(lake.table_uri(TABLE)),
+                **committed(written),
                 seconds=MetadataValue.float(round(time.perf_counter() - started, 2)),
             )
         finally:
@@ -168,6 +169,6 @@ def build_user_recommendations(settings: ScheduleSettings) -> AssetsDefinition:
             f"{metadata[ROW_COUNT].value:,} recommendations for {metadata['users'].value:,} users "
             f"({fallback_users} on the popularity fallback)"
         )
-        yield MaterializeResult(metadata=metadata, check_results=[check])
+        yield MaterializeResult(metadata=metadata, check_results=[check], data_version=data_version(written))
 
     return user_recommendations

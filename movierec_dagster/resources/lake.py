@@ -4,8 +4,8 @@
 location is a URI string joined as a string (`file:///...` locally, `abfss://...` on
 ADLS), and all file work goes through fsspec, the same way in a Spark step, a sensor
 and the dashboard: fsspec speaks both schemes in plain Python (adlfs for `abfss://`),
-with no JVM, which the orchestrator and the dashboard do not have. Tables are
-committed through `movierec_dagster.tables` (snapshots and a commit log).
+with no JVM, which the orchestrator and the dashboard do not have. Tables are Delta
+tables: Spark writes their Parquet files and `movierec_dagster.tables` commits them with delta-rs.
 """
 
 import json
@@ -13,26 +13,33 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from movierec_dagster.tables import (
-    SNAPSHOT,
-    WHOLE,
-    Part,
+    WRITE_ID,
+    DataFile,
+    Replace,
     Table,
     TableVersion,
     adls_storage_options,
+    arrow_filesystem,
+    delta_storage_options,
     join,
-    new_snapshot_id,
+    new_write_folder,
+    part_values,
     put_atomic,
 )
 
 # The lake's areas, re-exported for the pipeline's modules that reach the lake through this one.
-from movierec_dagster.names import CHECKPOINTS, LANDING, LANDING_ARCHIVE, MODELS, QUARANTINE, RAW, TABLES  # noqa: F401
+from movierec_dagster.names import CHECKPOINTS, CURRENT_FOLDER, LANDING, LANDING_ARCHIVE, MODELS, QUARANTINE, RAW, TABLES  # noqa: F401
 
 
 
@@ -69,14 +76,18 @@ class Lake(ConfigurableResource):
 
     # Tables
 
+    def delta_options(self) -> dict[str, str]:
+        """delta-rs's options for `root` (credentials, account): none for a lake on this machine."""
+        return {}
+
     def table(self, key: str, area: str = TABLES) -> Table:
-        return Table(self.filesystem(), self.fs_path(area, key), self.uri(area, key))
+        return Table(self.uri(area, key), self.delta_options(), fs=self.filesystem(), path=self.fs_path(area, key))
 
     def table_uri(self, key: str, area: str = TABLES) -> str:
         return self.uri(area, key)
 
     def table_version(self, key: str, area: str = TABLES) -> TableVersion | None:
-        """The committed version of a table (its parts, row counts and properties), or None before the first commit."""
+        """The committed version of a table (its files, parts and rows), or None before the first commit."""
         return self.table(key, area).current()
 
     def table_exists(self, key: str, area: str = TABLES) -> bool:
@@ -85,18 +96,23 @@ class Lake(ConfigurableResource):
     def read_table(
         self, spark: SparkSession, key: str, area: str = TABLES, version: TableVersion | None = None
     ) -> DataFrame:
-        """The committed table (or its `version`, as `table_version` returned it)."""
+        """The committed table (or its `version`, as `table_version` returned it): Spark reads that version's files only."""
         table = self.table(key, area)
         version = version or table.current()
         if version is None:
             raise TableNotFoundError(
                 f"Table '{key}' does not exist yet at {table.uri}: materialize the asset '{key}' first."
             )
-        return spark.read.option("basePath", table.uri).parquet(*table.data_uris(version)).drop(SNAPSHOT)
+        schema = from_arrow_schema(version.schema, prefer_timestamp_ntz=False)
+        files = table.file_uris(version)
+        if not files:
+            return spark.createDataFrame([], schema)
+        return spark.read.schema(schema).option("basePath", table.uri).parquet(*files).drop(WRITE_ID)
 
     def read_table_if_exists(self, spark: SparkSession, key: str, area: str = TABLES) -> DataFrame | None:
         """The table, or None while nothing has committed it."""
-        return self.read_table(spark, key, area) if self.table_exists(key, area) else None
+        version = self.table_version(key, area)
+        return None if version is None else self.read_table(spark, key, area, version)
 
     def write_table(
         self,
@@ -105,48 +121,91 @@ class Lake(ConfigurableResource):
         *,
         area: str = TABLES,
         partition_by: Sequence[str] = (),
-        subpath: str | None = None,
-        rows: int | None = None,
+        part: str | None = None,
         properties: dict[str, Any] | None = None,
-    ) -> str:
-        """Write `df` as Parquet into a new snapshot and commit it: as the whole table, or as the part `subpath`.
+        transaction: tuple[str, int] | None = None,
+        replace: Replace | None = None,
+    ) -> TableVersion | None:
+        """Write `df` as Parquet with Spark and commit it with delta-rs: as the whole table, or as its part `part`.
 
-        A part (e.g. `date=2026-12-01`) replaces only itself. `rows`, when the caller knows it,
-        is recorded with the part; `properties` are merged into the table's. Returns the
-        snapshot's location.
+        A part (e.g. `date=2026-12-01`, its column not in `df`) replaces only itself. `properties`
+        are recorded with the commit (`Table.properties`). With `transaction` (app id, number), a
+        part that app already committed is not committed again (None is returned). `replace`
+        overrides what the commit replaces ("nothing": it adds its parts). Returns the version
+        committed.
         """
         table = self.table(key, area)
-        snapshot, part = new_snapshot_id(), subpath or WHOLE
-        location = table.snapshot_uri(snapshot, part)
+        folder = join(new_write_folder(), part or "")
+        location = join(table.uri, folder)
+        spark = df.sparkSession
+        # Delta's timestamps are microseconds; Spark's default Parquet timestamp (INT96) is not.
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         writer = df.write.mode("errorifexists")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.parquet(location)
-        table.commit({part: Part(snapshot, rows)}, replace_all=subpath is None, properties=properties)
-        return location
+        columns = list(partition_by) or list(part_values(part or ""))
+        schema = to_arrow_schema(df.schema, timezone="UTC")
+        for column in columns:
+            if column not in schema.names:
+                schema = schema.append(pa.field(column, pa.string()))
+        files = self._written_files(spark.read.schema(df.schema).parquet(location).inputFiles(), table, folder, part)
+        return table.commit(
+            files,
+            schema=schema,
+            partition_columns=columns,
+            replace=replace or ("part" if part else "table"),
+            properties=properties,
+            transaction=transaction,
+        )
+
+    def _written_files(self, uris: list[str], table: Table, folder: str, part: str | None) -> list[DataFile]:
+        """The files Spark committed into `folder` of `table`, with their sizes and rows (from the Parquet footers).
+
+        `uris` is Spark's own listing of the folder, which honours its commit protocol: a file a failed
+        task left behind is not in it (on Databricks, files without their `_committed` marker).
+        """
+        write_id = folder.split("/", 1)[0]
+        fs, filesystem = self.filesystem(), arrow_filesystem(self.filesystem())
+        files = []
+        for uri in sorted(uris):
+            relative = uri[uri.index(f"/{write_id}/") + 1 :]
+            path = join(table.path, unquote(relative))
+            rows = pq.ParquetFile(path, filesystem=filesystem).metadata.num_rows
+            inside = unquote(relative).removeprefix(folder).strip("/")
+            file_part = part or "/".join(inside.split("/")[:-1])
+            files.append(DataFile(path=relative, part=file_part, rows=rows, size=fs.size(path)))
+        return files
 
     def put_directory(self, local_dir: Path, key: str, area: str = RAW) -> str:
-        """Upload a local folder as the new snapshot of `area/key`; returns the snapshot's location."""
-        table = self.table(key, area)
-        snapshot = new_snapshot_id()
-        target = table.snapshot_path(snapshot)
+        """Upload a local folder (e.g. a download's files) as the new current folder of `area/key`; returns its location.
+
+        Not a table: a folder of files, named by `_current.json` once whole. The folder before it stays
+        for a reader still reading it; older ones are deleted.
+        """
+        folder = new_write_folder()
         fs = self.filesystem()
-        for folder, _, files in os.walk(local_dir):
-            relative = os.path.relpath(folder, local_dir)
-            destination = join(target, "" if relative == "." else relative)
+        for directory, _, files in os.walk(local_dir):
+            relative = os.path.relpath(directory, local_dir)
+            destination = self.fs_path(area, key, folder, "" if relative == "." else relative)
             fs.makedirs(destination, exist_ok=True)
             for name in files:
-                fs.put_file(os.path.join(folder, name), join(destination, name))
-        table.commit({WHOLE: Part(snapshot)}, replace_all=True)
-        return table.snapshot_uri(snapshot)
+                fs.put_file(os.path.join(directory, name), join(destination, name))
+        previous = (self.read_json(area, key, CURRENT_FOLDER) or {}).get("folder")
+        self.write_json({"folder": folder}, area, key, CURRENT_FOLDER)
+        for name in self.list_names(area, key):
+            if name not in (folder, previous, CURRENT_FOLDER):
+                self.delete(area, key, name)
+        return self.uri(area, key, folder)
 
     def current_location(self, key: str, area: str) -> str:
-        """Where the committed snapshot of a whole table (e.g. the raw CSVs) is."""
-        table = self.table(key, area)
-        version = table.current()
-        if version is None or WHOLE not in version.parts:
-            raise TableNotFoundError(f"Nothing is committed at {table.uri} yet: materialize the asset that writes it.")
-        return table.snapshot_uri(version.parts[WHOLE].snapshot)
+        """Where the current folder of `area/key` (`put_directory`) is."""
+        current = self.read_json(area, key, CURRENT_FOLDER)
+        if current is None:
+            raise TableNotFoundError(
+                f"Nothing is stored at {self.uri(area, key)} yet: materialize the asset that writes it."
+            )
+        return self.uri(area, key, current["folder"])
 
     # Files
 
@@ -209,3 +268,6 @@ class AdlsLake(Lake):
 
     def storage_options(self) -> dict[str, Any]:
         return adls_storage_options(self.connection_string, self.tenant_id, self.client_id, self.client_secret)
+
+    def delta_options(self) -> dict[str, str]:
+        return delta_storage_options(self.connection_string, self.tenant_id, self.client_id, self.client_secret)

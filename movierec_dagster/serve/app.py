@@ -86,7 +86,7 @@ class Health(BaseModel):
     status: Literal["ready", "unavailable"]
     detail: str | None = None
     date: str | None = None
-    snapshot: str | None = None
+    table_version: int | None = None  # the Delta version of user_recommendations served
     model_version: str | None = None  # the model that made the batch served
     champion: str | None = None  # the model whose item vectors /similar uses
     users: int | None = None
@@ -168,8 +168,8 @@ class Service:
             self.metrics.loaded_at.set(time.time())
             self.metrics.load_seconds.set(served.load_seconds)
             log.info(
-                "Serving %s (snapshot %s, champion %s): %d users, loaded in %.2f s",
-                served.source.date, served.source.snapshot, served.source.champion, served.users, served.load_seconds,
+                "Serving %s (user_recommendations version %s, champion %s): %d users, loaded in %.2f s",
+                served.source.date, served.source.table_version, served.source.champion, served.users, served.load_seconds,
             )
             return True
 
@@ -330,7 +330,7 @@ def create_app(service: Service, poll_seconds: float | None = None, cors_origins
             status="ready",
             detail=service.problem or None,  # a failed reload, while the previous data is served
             date=served.source.date,
-            snapshot=served.source.snapshot,
+            table_version=served.source.table_version,
             model_version=served.batch_model_version,
             champion=served.source.champion,
             users=served.users,

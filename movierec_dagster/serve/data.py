@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join
+from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join, lake_table
 
 # The pipeline's names (names.py imports nothing, so the service still starts without Dagster or PySpark).
 from movierec_dagster.names import (
@@ -56,7 +56,7 @@ class Source:
     """What one `Served` was loaded from: when any of it changes, the service loads again."""
 
     date: str
-    snapshot: str  # the snapshot of the `date=` part: a batch made again on the same day is a new one
+    table_version: int  # user_recommendations' Delta version: a batch made again on the same day is a new one
     champion: str | None
     movies_version: int
 
@@ -174,7 +174,7 @@ class LakeReader:
         self.fs, self.root, self.location = fs, root.rstrip("/"), location
 
     def _table(self, name: str) -> Table:
-        return Table(self.fs, join(self.root, TABLES, name), join(self.location, TABLES, name))
+        return lake_table(self.location, self.fs, self.root, TABLES, name)
 
     def _version(self, name: str) -> TableVersion | None:
         return self._table(name).current()
@@ -196,7 +196,7 @@ class LakeReader:
             raise NotServable(f"The lake at {self.location} has no movies table: run make demo (the movielens_etl job).")
         date = max(dates)
         champion = (self._read_json(MODELS, CHAMPION) or {}).get("version")
-        return Source(date, version.parts[f"date={date}"].snapshot, champion, movies.version), version
+        return Source(date, version.version, champion, movies.version), version
 
     def load(self) -> Served:
         started = time.perf_counter()

@@ -6,10 +6,10 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, RetryPolicy, multi_asset
 
-from movierec_dagster.metadata import table_metadata
+from movierec_dagster.metadata import ROW_COUNT, committed, data_version, table_metadata
 from movierec_dagster.resources import EventSource, Lake, SparkResource
 from movierec_dagster.stream.checks import events_checks, rejected_checks, stream_check_specs
-from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE, IngestResult, ingest_rating_events
+from movierec_dagster.stream.ingest import EVENT_IDS_TABLE, EVENTS_TABLE, REJECTED_TABLE, IngestResult, ingest_rating_events
 
 GROUP = "stream"
 # Ingest runs must never overlap: this pool has limit 1 (infra/local/dagster.yaml), and the ingest
@@ -47,15 +47,22 @@ def _ingest_metadata(result: IngestResult, seconds: float) -> dict[str, Any]:
         AssetSpec(
             EVENTS_TABLE,
             group_name=GROUP,
-            kinds={"spark", "parquet"},
+            kinds={"spark", "delta"},
             description="One row per valid rating event (event_id, user_id, movie_id, rating, rated_at, "
             "ingested_at), ingested exactly once from the event source.",
         ),
         AssetSpec(
             REJECTED_TABLE,
             group_name=GROUP,
-            kinds={"spark", "parquet"},
+            kinds={"spark", "delta"},
             description="One row per rejected rating event: its raw text, the reason, where and when it landed.",
+        ),
+        AssetSpec(
+            EVENT_IDS_TABLE,
+            group_name=GROUP,
+            kinds={"spark", "delta"},
+            description="The ingest's index of every rating_events id: a 64-bit hash of each, in the same "
+            "ingest_batch parts, which a new batch's ids are looked up in before the exact comparison.",
         ),
     ],
     check_specs=stream_check_specs,
@@ -84,17 +91,43 @@ def rating_events(
     ingest = _ingest_metadata(result, seconds)
     events_metadata = dict(ingest)
     rejected_metadata = {"rejected": ingest["rejected"], "rejected_by_reason": ingest["rejected_by_reason"]}
-    events = lake.read_table_if_exists(session, EVENTS_TABLE)
-    if events is not None:
+    events_version, rejected_version = lake.table_version(EVENTS_TABLE), lake.table_version(REJECTED_TABLE)
+    index_version = lake.table_version(EVENT_IDS_TABLE)
+    events = rejected = None
+    if events_version is not None:
+        events = lake.read_table(session, EVENTS_TABLE, version=events_version)
         events_metadata = table_metadata(
-            events, location=MetadataValue.path(lake.table_uri(EVENTS_TABLE)), **ingest
+            events, location=MetadataValue.path(lake.table_uri(EVENTS_TABLE)), **ingest, **committed(events_version)
         )
-    rejected = lake.read_table_if_exists(session, REJECTED_TABLE)
-    if rejected is not None:
+    if rejected_version is not None:
+        rejected = lake.read_table(session, REJECTED_TABLE, version=rejected_version)
         rejected_metadata = table_metadata(
             rejected,
             location=MetadataValue.path(lake.table_uri(REJECTED_TABLE)),
             **rejected_metadata,
+            **committed(rejected_version),
         )
-    yield MaterializeResult(asset_key=EVENTS_TABLE, metadata=events_metadata, check_results=events_checks(context, events))
-    yield MaterializeResult(asset_key=REJECTED_TABLE, metadata=rejected_metadata, check_results=rejected_checks(rejected))
+    yield MaterializeResult(
+        asset_key=EVENTS_TABLE,
+        metadata=events_metadata,
+        check_results=events_checks(context, events),
+        data_version=data_version(events_version) if events_version else None,
+    )
+    yield MaterializeResult(
+        asset_key=REJECTED_TABLE,
+        metadata=rejected_metadata,
+        check_results=rejected_checks(rejected),
+        data_version=data_version(rejected_version) if rejected_version else None,
+    )
+    if index_version is not None:
+        yield MaterializeResult(
+            asset_key=EVENT_IDS_TABLE,
+            metadata={
+                ROW_COUNT: MetadataValue.int(index_version.rows),
+                "location": MetadataValue.path(lake.table_uri(EVENT_IDS_TABLE)),
+                **committed(index_version),
+            },
+            data_version=data_version(index_version),
+        )
+    else:
+        yield MaterializeResult(asset_key=EVENT_IDS_TABLE, metadata={ROW_COUNT: MetadataValue.int(0)})

@@ -8,19 +8,21 @@ things together:
   input each micro-batch holds before the batch runs, and a batch is marked
   done only after its output is committed, so a killed run replays the same
   input as the same batch;
-- each batch commits its valid and rejected rows as its own part of the two tables,
-  `ingest_batch=<checkpoint id>-<batch id>`, so a replayed batch replaces its
-  half-done output instead of adding to it, and a new checkpoint (deleted,
-  reset, or another source) can never overwrite an earlier batch;
+- each batch commits its rows to each table as its own part,
+  `ingest_batch=cp<checkpoint id>-<batch id>`, in a Delta commit that carries the
+  application transaction (checkpoint id, batch id): a replayed batch that was
+  committed before is recognised and not committed again, and a new checkpoint
+  (deleted, reset, or another source) can never touch an earlier batch;
 - duplicates are looked up in every other part, so a replay classifies its rows
   exactly as the first attempt did, and events taken in under an earlier
   checkpoint still count as seen.
 
-The lookup scans a 64-bit hash of each earlier id, not the ids: `rating_event_ids`
-holds, part for part, the hashes of `rating_events`' rows (a batch writes its
-part there before its valid part), and only the parts where a hash of the batch
-matches are read for the exact comparison of the ids. A part with no index part
-of as many rows (written before the index existed) is indexed by the next batch.
+The lookup scans a 64-bit hash of each earlier id, not the ids: the table
+`rating_event_ids` holds, part for part, the hashes of `rating_events`' rows (a
+batch commits its part there before its valid part), and only the parts where a
+hash of the batch matches are read for the exact comparison of the ids. A part of
+`rating_events` with no part in the index (an index deleted, or a lake converted
+without one) is indexed by the next batch.
 
 Each source has a checkpoint of its own, named for it: switching the landing
 folder for Event Hubs, or a landing folder that moved with a copied lake, starts
@@ -28,7 +30,7 @@ a new checkpoint, and whatever the new one reads again is rejected as a duplicat
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,16 +38,15 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_dagster.names import EVENTS, REJECTED_EVENTS
+from movierec_dagster.names import EVENT_IDS, EVENTS, REJECTED_EVENTS
 from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.resources.lake import CHECKPOINTS, Lake
 from movierec_dagster.stream import transforms
 from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 from movierec_dagster.stream.transforms import BATCH, MAX_BROADCAST_IDS, REASON, BatchStats
-from movierec_dagster.tables import Part, TableVersion, new_snapshot_id
+from movierec_dagster.tables import TableVersion
 
-EVENTS_TABLE, REJECTED_TABLE = EVENTS, REJECTED_EVENTS
-EVENT_IDS_TABLE = "rating_event_ids"  # the hash of each rating_events id, in the same parts
+EVENTS_TABLE, REJECTED_TABLE, EVENT_IDS_TABLE = EVENTS, REJECTED_EVENTS, EVENT_IDS
 ID_HASH = "id_hash"
 
 
@@ -80,8 +81,16 @@ def batch_part(checkpoint_id: str, batch_id: int) -> str:
     return f"{BATCH}=cp{checkpoint_id[:12]}-{batch_id:08d}"  # "cp" first: Spark reads the value as text
 
 
-def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, part: str) -> BatchStats:
-    """Validate one micro-batch and commit it as the part `part` of both tables; safe to run again for the same part."""
+def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, checkpoint_id: str, batch_id: int) -> BatchStats | None:
+    """Validate one micro-batch and commit it as its part of the three tables; None when it was committed before.
+
+    Each table's commit carries the application transaction (checkpoint id, batch id), so running
+    the batch again commits only what a killed attempt did not.
+    """
+    if lake.table(EVENTS_TABLE).committed_before(checkpoint_id, batch_id):
+        return None
+    part = batch_part(checkpoint_id, batch_id)
+    transaction = (checkpoint_id, batch_id)
     now = datetime.now(UTC)
     parsed = transforms.parse_events(lines, now).cache()
     earlier = earlier_event_ids(spark, lake, parsed.where(F.col(REASON).isNull()).select("event_id"), part)
@@ -89,11 +98,11 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, part: str) 
     try:
         stats = transforms.batch_stats(classified)
         if stats.read:
-            # Rejected first: the valid part appearing is the last step of a batch.
-            lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, subpath=part, rows=stats.rejected)
+            # Rejected first, the index before the events: the valid part appearing is the last step of a batch.
+            lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, part=part, transaction=transaction)
             valid = transforms.valid_events(classified)
-            lake.write_table(id_hashes(valid), EVENT_IDS_TABLE, subpath=part, rows=stats.accepted)
-            lake.write_table(valid, EVENTS_TABLE, subpath=part, rows=stats.accepted)
+            lake.write_table(id_hashes(valid), EVENT_IDS_TABLE, part=part, transaction=transaction)
+            lake.write_table(valid, EVENTS_TABLE, part=part, transaction=transaction)
         return stats
     finally:
         classified.unpersist()
@@ -116,7 +125,7 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
     if events is None:
         return None
     # An empty part holds no ids (and a backfill would write no folder for it).
-    earlier = {name: p for name, p in events.parts.items() if name != part and p.rows != 0}
+    earlier = {name: rows for name, rows in events.parts.items() if name != part and rows != 0}
     if not earlier:
         return None
     index = index_earlier_parts(spark, lake, events, earlier)
@@ -124,7 +133,7 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
     if batch_ids.count() <= MAX_BROADCAST_IDS:
         hashes = F.broadcast(hashes)
     matched = (
-        lake.read_table(spark, EVENT_IDS_TABLE, version=replace(index, parts={n: index.parts[n] for n in earlier}))
+        lake.read_table(spark, EVENT_IDS_TABLE, version=index.only(earlier))
         .join(hashes, ID_HASH, "left_semi")
         .select(BATCH)
         .distinct()
@@ -132,25 +141,19 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
     )
     if not matched:
         return None
-    parts = {f"{BATCH}={row[BATCH]}" for row in matched}
-    holding = replace(events, parts={name: earlier[name] for name in parts})
+    holding = events.only(f"{BATCH}={row[BATCH]}" for row in matched)
     return lake.read_table(spark, EVENTS_TABLE, version=holding).select("event_id")
 
 
-def index_earlier_parts(
-    spark: SparkSession, lake: Lake, events: TableVersion, earlier: dict[str, Part]
-) -> TableVersion:
+def index_earlier_parts(spark: SparkSession, lake: Lake, events: TableVersion, earlier: dict[str, int]) -> TableVersion:
     """The index, after indexing every part of `earlier` it lacks (in one write and one commit)."""
-    index = lake.table_version(EVENT_IDS_TABLE)
-    indexed = index.parts if index else {}
-    missing = {name: p for name, p in earlier.items() if name not in indexed or indexed[name].rows != p.rows}
+    table = lake.table(EVENT_IDS_TABLE)
+    index = table.current()
+    missing = [name for name in earlier if index is None or name not in index.parts]
     if not missing:
         return index
-    table = lake.table(EVENT_IDS_TABLE)
-    snapshot = new_snapshot_id()
-    rows = lake.read_table(spark, EVENTS_TABLE, version=replace(events, parts=missing))
-    id_hashes(rows, BATCH).write.partitionBy(BATCH).parquet(table.snapshot_uri(snapshot))
-    return table.commit({name: Part(snapshot, p.rows) for name, p in missing.items()})
+    rows = lake.read_table(spark, EVENTS_TABLE, version=events.only(missing))
+    return lake.write_table(id_hashes(rows, BATCH), EVENT_IDS_TABLE, partition_by=[BATCH], replace="nothing")
 
 
 def ingest_rating_events(
@@ -166,8 +169,10 @@ def ingest_rating_events(
 
     def on_batch(lines: DataFrame, batch_id: int) -> None:
         # Spark writes the checkpoint's id before the first batch, and keeps it for the checkpoint's life.
-        part = batch_part(checkpoint.query_id(), batch_id)
-        stats = process_batch(spark, lake, lines, part)
+        stats = process_batch(spark, lake, lines, checkpoint.query_id(), batch_id)
+        if stats is None:
+            log(f"batch {batch_id}: committed by an earlier run that stopped before its checkpoint did; not again")
+            return
         totals.add(stats)
         log(
             f"batch {batch_id}: {stats.read:,} events read, {stats.accepted:,} accepted, "

@@ -18,7 +18,7 @@ from dagster import (
 from movierec_dagster.resources import Lake
 from movierec_dagster.resources.event_source import EventSource
 from movierec_dagster.stream.assets import INGEST_POOL
-from movierec_dagster.stream.ingest import EVENTS_TABLE, REJECTED_TABLE, ingest_checkpoint
+from movierec_dagster.stream.ingest import EVENT_IDS_TABLE, EVENTS_TABLE, REJECTED_TABLE, ingest_checkpoint
 
 INGEST_JOB = "ingest_rating_events"
 # The run queue lets one run with this tag at a time (infra/local/dagster.yaml).
@@ -35,7 +35,7 @@ DEFAULT_RETRY_AFTER_FAILURE_SECONDS = 60
 
 ingest_rating_events_job = define_asset_job(
     INGEST_JOB,
-    selection=[EVENTS_TABLE, REJECTED_TABLE],
+    selection=[EVENTS_TABLE, REJECTED_TABLE, EVENT_IDS_TABLE],
     description="Ingest the rating events that arrived since the last run (exactly once).",
     tags=INGEST_CONCURRENCY_TAG,
 )

@@ -3,6 +3,7 @@
 `make azurite` installs it into `.azurite/` (git ignores it); an `azurite-blob` on PATH does too.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +18,9 @@ from movierec_dagster.tables import adls_storage_options, join
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_BINARY = ROOT / ".azurite" / "node_modules" / ".bin" / "azurite-blob"
-INSTALL = "make azurite (npm installs the pinned Azurite into .azurite/; first Node.js: apt-get install nodejs npm)"
+# The Node.js `make azurite` installs beside it (npm's node-linux-<arch> package): Azurite needs a newer one than Debian's.
+LOCAL_NODE = sorted((ROOT / ".azurite" / "node_modules").glob("node-linux-*/bin"))
+INSTALL = "make azurite (npm installs the pinned Azurite and its Node.js into .azurite/; first npm: apt-get install nodejs npm)"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development account key: public, and accepted by Azurite alone.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -75,6 +78,8 @@ class Azurite:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # azurite-blob starts with `#!/usr/bin/env node`: the Node.js installed with it comes first.
+                env={**os.environ, "PATH": os.pathsep.join([*map(str, LOCAL_NODE), os.environ.get("PATH", "")])},
             )
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline and process.poll() is None:

@@ -1,28 +1,19 @@
-"""Fixtures for the dashboard tests: a tiny lake per test (in memory, or in a folder), and the app pointed at it."""
+"""Fixtures for the dashboard tests: a tiny lake per test (in a folder, or at a file:// URI), and the app pointed at it.
 
-import uuid
-from collections.abc import Iterator
+No lake in fsspec's `memory://` filesystem: the tables are Delta tables, which delta-rs reads and commits
+with its own object stores, and those cannot share fsspec's memory filesystem.
+"""
+
 from pathlib import Path
 
-import fsspec
 import pytest
 
 from tests.dashboard.lakes import TinyLake, build_lake
 
 
 @pytest.fixture
-def memory_location() -> Iterator[str]:
-    """A fresh `memory://` lake location, emptied afterwards (fsspec's memory filesystem is one per process)."""
-    location = f"memory://lake-{uuid.uuid4().hex}"
-    yield location
-    fs, path = fsspec.core.url_to_fs(location)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-
-
-@pytest.fixture
-def tiny_lake(memory_location: str) -> TinyLake:
-    return build_lake(memory_location)
+def tiny_lake(tmp_path: Path) -> TinyLake:
+    return build_lake(tmp_path / "lake")
 
 
 @pytest.fixture
@@ -31,11 +22,9 @@ def folder_lake(tmp_path: Path) -> TinyLake:
     return build_lake(tmp_path / "lake")
 
 
-@pytest.fixture(params=["memory", "folder", "file-uri"])
+@pytest.fixture(params=["folder", "file-uri"])
 def any_lake(request: pytest.FixtureRequest, tmp_path: Path) -> TinyLake:
-    """The tiny lake at each kind of location the dashboard reads: memory://, a folder, a file:// URI."""
-    if request.param == "memory":
-        return build_lake(request.getfixturevalue("memory_location"))
+    """The tiny lake at each kind of local location the dashboard reads: a folder, a file:// URI."""
     folder = tmp_path / "lake"
     return build_lake(folder if request.param == "folder" else folder.as_uri())
 

@@ -1,10 +1,11 @@
 """Tiny lakes in the pipeline's layout, made with pyarrow and committed through `movierec_dagster.tables`.
 
-A table is Spark-like part files in snapshot folders plus its commit log. As in a real lake, replaced
-snapshots stay on disk for a while: `movies`, `ratings` and the newest `user_recommendations` part each
-have an older snapshot with other rows ("Old movie N", an extra 5-star rating per user, an extra user and
-other movies), and an uncommitted snapshot (a killed writer's) holds a newer `date=` part. Only the
-committed rows may show up in the dashboard.
+A table is a Delta table: Parquet files in write folders (`<table>/write_id=<id>/<part>/`), and its
+`_delta_log/` naming the files of each version. As in a real lake, replaced files stay on disk until a
+vacuum: `movies`, `ratings` and the newest `user_recommendations` part each had an earlier version with
+other rows ("Old movie N", an extra 5-star rating per user, an extra user and other movies), and a Parquet
+file no commit names (a killed writer's) holds a newer `date=` part. Only the committed rows may show up
+in the dashboard.
 """
 
 import json
@@ -12,28 +13,38 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import unquote
 
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from movierec_dagster.tables import WHOLE, Part, Table, join, new_snapshot_id
+from movierec_dagster.tables import (
+    WHOLE,
+    DataFile,
+    Table,
+    TableVersion,
+    arrow_filesystem,
+    join,
+    lake_filesystem,
+    lake_table,
+    new_write_folder,
+    part_name,
+    write_arrow,
+)
 
 GENRES = ("Action", "Comedy", "Drama", "Sci-Fi", "Romance", "Thriller")
 NEWEST_DATE = "2026-03-02"
 OLDER_DATE = "2026-03-01"
 UNCOMMITTED_DATE = "2026-03-03"
-STALE_USER = 99  # only in the replaced snapshot of the newest recommendations
+STALE_USER = 99  # only in the replaced version of the newest recommendations
 MODEL_VERSION = "20260302T060000Z-c3c3c3"
 OLDER_MODEL_VERSION = "20260301T060000Z-b2b2b2"
 
-RATINGS_SCHEMA = pa.schema(
-    [("user_id", pa.int32()), ("movie_id", pa.int32()), ("rating", pa.float64()), ("rated_at", pa.timestamp("us"))]
-)
-EVENTS_SCHEMA = pa.schema(
-    [("event_id", pa.string()), *zip(RATINGS_SCHEMA.names, RATINGS_SCHEMA.types), ("ingested_at", pa.timestamp("us"))]
-)
+TIMESTAMP = pa.timestamp("us", tz="UTC")  # as the pipeline's tables hold them (Spark's timestamps, in UTC)
+RATINGS_SCHEMA = pa.schema([("user_id", pa.int32()), ("movie_id", pa.int32()), ("rating", pa.float64()), ("rated_at", TIMESTAMP)])
+EVENTS_SCHEMA = pa.schema([("event_id", pa.string()), *zip(RATINGS_SCHEMA.names, RATINGS_SCHEMA.types), ("ingested_at", TIMESTAMP)])
 RECOMMENDATIONS_SCHEMA = pa.schema(
     [
         ("user_id", pa.int32()),
@@ -42,7 +53,7 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("predicted_rating", pa.float64()),
         ("model_version", pa.string()),
-        ("generated_at", pa.timestamp("us")),
+        ("generated_at", TIMESTAMP),
         ("source", pa.string()),
     ]
 )
@@ -62,39 +73,44 @@ class TinyLake:
         return join(self.root, *parts)
 
     def table(self, name: str) -> Table:
-        return Table(self.fs, self.path("tables", name), join(self.location, "tables", name))
+        """The table as the dashboard and the service open it (ADLS credentials from the environment)."""
+        return lake_table(self.location, self.fs, self.root, "tables", name)
 
     def committed_files(self, name: str) -> list[str]:
-        """The Parquet files of the table's committed snapshots."""
+        """The Parquet files (in `fs`'s path form) the table's newest version names."""
         table = self.table(name)
-        version = table.current()
-        folders = [table.snapshot_path(p.snapshot, part) for part, p in version.parts.items()]
-        return sorted(f for folder in folders for f in self.fs.find(folder) if f.endswith(".parquet"))
+        return sorted(join(table.path, unquote(file.path)) for file in table.current().files)
+
+    def parquet_on_disk(self, name: str) -> list[str]:
+        """Every Parquet file under the table's folder, committed or not (the Delta log's own files aside)."""
+        table = self.table(name)
+        return sorted(path for path in self.fs.find(table.path) if path.endswith(".parquet") and "/_delta_log/" not in path)
 
 
-def write_snapshot(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE, partition: str | None = None) -> str:
-    """Part files like Spark's (in `<partition>=<value>/` folders) and `_SUCCESS` in a new, uncommitted snapshot."""
-    snapshot = new_snapshot_id()
-    folder = lake.table(name).snapshot_path(snapshot, part)
-    groups = [("", rows)]
-    if partition is not None:
-        values = sorted(set(rows.column(partition).to_pylist()))
-        groups = [
-            (f"{partition}={value}", rows.filter(pc.equal(rows[partition], value)).drop_columns([partition]))
-            for value in values
-        ]
-    for subfolder, group in groups:
-        lake.fs.makedirs(join(folder, subfolder), exist_ok=True)
-        file = join(folder, subfolder, f"part-00000-{uuid.uuid4()}-c000.snappy.parquet")
-        pq.write_table(group, file, filesystem=lake.fs)
-    lake.fs.pipe_file(join(folder, "_SUCCESS"), b"")
-    return snapshot
+def write_uncommitted(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE) -> str:
+    """A killed writer's file: Parquet in a write folder of its own under the table, that no commit names."""
+    path = lake.path("tables", name, new_write_folder(), part, f"part-00000-{uuid.uuid4().hex}.parquet")
+    lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    pq.write_table(rows, path, filesystem=arrow_filesystem(lake.fs))
+    return path
 
 
-def commit(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE, partition: str | None = None) -> None:
-    """Write a snapshot and commit it: as the whole table, or as its `part`."""
-    snapshot = write_snapshot(lake, name, rows, part, partition)
-    lake.table(name).commit({part: Part(snapshot, rows.num_rows)}, replace_all=part == WHOLE)
+def commit(lake: TinyLake, name: str, rows: pa.Table, part: str = WHOLE, partition: str | None = None) -> TableVersion:
+    """Write `rows` and commit them: as the whole table, as its `part` (a `date=` part's column not in `rows`),
+    or, with `partition` (a column of `rows`), as the whole table in one file per value, as Spark's partitionBy."""
+    table = lake.table(name)
+    if partition is None:
+        return write_arrow(table, rows, part=part)
+    write_id, files = new_write_folder(), []
+    for value in sorted(set(rows.column(partition).to_pylist())):
+        value_part = part_name({partition: value})
+        relative = join(write_id, value_part, f"part-00000-{uuid.uuid4().hex}.c000.snappy.parquet")
+        path = join(table.path, relative)
+        lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        group = rows.filter(pc.equal(rows[partition], value)).drop_columns([partition])
+        pq.write_table(group, path, filesystem=arrow_filesystem(lake.fs))
+        files.append(DataFile(relative, value_part, group.num_rows, lake.fs.size(path)))
+    return table.commit(files, schema=rows.schema, partition_columns=[partition])
 
 
 def movies_table(count: int = 40, title: str = "Movie {}") -> tuple[pa.Table, dict[int, dict]]:
@@ -107,9 +123,7 @@ def movies_table(count: int = 40, title: str = "Movie {}") -> tuple[pa.Table, di
             "year": None if movie_id % 11 == 0 else 1980 + movie_id,
             "genres": sorted(set(genres)),
         }
-    schema = pa.schema(
-        [("movie_id", pa.int32()), ("title", pa.string()), ("year", pa.int32()), ("genres", pa.list_(pa.string()))]
-    )
+    schema = pa.schema([("movie_id", pa.int32()), ("title", pa.string()), ("year", pa.int32()), ("genres", pa.list_(pa.string()))])
     return pa.Table.from_pylist(list(movies.values()), schema=schema), movies
 
 
@@ -123,8 +137,8 @@ def build_lake(
     streamed_since: bool = False,
 ) -> TinyLake:
     """A lake with movies, ratings (by year), and optionally two days of recommendations and three models."""
-    fs, root = fsspec.core.url_to_fs(str(location))
-    lake = TinyLake(str(location), fs, root.rstrip("/"), list(range(1, users + 1)), {users})
+    fs, root = lake_filesystem(str(location))  # the dashboard's own way in (ADLS credentials from the environment)
+    lake = TinyLake(str(location), fs, root, list(range(1, users + 1)), {users})
     commit(lake, "movies", movies_table(title="Old movie {}")[0])
     movies, lake.movies = movies_table()
     commit(lake, "movies", movies)
@@ -190,7 +204,7 @@ def _recommendation_rows(lake: TinyLake, date: str, users: list[int], offset: in
 
 
 def _write_recommendations(lake: TinyLake) -> None:
-    """Two committed days, the newest replaced once; a newer day written but never committed."""
+    """Two committed days, the newest replaced once; a newer day's file written but never committed."""
     table = "user_recommendations"
     older = _recommendation_rows(lake, OLDER_DATE, lake.users, 20, OLDER_MODEL_VERSION)
     commit(lake, table, older, f"date={OLDER_DATE}")
@@ -198,7 +212,7 @@ def _write_recommendations(lake: TinyLake) -> None:
     commit(lake, table, stale, f"date={NEWEST_DATE}")
     commit(lake, table, _recommendation_rows(lake, NEWEST_DATE, lake.users, 10, MODEL_VERSION), f"date={NEWEST_DATE}")
     lake.recommended = {user: _picks(user, 10) for user in lake.users}
-    write_snapshot(lake, table, stale, f"date={UNCOMMITTED_DATE}")
+    write_uncommitted(lake, table, stale, f"date={UNCOMMITTED_DATE}")
 
 
 MODEL_METRICS = {  # version: (rmse, ndcg@10)
@@ -218,9 +232,7 @@ def model_info(version: str, rmse: float, ndcg: float) -> dict:
         "training_rows": 48,
         "global_mean": 3.5,
         "params": {"rank": 8, "regParam": 0.1},
-        "metrics": {
-            "rmse": rmse, "mae": rmse * 0.8, "precision_at_10": ndcg / 2, "recall_at_10": ndcg / 3, "ndcg_at_10": ndcg
-        },
+        "metrics": {"rmse": rmse, "mae": rmse * 0.8, "precision_at_10": ndcg / 2, "recall_at_10": ndcg / 3, "ndcg_at_10": ndcg},
         "baselines": {
             "bias": {"rmse": 0.9, "mae": 0.7},
             "most_popular": {"precision_at_10": 0.1, "recall_at_10": 0.05, "ndcg_at_10": 0.15},
@@ -238,7 +250,5 @@ def put(lake: TinyLake, data: bytes, *parts: str) -> None:
 def _write_models(lake: TinyLake) -> None:
     for version, (rmse, ndcg) in MODEL_METRICS.items():
         put(lake, json.dumps(model_info(version, rmse, ndcg)).encode(), "models", "als", version, "model.json")
-    champion = {
-        "version": CHAMPION, "trained_at": "2026-03-02T06:00:00+00:00", "promoted_at": "2026-03-02T06:10:00+00:00"
-    }
+    champion = {"version": CHAMPION, "trained_at": "2026-03-02T06:00:00+00:00", "promoted_at": "2026-03-02T06:10:00+00:00"}
     put(lake, json.dumps(champion).encode(), "models", "als", "champion.json")

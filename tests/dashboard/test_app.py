@@ -122,8 +122,8 @@ def test_no_lake_says_to_run_the_demo(tmp_path: Path, use_lake):
     assert "no lake" in app.info[0].value
 
 
-def test_no_recommendations_yet_says_to_run_the_demo(memory_location: str, use_lake):
-    use_lake(build_lake(memory_location, recommendations=False, models=False).location)
+def test_no_recommendations_yet_says_to_run_the_demo(tmp_path, use_lake):
+    use_lake(build_lake(tmp_path / "lake", recommendations=False, models=False).location)
     app = run_app()
     assert not app.exception
     assert "no recommendations" in app.info[0].value

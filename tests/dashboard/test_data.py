@@ -1,4 +1,4 @@
-"""The dashboard's lake queries (committed snapshots only, through fsspec, in memory, in folders and on Azurite's ADLS) and the genre summary."""
+"""The dashboard's lake queries (committed Delta versions only, in folders and on Azurite's ADLS) and the genre summary."""
 
 import importlib.util
 import json
@@ -37,7 +37,7 @@ def test_lake_location_prefers_movierec_lake_then_home(tmp_path: Path):
     assert lake_location({}) == str(Path(".movierec/lake").resolve())
     url = "abfss://lake@account.dfs.core.windows.net/movierec/"
     assert lake_location({"MOVIEREC_LAKE": url}) == url.rstrip("/")
-    assert lake_location({"MOVIEREC_LAKE": "memory://lake"}) == "memory://lake"
+    assert lake_location({"MOVIEREC_LAKE": "file:///srv/lake/"}) == "file:///srv/lake"
 
 
 @pytest.mark.parametrize("home_folder", [None, "", " ", "custom-home"])
@@ -53,9 +53,7 @@ def test_adls_credentials_come_from_the_environment():
     def options(environ: dict[str, str]) -> dict:
         return adls_storage_options(**adls_credentials(environ))
 
-    assert options({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", **secret}) == {
-        **fresh, "connection_string": "AccountName=a;"
-    }
+    assert options({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;", **secret}) == {**fresh, "connection_string": "AccountName=a;"}
     assert options(secret) == {**fresh, "tenant_id": "t", "client_id": "c", "client_secret": "s"}
     assert options({**secret, "AZURE_CLIENT_SECRET": " "}) == {**fresh, "anon": False}
     assert options({"AZURE_STORAGE_CONNECTION_STRING": " "}) == {**fresh, "anon": False}
@@ -67,10 +65,10 @@ def test_the_pipelines_adls_lake_takes_the_credentials_as_the_readers_do():
     assert lake.storage_options() == adls_storage_options(**adls_credentials(environ))
 
 
-@pytest.fixture(params=["memory", "azurite"])
-def memory_or_adls_lake(request: pytest.FixtureRequest) -> TinyLake:
-    """The tiny lake in memory and on Azurite: MOVIEREC_LAKE an `abfss://` URI, AZURE_STORAGE_CONNECTION_STRING set."""
-    return build_lake(request.getfixturevalue("memory_location" if request.param == "memory" else "adls_location"))
+@pytest.fixture(params=["folder", "azurite"])
+def folder_or_adls_lake(request: pytest.FixtureRequest, tmp_path: Path) -> TinyLake:
+    """The tiny lake in a folder and on Azurite: MOVIEREC_LAKE an `abfss://` URI, AZURE_STORAGE_CONNECTION_STRING set."""
+    return build_lake(tmp_path / "lake" if request.param == "folder" else request.getfixturevalue("adls_location"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("adlfs") is not None, reason="adlfs is installed")
@@ -98,12 +96,12 @@ def test_newest_part_and_one_users_recommendations_with_movie_details(any_lake: 
     assert tables == ["ratings"] and len(rated) == 8
 
 
-def test_only_the_committed_snapshots_are_read(memory_or_adls_lake: TinyLake):
-    """Replaced and uncommitted snapshots are still on disk; a glob of the table's Parquet would read them."""
-    tiny = memory_or_adls_lake
+def test_only_the_committed_version_is_read(folder_or_adls_lake: TinyLake):
+    """Replaced and uncommitted files are still on disk; a glob of the table's Parquet would read them."""
+    tiny = folder_or_adls_lake
     for name in ("movies", "ratings", "user_recommendations"):
-        on_disk = [f for f in tiny.fs.find(tiny.path("tables", name)) if f.endswith(".parquet")]
-        assert set(tiny.committed_files(name)) < set(on_disk)
+        assert set(tiny.committed_files(name)) < set(tiny.parquet_on_disk(name))
+    assert any(f"/date={UNCOMMITTED_DATE}/" in path for path in tiny.parquet_on_disk("user_recommendations"))
     lake = Lake(tiny.location)
     assert lake.newest_recommendation_date() == NEWEST_DATE  # not the uncommitted UNCOMMITTED_DATE
     with pytest.raises(TableNotFound, match=UNCOMMITTED_DATE):
@@ -113,26 +111,26 @@ def test_only_the_committed_snapshots_are_read(memory_or_adls_lake: TinyLake):
     assert len(recs.rows) == 10 and set(recs.rows["model_version"]) == {MODEL_VERSION}
     assert not recs.rows["title"].str.startswith("Old movie").any()
     _, rated = lake.top_rated(1)
-    assert len(rated) == 8 and "Movie 39" not in set(rated["title"])  # the replaced snapshot's extra rating
+    assert len(rated) == 8 and "Movie 39" not in set(rated["title"])  # the replaced version's extra rating
 
 
-def test_a_new_commit_shows_up_on_an_open_lake(memory_or_adls_lake: TinyLake):
-    lake = Lake(memory_or_adls_lake.location)
+def test_a_new_commit_shows_up_on_an_open_lake(folder_or_adls_lake: TinyLake):
+    lake = Lake(folder_or_adls_lake.location)
     assert lake.newest_recommendation_date() == NEWEST_DATE
     newer = pa.Table.from_pylist([{"user_id": 7, "movie_id": 1, "rank": 1}], schema=RECOMMENDATIONS_SCHEMA)
-    commit(memory_or_adls_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
+    commit(folder_or_adls_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
     assert lake.newest_recommendation_date() == UNCOMMITTED_DATE
     assert lake.recommended_users(UNCOMMITTED_DATE) == [7]
 
 
-def test_top_rated_uses_training_ratings_when_present(memory_location: str):
-    without = Lake(build_lake(f"{memory_location}/a").location)
+def test_top_rated_uses_training_ratings_when_present(tmp_path: Path):
+    without = Lake(build_lake(tmp_path / "a").location)
     tables, rows = without.top_rated(1)
     assert tables == ["ratings"]
     assert list(rows["rating"]) == sorted(rows["rating"], reverse=True)
     assert len(rows) == 8
 
-    with_streamed = Lake(build_lake(f"{memory_location}/b", training_ratings=True).location)
+    with_streamed = Lake(build_lake(tmp_path / "b", training_ratings=True).location)
     assert with_streamed.own_ratings_tables() == ["training_ratings"]
     tables, rows = with_streamed.top_rated(1, limit=3)
     assert tables == ["training_ratings"]
@@ -140,8 +138,8 @@ def test_top_rated_uses_training_ratings_when_present(memory_location: str):
     assert len(rows) == 3
 
 
-def test_top_rated_includes_ratings_streamed_since_the_retrain(memory_location: str):
-    lake = Lake(build_lake(memory_location, training_ratings=True, streamed_since=True).location)
+def test_top_rated_includes_ratings_streamed_since_the_retrain(tmp_path: Path):
+    lake = Lake(build_lake(tmp_path / "lake", training_ratings=True, streamed_since=True).location)
     assert lake.own_ratings_tables() == ["training_ratings", "rating_events"]
     tables, rows = lake.top_rated(1)
     assert tables == ["training_ratings", "rating_events"]
@@ -150,19 +148,19 @@ def test_top_rated_includes_ratings_streamed_since_the_retrain(memory_location: 
     assert list(rows["title"]).count("Movie 3") == 1 and len(rows) == 9
 
 
-def test_a_batch_without_a_champion_says_so(memory_location: str):
-    lake = Lake(build_lake(memory_location).location)
+def test_a_batch_without_a_champion_says_so(tiny_lake: TinyLake):
+    lake = Lake(tiny_lake.location)
     recs = lake.recommendations(NEWEST_DATE, 2)
     assert recs.made_by == f"model {MODEL_VERSION}"
     baseline = data.Recommendations(date=NEWEST_DATE, rows=recs.rows.assign(model_version=None))
     assert baseline.model_version is None and "popularity baseline" in baseline.made_by
 
 
-def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path, memory_location: str):
-    for nowhere in (str(tmp_path / "nowhere"), f"{memory_location}/nowhere"):
+def test_missing_lake_and_missing_recommendations_are_named(tmp_path: Path):
+    for nowhere in (str(tmp_path / "nowhere"), (tmp_path / "nowhere").as_uri()):
         with pytest.raises(LakeNotFound, match="no lake"):
             Lake(nowhere).check_exists()
-    lake = Lake(build_lake(memory_location, recommendations=False).location)
+    lake = Lake(build_lake(tmp_path / "lake", recommendations=False).location)
     lake.check_exists()
     with pytest.raises(TableNotFound, match="no recommendations"):
         lake.newest_recommendation_date()
@@ -173,17 +171,17 @@ def test_an_unknown_scheme_is_named():
         Lake("nosuchscheme://lake")
 
 
-def test_a_query_on_a_missing_table_names_it(memory_or_adls_lake: TinyLake):
-    memory_or_adls_lake.fs.rm(memory_or_adls_lake.path("tables", "ratings"), recursive=True)
+def test_a_query_on_a_missing_table_names_it(folder_or_adls_lake: TinyLake):
+    folder_or_adls_lake.fs.rm(folder_or_adls_lake.path("tables", "ratings"), recursive=True)
     with pytest.raises(TableNotFound, match="The table 'ratings' is not in the lake"):
-        Lake(memory_or_adls_lake.location).top_rated(1)
+        Lake(folder_or_adls_lake.location).top_rated(1)
 
 
-def test_model_history_lists_the_model_json_files_with_the_champion_marked(memory_or_adls_lake: TinyLake):
-    put(memory_or_adls_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
+def test_model_history_lists_the_model_json_files_with_the_champion_marked(folder_or_adls_lake: TinyLake):
+    put(folder_or_adls_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
     # A prune deletes model.json first: the rest of a pruned version is not a version.
-    put(memory_or_adls_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
-    history = Lake(memory_or_adls_lake.location).model_history()
+    put(folder_or_adls_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
+    history = Lake(folder_or_adls_lake.location).model_history()
     assert list(history.versions["version"]) == list(MODEL_METRICS)
     assert list(history.versions["rmse"]) == [rmse for rmse, _ in MODEL_METRICS.values()]
     assert list(history.versions.loc[history.versions["champion"], "version"]) == [CHAMPION]
@@ -193,8 +191,8 @@ def test_model_history_lists_the_model_json_files_with_the_champion_marked(memor
     assert json.loads(history.versions["params"].iloc[0]) == {"rank": 8, "regParam": 0.1}
 
 
-def test_a_model_json_without_a_version_is_reported_not_raised(memory_location: str):
-    lake = build_lake(memory_location, models=False)
+def test_a_model_json_without_a_version_is_reported_not_raised(tmp_path: Path):
+    lake = build_lake(tmp_path / "lake", models=False)
     info = model_info(MODEL_VERSION, 0.9, 0.2)
     put(lake, json.dumps({**info, "version": None}).encode(), "models", "als", MODEL_VERSION, "model.json")
     history = Lake(lake.location).model_history()
@@ -211,14 +209,14 @@ def test_genre_counts_sum_to_the_genre_labels():
     assert genres["share"].sum() == pytest.approx(1.0)
 
 
-def test_demo_summary_names_a_real_user_and_what_is_missing(tiny_lake: TinyLake, memory_location: str):
+def test_demo_summary_names_a_real_user_and_what_is_missing(tiny_lake: TinyLake, tmp_path: Path):
     from movierec_dagster.dashboard.summary import dashboard_summary
 
     lines = dashboard_summary(tiny_lake.location)
     assert lines[0].endswith(f"/?user={tiny_lake.users[0]}")
     assert tiny_lake.movies[tiny_lake.recommended[tiny_lake.users[0]][0]]["title"] in lines[1]
     assert MODEL_VERSION in lines[1]
-    empty = build_lake(f"{memory_location}/empty", recommendations=False)
+    empty = build_lake(tmp_path / "empty", recommendations=False)
     assert "no recommendations" in dashboard_summary(empty.location)[0]
 
 

@@ -4,20 +4,31 @@ import json
 from datetime import UTC, datetime
 from itertools import count
 
+import pyarrow as pa
 import pytest
 from dagster import AssetKey, SensorResult, build_sensor_context
 
 from movierec_dagster.model import registry
 from movierec_dagster.model.sensors import RETRAIN_THRESHOLD_ENV, RetrainCursor, build_retrain_sensor, retrain_threshold
-from movierec_dagster.resources import LocalLake
+from movierec_dagster.resources import Lake
 from movierec_dagster.stream.ingest import EVENTS_TABLE, batch_part
-from movierec_dagster.tables import Part, new_snapshot_id
+from movierec_dagster.tables import write_arrow
 
 REASON = "movierec/retrain_reason"
 _batch_ids = count()
+EVENTS_SCHEMA = pa.schema(  # rating_events' columns, as the ingest commits them
+    [
+        ("event_id", pa.string()),
+        ("user_id", pa.int32()),
+        ("movie_id", pa.int32()),
+        ("rating", pa.float64()),
+        ("rated_at", pa.timestamp("us", tz="UTC")),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
-def _champion(lake: LocalLake, version: str, streamed_rows: int | None) -> None:
+def _champion(lake: Lake, version: str, streamed_rows: int | None) -> None:
     """`version` as the champion, its model.json recording the rating_events rows it was trained on (None: not recorded)."""
     info = {"version": version, "trained_at": "2026-01-01T00:00:00+00:00"}
     if streamed_rows is not None:
@@ -26,15 +37,26 @@ def _champion(lake: LocalLake, version: str, streamed_rows: int | None) -> None:
     registry.promote(lake, info, datetime.now(UTC))
 
 
-def _batch(lake: LocalLake, rows: int, part: str | None = None) -> str:
-    """An ingest batch's commit of `rows` rows to rating_events, as the ingest makes it (no Spark: the rows are
-    only counted); no run reports anything to Dagster. Returns the part."""
+def _events(rows: int) -> pa.Table:
+    now = datetime.now(UTC)
+    return pa.Table.from_pylist(
+        [
+            {"event_id": f"e{n}", "user_id": 1 + n % 7, "movie_id": 1 + n % 11, "rating": 4.0, "rated_at": now, "ingested_at": now}
+            for n in range(rows)
+        ],
+        schema=EVENTS_SCHEMA,
+    )
+
+
+def _batch(lake: Lake, rows: int, part: str | None = None) -> str:
+    """An ingest batch's commit of `rows` events to rating_events as its own part (written with pyarrow, not Spark);
+    no run reports anything to Dagster. Returns the part."""
     part = part or batch_part("0123456789abcdef", next(_batch_ids))
-    lake.table(EVENTS_TABLE).commit({part: Part(new_snapshot_id(), rows=rows)})
+    write_arrow(lake.table(EVENTS_TABLE), _events(rows), part=part)
     return part
 
 
-def _retrain(threshold: int, instance, lake: LocalLake, cursor: str | None = None) -> SensorResult:
+def _retrain(threshold: int, instance, lake: Lake, cursor: str | None = None) -> SensorResult:
     """One tick of the retrain sensor built with `threshold`."""
     sensor = build_retrain_sensor(threshold)
     result = sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake}))

@@ -1,4 +1,4 @@
-"""The service on a copy of the pipeline's lake in Azurite (ADLS through adlfs): the answers it gives from the folder, and a new day's commit picked up."""
+"""The service on a copy of the pipeline's lake in Azurite (ADLS through adlfs and delta-rs): the answers it gives from the folder, and a new day's commit picked up."""
 
 from datetime import date, timedelta
 from pathlib import Path
@@ -9,17 +9,15 @@ from fastapi.testclient import TestClient
 from movierec_dagster.recommendations.assets import TABLE, day_part
 from movierec_dagster.resources.lake import TABLES
 from movierec_dagster.serve.app import Service, create_app
-from movierec_dagster.tables import Part, Table, join, lake_filesystem, new_snapshot_id
+from movierec_dagster.tables import arrow_dataset, lake_filesystem, lake_table, part_values, write_arrow
 from tests.azure_storage.azurite import upload
 from tests.pipeline import today
 
-SAME_AS_LOADED = ("status", "date", "snapshot", "model_version", "champion", "users", "rows")
+SAME_AS_LOADED = ("status", "date", "table_version", "model_version", "champion", "users", "rows")
 
 
 @pytest.mark.slow  # the session's whole-graph run
-def test_the_service_on_adls_answers_as_from_the_folder_and_takes_a_new_day(
-    client, pipeline_lake, graph_run, adls_location
-):
+def test_the_service_on_adls_answers_as_from_the_folder_and_takes_a_new_day(client, pipeline_lake, graph_run, adls_location):
     fs, root = lake_filesystem(adls_location)  # the service's own way in: the connection string from the environment
     upload(Path(pipeline_lake.fs_path()), fs, root)
     service = Service(adls_location)
@@ -37,17 +35,16 @@ def test_the_service_on_adls_answers_as_from_the_folder_and_takes_a_new_day(
         health = {key: on_adls.get("/health").json()[key] for key in SAME_AS_LOADED}
         assert health == {key: client.get("/health").json()[key] for key in SAME_AS_LOADED}
 
-        # Tomorrow's batch (today's rows, copied into a new snapshot) committed on ADLS: the next look takes it.
-        recommendations = Table(fs, join(root, TABLES, TABLE), join(adls_location, TABLES, TABLE))
-        todays = recommendations.current().parts[day_part(today())]
+        # Tomorrow's batch (today's rows, read from ADLS and written again as a new part) committed on ADLS:
+        # the next look takes it.
+        recommendations = lake_table(adls_location, fs, root, TABLES, TABLE)
+        todays = arrow_dataset(recommendations, recommendations.current(), [day_part(today())]).to_table()
         tomorrow = (date.fromisoformat(today()) + timedelta(days=1)).isoformat()
-        snapshot = new_snapshot_id()
-        source = recommendations.snapshot_path(todays.snapshot, day_part(today()))
-        for file in fs.find(source):
-            fs.copy(file, recommendations.snapshot_path(snapshot, day_part(tomorrow)) + file.removeprefix(source))
-        recommendations.commit({day_part(tomorrow): Part(snapshot, todays.rows)})
+        committed = write_arrow(recommendations, todays.drop_columns(list(part_values(day_part(today())))), part=day_part(tomorrow))
         assert service.refresh(), service.problem
-        assert on_adls.get("/health").json()["date"] == tomorrow
-        assert on_adls.get("/users/1/recommendations").json()["recommendations"] == (
-            client.get("/users/1/recommendations").json()["recommendations"]
+        health = on_adls.get("/health").json()
+        assert (health["date"], health["table_version"]) == (tomorrow, committed.version)
+        assert (
+            on_adls.get("/users/1/recommendations").json()["recommendations"]
+            == (client.get("/users/1/recommendations").json()["recommendations"])
         )

@@ -39,7 +39,7 @@ def test_a_new_partition_is_switched_to_whole_under_concurrent_requests(pipeline
             # Tomorrow's batch, as the pipeline's lake layer commits a day: today's rows in reverse rank order.
             tomorrow = (date.fromisoformat(today()) + timedelta(days=1)).isoformat()
             batch = lake.read_table(spark, TABLE).where(F.col("date") == today()).drop("date")
-            lake.write_table(batch.withColumn("rank", 11 - F.col("rank")), TABLE, subpath=day_part(tomorrow))
+            lake.write_table(batch.withColumn("rank", 11 - F.col("rank")), TABLE, part=day_part(tomorrow))
             switched = threading.Event()
             for _ in range(600):  # the poller looks every 0.05 s; give it up to a minute on a busy machine
                 if client.get("/health").json()["date"] == tomorrow:
@@ -59,9 +59,7 @@ def test_a_new_partition_is_switched_to_whole_under_concurrent_requests(pipeline
     assert all(status == 200 for _, status, _ in answers)
     for user in USERS:
         assert new[user]["date"] == tomorrow
-        assert [r["movie_id"] for r in new[user]["recommendations"]] == [
-            r["movie_id"] for r in reversed(old[user]["recommendations"])
-        ]
+        assert [r["movie_id"] for r in new[user]["recommendations"]] == [r["movie_id"] for r in reversed(old[user]["recommendations"])]
     # Each answer is one whole batch: exactly the old or exactly the new, and both were seen.
     kinds = [("old" if body == old[user] else "new" if body == new[user] else "mixed") for user, _, body in answers]
     assert "mixed" not in kinds and {"old", "new"} <= set(kinds)

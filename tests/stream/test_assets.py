@@ -12,7 +12,7 @@ from movierec_dagster.stream.sensors import INGEST_JOB
 from tests.conftest import local_definitions
 
 
-def test_ingest_job_materializes_both_tables_with_counts(spark, home, synthetic_zip, capsys):
+def test_ingest_job_materializes_the_tables_with_counts_and_delta_versions(spark, home, synthetic_zip, capsys):
     defs = local_definitions(home, synthetic_zip)
     landing = defs.resources["event_source"].folder
     counts = land_burst(landing, count=600, malformed=0.1, seed=3)
@@ -30,6 +30,13 @@ def test_ingest_job_materializes_both_tables_with_counts(spark, home, synthetic_
     assert events["dagster/row_count"].value == counts.valid
     assert events["batches"].value == 1 and events["lag_seconds"].value >= 0
     assert metadata["rejected_rating_events"]["dagster/row_count"].value == counts.malformed
+    assert metadata["rating_event_ids"]["dagster/row_count"].value == counts.valid
+    # Each table's materialization names the Delta version it committed, as metadata and as its data version.
+    lake = defs.resources["lake"]
+    for table in ("rating_events", "rejected_rating_events", "rating_event_ids"):
+        assert metadata[table]["delta_version"].value == lake.table_version(table).version
+    materializations = {m.asset_key.to_user_string(): m for m in result.asset_materializations_for_node("rating_events")}
+    assert materializations["rating_events"].tags["dagster/data_version"] == str(lake.table_version("rating_events").version)
 
     print_ingest_summary(result)
     assert f"accepted {counts.valid:>7,}" in capsys.readouterr().out

@@ -54,13 +54,12 @@ def _bad_rows(spark, lake) -> None:
         Row(event_id="z", user_id=None, movie_id=3, rating=3.0, rated_at=now, ingested_at=now),
     ]
     schema = "event_id string, user_id int, movie_id int, rating double, rated_at timestamp, ingested_at timestamp"
-    lake.write_table(spark.createDataFrame(events, schema), EVENTS_TABLE, subpath="ingest_batch=cp0-00000000")
+    lake.write_table(spark.createDataFrame(events, schema), EVENTS_TABLE, part="ingest_batch=cp0-00000000")
     rejected = spark.createDataFrame(
         [Row(raw="{}", raw_length=2, reject_reason=None, event_id=None, source="f", landed_at=now, ingested_at=now)],
-        "raw string, raw_length int, reject_reason string, event_id string, source string, landed_at timestamp, "
-        "ingested_at timestamp",
+        "raw string, raw_length int, reject_reason string, event_id string, source string, landed_at timestamp, ingested_at timestamp",
     )
-    lake.write_table(rejected, REJECTED_TABLE, subpath="ingest_batch=cp0-00000000")
+    lake.write_table(rejected, REJECTED_TABLE, part="ingest_batch=cp0-00000000")
 
 
 def test_checks_fail_on_the_problems_they_are_for(spark, lake, instance):

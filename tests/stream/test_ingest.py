@@ -2,12 +2,13 @@
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
 from movierec_dagster.resources import LandingFolderSource, LocalLake
-from movierec_dagster.stream import ingest
+from movierec_dagster.stream import ingest, transforms
 from movierec_dagster.stream.transforms import DUPLICATE, DUPLICATE_EARLIER
 from tests.stream.events import BAD_LINES, event, write_lines
 
@@ -84,17 +85,40 @@ def test_processed_files_move_to_the_archive_and_count_once(spark, lake):
     assert sorted(row.event_id for row in lake.read_table(spark, "rating_events").collect()) == ["a", "b", "c"]
 
 
-def test_a_batch_run_twice_replaces_its_own_output(spark, lake):
+CHECKPOINT_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def _batch(spark, lake):
     write_lines(_landing(lake), "1.jsonl", [event("a").encode(), event("b").encode(), b"junk"])
-    lines = _source(lake)
-    batch = spark.read.text(lines.folder).select(
+    return spark.read.text(_source(lake).folder).select(
         "value", F.lit("1.jsonl").alias("source"), F.current_timestamp().alias("landed_at")
     )
-    part = ingest.batch_part("0f1e2d3c4b5a69788796a5b4c3d2e1f0", 0)
-    ingest.process_batch(spark, lake, batch, part)
-    again = ingest.process_batch(spark, lake, batch, part)
 
-    assert (again.accepted, again.rejected, again.duplicates) == (2, 1, 0)
+
+def test_a_batch_committed_before_is_not_committed_again(spark, lake):
+    batch = _batch(spark, lake)
+    first = ingest.process_batch(spark, lake, batch, CHECKPOINT_ID, 0)
+    versions = {key: lake.table_version(key).version for key in ("rating_events", "rejected_rating_events")}
+
+    again = ingest.process_batch(spark, lake, batch, CHECKPOINT_ID, 0)
+
+    assert (first.accepted, first.rejected, first.duplicates) == (2, 1, 0)
+    assert again is None, "the application transaction in the commit says the batch is in"
+    assert {key: lake.table_version(key).version for key in versions} == versions
+    assert lake.read_table(spark, "rating_events").count() == 2
+
+
+def test_a_batch_killed_between_its_commits_is_completed_once(spark, lake):
+    """The rejected rows were committed, then the run died: the replay commits the rest, and the rejected rows once."""
+    batch = _batch(spark, lake)
+    part = ingest.batch_part(CHECKPOINT_ID, 0)
+    now = datetime.now(UTC)
+    rejected_only = transforms.rejected_events(transforms.classify_batch(transforms.parse_events(batch, now), None, now))
+    lake.write_table(rejected_only, "rejected_rating_events", part=part, transaction=(CHECKPOINT_ID, 0))
+
+    replay = ingest.process_batch(spark, lake, batch, CHECKPOINT_ID, 0)
+
+    assert (replay.accepted, replay.rejected) == (2, 1)
     assert lake.read_table(spark, "rating_events").count() == 2
     assert lake.read_table(spark, "rejected_rating_events").count() == 1
 
