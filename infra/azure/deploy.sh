@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Provision movierec's Azure side in one resource group, then print the .env for it.
 #
-#   infra/azure/deploy.sh [-g RESOURCE_GROUP] [-l LOCATION] [-p PARAMETERS_FILE] [--catalog CATALOG] [--with-secrets] > .env
+#   infra/azure/deploy.sh [-g RESOURCE_GROUP] [-l LOCATION] [-p PARAMETERS_FILE] [--catalog CATALOG] [--warehouse ID]
+#                         [--with-secrets] > .env
 #
 # Defaults: -g movierec, -l westeurope, -p infra/azure/main.parameters.json when it exists, else the example;
 # --catalog: the workspace's default Unity Catalog catalog, where the steps' staging volume goes.
+# --warehouse: a SQL warehouse that registers the lake's Delta tables in <catalog>.movierec as external tables
+# (needs an external location over the lake: docs/databricks.md); without it, the SQL is printed to stderr.
 # Needs the az CLI, logged in (`az login`) as Owner of the subscription (it creates role assignments and an
 # Entra application), plus git and openssl. Progress goes to stderr, the .env to stdout: the variables of
 # .env.example, from the deployment's outputs; with --with-secrets also the four secrets, read from the Key
@@ -22,15 +25,17 @@ location=westeurope
 parameters=$here/main.parameters.json
 [ -f "$parameters" ] || parameters=$here/main.parameters.example.json
 catalog=""
+warehouse=""
 with_secrets=false
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-0}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
         -g) resource_group=${2:?-g needs a resource group}; shift 2 ;;
         -l) location=${2:?-l needs a location}; shift 2 ;;
         -p) parameters=${2:?-p needs a parameters file}; shift 2 ;;
         --catalog) catalog=${2:?--catalog needs a catalog}; shift 2 ;;
+        --warehouse) warehouse=${2:?--warehouse needs a SQL warehouse id}; shift 2 ;;
         --with-secrets) with_secrets=true; shift ;;
         -h|--help) usage 0 ;;
         *) echo "deploy.sh: unknown argument $1" >&2; usage 2 ;;
@@ -377,6 +382,27 @@ if [ "$rotated" = true ]; then
         az containerapp revision restart -g "$resource_group" -n "$app" \
             --revision "$(az containerapp show -g "$resource_group" -n "$app" --query properties.latestRevisionName -o tsv)" -o none
     done
+fi
+
+# --- 6. the lake's Delta tables in Unity Catalog, as external tables (a table not written yet is registered
+# by the next deploy.sh; an external table follows new commits by itself)
+lake_uri=$(output "$DEPLOYMENT" MOVIEREC_LAKE)
+mapfile -t statements < <(cd "$repo" && python3 -m movierec_dagster.unity_catalog --lake "$lake_uri" --catalog "$catalog")
+if [ -z "$warehouse" ]; then
+    log "the lake's tables are not registered in Unity Catalog (no --warehouse); in Databricks SQL, run:"
+    printf '  %s;\n' "${statements[@]}" >&2
+else
+    for statement in "${statements[@]}"; do
+        body=$(printf '{"warehouse_id": "%s", "wait_timeout": "50s", "statement": %s}' "$warehouse" \
+            "$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$statement")")
+        state=$(dbx POST 2.0/sql/statements --body "$body" --query "join('|', [status.state, status.error.message || ''])" -o tsv)
+        case $state in
+            SUCCEEDED*) ;;
+            *"DELTA_MISSING_DELTA_TABLE"* | *"not a Delta table"* | *"does not exist"*) log "not yet written, so not registered: $statement" ;;
+            *) die "Unity Catalog refused \"$statement\": ${state#*|} (is there an external location over $lake_uri? docs/databricks.md)" ;;
+        esac
+    done
+    log "the lake's tables are registered in $catalog.movierec"
 fi
 
 # --- the .env

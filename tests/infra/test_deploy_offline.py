@@ -40,6 +40,7 @@ CANNED = {
     "AZURE_TENANT_ID": "tenant-1",
     "EVENTHUB_NAMESPACE": "evhns-movierec-x",
     "EVENTHUB_NAME": "ratings",
+    "MOVIEREC_LAKE": "abfss://lake@stmovierecx.dfs.core.windows.net/movierec",
 }
 WRITES = re.compile(r"create|update|set|delete|purge|reset|build|restart")
 
@@ -160,6 +161,14 @@ def test_first_run_makes_the_service_principal_its_secret_and_grants(deployed):
     # The apps get the same names as the .env.
     apps = cloud.state["deployments"]["movierec"]["properties"]["parameters"]
     assert apps["databricksClientId"] == app and apps["databricksInstancePoolId"] == pool["instance_pool_id"]
+
+
+def test_without_a_warehouse_the_table_registration_is_printed(deployed):
+    cloud, result = deployed
+    lake = dotenv(result.stdout)["MOVIEREC_LAKE"]
+    assert "the lake's tables are not registered in Unity Catalog (no --warehouse)" in result.stderr
+    assert f"CREATE TABLE IF NOT EXISTS `{CATALOG}`.`movierec`.`ratings` LOCATION '{lake}/tables/ratings';" in result.stderr
+    assert not any("sql/statements" in c["path"] for c in cloud.state["calls"])
 
 
 def test_the_oauth_secret_is_in_the_vault_with_its_expiry(deployed):
