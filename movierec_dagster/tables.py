@@ -309,6 +309,30 @@ class Table:
             return committed
         raise ConcurrentCommitError(f"Gave up committing to {self.uri} after {MAX_COMMIT_ATTEMPTS} conflicting attempts.")
 
+    def commit_write(
+        self,
+        files: Sequence[DataFile],
+        schema: pa.Schema,
+        *,
+        part: str = WHOLE,
+        partition_by: Sequence[str] = (),
+        replace: Replace | None = None,
+        properties: Mapping[str, Any] | None = None,
+        transaction: tuple[str, int] | None = None,
+    ) -> TableVersion | None:
+        """`commit` one write's files, of rows with `schema`: the part `part` (which replaces only itself; its
+        columns, not in `schema`, are text from its name), or the whole table partitioned by `partition_by`."""
+        columns = list(partition_by) or list(part_values(part))
+        schema = pa.schema([*schema, *(pa.field(column, pa.string()) for column in columns if column not in schema.names)])
+        return self.commit(
+            files,
+            schema=schema,
+            partition_columns=columns,
+            replace=replace or ("part" if part else "table"),
+            properties=properties,
+            transaction=transaction,
+        )
+
     def _create(self, schema: pa.Schema, partition_columns: Sequence[str]) -> DeltaTable:
         """An empty table (version 0): a racing creator's table if it won."""
         try:
@@ -389,17 +413,8 @@ def write_arrow(
         table.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         pq.write_table(group, path, filesystem=arrow_filesystem(table.fs))
         files.append(DataFile(relative, group_part, group.num_rows, table.fs.size(path)))
-    columns = list(partition_by) or list(part_values(part))
-    schema = rows.schema
-    if not partition_by:
-        schema = pa.schema([*schema, *(pa.field(column, pa.string()) for column in columns)])
-    return table.commit(
-        files,
-        schema=schema,
-        partition_columns=columns,
-        replace=replace or ("part" if part else "table"),
-        properties=properties,
-        transaction=transaction,
+    return table.commit_write(
+        files, rows.schema, part=part, partition_by=partition_by, replace=replace, properties=properties, transaction=transaction
     )
 
 

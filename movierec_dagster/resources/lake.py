@@ -22,8 +22,10 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import StructType
 
 from movierec_dagster.tables import (
+    WHOLE,
     WRITE_ID,
     DataFile,
     Replace,
@@ -34,7 +36,6 @@ from movierec_dagster.tables import (
     delta_storage_options,
     join,
     new_write_folder,
-    part_values,
     put_atomic,
 )
 
@@ -144,17 +145,13 @@ class Lake(ConfigurableResource):
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.parquet(location)
-        columns = list(partition_by) or list(part_values(part or ""))
-        schema = to_arrow_schema(df.schema, timezone="UTC")
-        for column in columns:
-            if column not in schema.names:
-                schema = schema.append(pa.field(column, pa.string()))
         files = self._written_files(spark.read.schema(df.schema).parquet(location).inputFiles(), table, folder, part)
-        return table.commit(
+        return table.commit_write(
             files,
-            schema=schema,
-            partition_columns=columns,
-            replace=replace or ("part" if part else "table"),
+            _arrow_schema(df.schema),
+            part=part or WHOLE,
+            partition_by=partition_by,
+            replace=replace,
             properties=properties,
             transaction=transaction,
         )
@@ -239,6 +236,17 @@ class Lake(ConfigurableResource):
         path = self.fs_path(*parts)
         if self.filesystem().exists(path):
             self.filesystem().rm(path, recursive=True)
+
+
+def _arrow_schema(schema: StructType) -> pa.Schema:
+    """`schema` in Arrow's types, timestamps in UTC as Delta keeps them.
+
+    pyspark 4.3 asks for the time zone; 4.0, the Databricks runtime's, has no such argument and gives UTC.
+    """
+    try:
+        return to_arrow_schema(schema, timezone="UTC")
+    except TypeError:
+        return to_arrow_schema(schema)
 
 
 class LocalLake(Lake):
