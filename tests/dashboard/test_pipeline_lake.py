@@ -1,6 +1,8 @@
 """The dashboard's data layer on a lake the pipeline wrote (the session's whole-graph run), not one built by hand."""
 
+import duckdb
 import pytest
+from deltalake import DeltaTable
 
 from movierec_dagster.dashboard.data import Lake
 from movierec_dagster.tables import lake_location
@@ -42,3 +44,19 @@ def test_the_dashboard_reads_the_lake_the_pipeline_wrote(graph_run, synthetic):
 
     # The demo names the lake by the pipeline's own URI (file://...).
     assert dashboard_summary(graph_run.defs.resources["lake"].uri())[0].endswith(f"/?user={user}")
+
+
+@pytest.mark.slow  # the session's whole-graph run
+def test_every_table_the_pipeline_wrote_is_read_by_deltalake_and_duckdb_alone(graph_run):
+    """No movierec code: the tables are plain Delta tables, and their rows are what the pipeline committed."""
+    pipeline_lake = graph_run.defs.resources["lake"]
+    tables = pipeline_lake.fs_path("tables")
+    names = sorted(pipeline_lake.list_names("tables"))
+    assert {"movies", "ratings", "rating_events", "rating_event_ids", "training_ratings", "user_recommendations"} <= set(names)
+    for name in names:
+        rows = DeltaTable(f"{tables}/{name}").to_pyarrow_table()
+        assert rows.num_rows == pipeline_lake.table_version(name).rows, name
+        assert "write_id" not in rows.column_names, name
+    ratings = DeltaTable(f"{tables}/training_ratings").to_pyarrow_table()  # noqa: F841 - DuckDB finds it by name
+    [(count,)] = duckdb.sql("SELECT count(*) FROM ratings").fetchall()
+    assert count == pipeline_lake.table_version("training_ratings").rows
