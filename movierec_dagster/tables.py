@@ -195,10 +195,7 @@ class Table:
 
     def at(self, version: int) -> TableVersion:
         """The committed `version` (its files may be vacuumed `RETENTION_HOURS` after it was replaced)."""
-        delta = self._open(version)
-        if delta is None:
-            raise FileNotFoundError(f"There is no table at {self.uri}.")
-        return _version_of(delta)
+        return _version_of(self.delta(version))
 
     def delta(self, version: TableVersion | int) -> DeltaTable:
         """delta-rs's view of `version`."""
@@ -348,10 +345,10 @@ class Table:
 
     def _committed(self, commit_id: str) -> TableVersion:
         """The version this process's commit `commit_id` made (other writers may have committed since)."""
-        newest = self._open().version()
-        for number in range(newest, max(newest - MAX_COMMIT_ATTEMPTS * 4, -1), -1):
-            if self._commit_info(number).get(_COMMIT_ID) == commit_id:
-                return _version_of(self.delta(number))
+        newest = self._open()
+        for number in range(newest.version(), max(newest.version() - MAX_COMMIT_ATTEMPTS * 4, -1), -1):
+            if self._commit_info(number).get(_COMMIT_ID) == commit_id:  # usually the newest: no second open
+                return _version_of(newest if number == newest.version() else self.delta(number))
         raise ConcurrentCommitError(f"The commit {commit_id} to {self.uri} is not in its log.")
 
     def vacuum(self, retention_hours: int = RETENTION_HOURS) -> list[str]:
@@ -555,11 +552,14 @@ def delta_storage_options(
     return principal if all(principal.values()) else {}
 
 
+def _on_adls(location: str) -> bool:
+    return "://" in location and location.split("://", 1)[0] in ADLS_PROTOCOLS
+
+
 def lake_filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for `location` (ADLS credentials from the environment), and the lake's root in its path form."""
-    protocol = location.split("://", 1)[0] if "://" in location else "file"
     options = {}
-    if protocol in ADLS_PROTOCOLS:
+    if _on_adls(location):
         if importlib.util.find_spec("adlfs") is None:
             raise LakeUnreadable(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
         options = adls_storage_options(**adls_credentials(os.environ))
@@ -572,7 +572,6 @@ def lake_filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def lake_table(location: str, fs: fsspec.AbstractFileSystem, root: str, *parts: str) -> Table:
     """The table at `parts` of the lake at `location` (`fs` and `root` from `lake_filesystem`), credentials from the environment."""
-    protocol = location.split("://", 1)[0] if "://" in location else "file"
-    options = delta_storage_options(**adls_credentials(os.environ)) if protocol in ADLS_PROTOCOLS else {}
+    options = delta_storage_options(**adls_credentials(os.environ)) if _on_adls(location) else {}
     uri = join(location, *parts) if "://" in location else Path(location, *parts).as_uri()
     return Table(uri, options, fs=fs, path=join(root, *parts))

@@ -166,10 +166,11 @@ class Lake(ConfigurableResource):
         fs, filesystem = self.filesystem(), arrow_filesystem(self.filesystem())
         files = []
         for uri in sorted(uris):
-            relative = uri[uri.index(f"/{write_id}/") + 1 :]
-            path = join(table.path, unquote(relative))
+            relative = uri[uri.index(f"/{write_id}/") + 1 :]  # as the Delta log names it: URI-encoded
+            plain = unquote(relative)
+            path = join(table.path, plain)
             rows = pq.ParquetFile(path, filesystem=filesystem).metadata.num_rows
-            inside = unquote(relative).removeprefix(folder).strip("/")
+            inside = plain.removeprefix(folder).strip("/")
             file_part = part or "/".join(inside.split("/")[:-1])
             files.append(DataFile(path=relative, part=file_part, rows=rows, size=fs.size(path)))
         return files
