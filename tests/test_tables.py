@@ -55,6 +55,10 @@ def table(request, tmp_path) -> Table:
     """A table writers in several threads or processes share: in a local folder, or on Azurite."""
     if request.param == "azurite":
         return request.getfixturevalue("adls_lake").table("ratings")
+    return _table(tmp_path)
+
+
+def _table(tmp_path) -> Table:
     location = str(tmp_path / "lake")
     fs, root = lake_filesystem(location)
     return lake_table(location, fs, root, "ratings")
@@ -258,3 +262,37 @@ def test_a_table_in_the_old_format_names_its_conversion(table):
         table.current()
     with pytest.raises(OldTableFormat):  # nor does a writer start a Delta table over it
         write_arrow(table, _rows("new"))
+
+
+def _refused_once(monkeypatch, message: str) -> list[str]:
+    """delta-rs's commit raises OSError(`message`) the first time, as a store's refusal reaches it; then commits."""
+    refusals: list[str] = []
+    commit = DeltaTable.create_write_transaction
+
+    def refuse_first(self, *args, **kwargs):
+        if not refusals:
+            refusals.append(message)
+            raise OSError(message)
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", refuse_first)
+    return refusals
+
+
+def test_a_taken_version_answered_with_412_is_tried_again(tmp_path, monkeypatch):
+    """A store that refuses a log file that exists with 412, not 409, reaches us as an OSError: a conflict."""
+    table = _table(tmp_path)
+    first = write_arrow(table, _rows("a"))
+    refusals = _refused_once(monkeypatch, "Generic MicrosoftAzure error: Request precondition failure")
+    second = write_arrow(table, _rows("b"))
+    assert refusals and second.version == first.version + 1
+    assert _markers(table, table.current()) == ["b"]
+
+
+def test_any_other_storage_error_is_raised(tmp_path, monkeypatch):
+    table = _table(tmp_path)
+    write_arrow(table, _rows("a"))
+    _refused_once(monkeypatch, "Generic MicrosoftAzure error: Server returned 403 Forbidden")
+    with pytest.raises(OSError, match="403"):
+        write_arrow(table, _rows("b"))
+    assert _markers(table, table.current()) == ["a"]
