@@ -292,6 +292,9 @@ class Table:
                     commit_properties=CommitProperties(
                         custom_metadata=metadata,
                         app_transactions=[Transaction(*transaction)] if transaction else None,
+                        # A commit that lost its version is computed again from the newer snapshot here: delta-rs
+                        # would otherwise rebase it, and two replaces of an empty table or part would both land.
+                        max_commit_retries=0,
                     ),
                 )
             except (CommitFailedError, OSError) as error:

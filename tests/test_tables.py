@@ -140,6 +140,33 @@ def test_two_writers_replacing_the_table_never_mix(table):
         assert markers in (["x", "x"], ["y", "y"]), f"version {version} holds {markers}"
 
 
+
+@pytest.mark.parametrize("replace", ["table", "part"])
+def test_two_writers_of_a_new_table_or_part_never_both_land(fsspec_lake, replace):
+    """Racing first writes (nothing to remove, so no file in common to conflict on): one writer's rows, never both."""
+    rounds = 6 if isinstance(fsspec_lake.filesystem(), LocalFileSystem) else 3
+    for round_ in range(rounds):
+        table = fsspec_lake.table(f"new_{round_}" if replace == "table" else "parts")
+        part = f"batch={round_}" if replace == "part" else WHOLE
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def writer(marker: str) -> None:
+            try:
+                barrier.wait()
+                write_arrow(table, _rows(marker, 2), part=part)
+            except Exception as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=writer, args=(marker,)) for marker in ("x", "y")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        parts = [part] if part else None
+        assert _markers(table, table.current(), parts) in (["x", "x"], ["y", "y"]), f"round {round_}"
+
 WRITER = """
 import sys
 import pyarrow as pa

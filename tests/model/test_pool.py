@@ -26,10 +26,14 @@ def test_the_pool_serialises_two_concurrent_retrains(home, synthetic_zip, tmp_pa
 
     environment = {**os.environ, "MOVIEREC_SPARK_MASTER": "local[1]"}
     command = [sys.executable, "-m", "tests.model.retrain_in_a_process", str(home), str(synthetic_zip), str(dagster_home)]
-    workers = [subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0]
-    run_ids = [output.strip().splitlines()[-1] for output in outputs]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, errors) in zip(workers, outputs):
+        assert worker.returncode == 0, f"a retrain failed:\n{_failure(errors)}"
+    run_ids = [output.strip().splitlines()[-1] for output, _ in outputs]
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         steps = sorted(
@@ -44,3 +48,10 @@ def test_the_pool_serialises_two_concurrent_retrains(home, synthetic_zip, tmp_pa
     # Both candidates passed the gate on the same data; the one trained second is the champion.
     versions = registry.list_versions(defs.resources["lake"])
     assert len(versions) == 2 and registry.read_champion(defs.resources["lake"])["version"] == versions[-1]
+
+
+def _failure(stderr: str) -> str:
+    """A failed worker's errors: its lines that report one, and the end of its output."""
+    lines = stderr.splitlines()
+    errors = [line for line in lines if "ERROR" in line or "Error" in line or "Exception" in line]
+    return "\n".join([*errors[-20:], "...", *lines[-40:]])
