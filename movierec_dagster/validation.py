@@ -3,6 +3,7 @@
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from movierec_dagster.event_rules import RATING_NOT_A_NUMBER, RATING_OFF_STEP, RATING_OUT_OF_RANGE
 from movierec_dagster.names import MAX_RATING, MIN_RATING, RATING_STEP  # noqa: F401 (the domains' rating scale)
 
 REASON = "reject_reason"
@@ -18,12 +19,15 @@ def first_failure(checks: list[tuple[Column, str]]) -> Column:
 
 
 def rating_value_failure(rating: Column) -> Column:
-    """Why a rating value is invalid (range 0.5-5.0 in steps of 0.5), or null when it is valid."""
+    """Why a rating value is invalid (range 0.5-5.0 in steps of 0.5), or null when it is valid.
+
+    The messages are event_rules' (whose `rating_failure` is this check without Spark).
+    """
     return first_failure(
         [
-            (rating.isNull() | F.isnan(rating), "rating is not a number"),
-            ((rating < MIN_RATING) | (rating > MAX_RATING), "rating is outside 0.5-5.0"),
-            ((rating / RATING_STEP) != F.floor(rating / RATING_STEP), "rating is not a multiple of 0.5"),
+            (rating.isNull() | F.isnan(rating), RATING_NOT_A_NUMBER),
+            ((rating < MIN_RATING) | (rating > MAX_RATING), RATING_OUT_OF_RANGE),
+            ((rating / RATING_STEP) != F.floor(rating / RATING_STEP), RATING_OFF_STEP),
         ]
     )
 

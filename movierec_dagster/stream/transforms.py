@@ -18,6 +18,22 @@ from datetime import UTC, datetime
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from movierec_dagster.event_rules import (
+    EPOCH_SECONDS_TEXT,
+    EVENT_ID_TOO_LONG,
+    FIELDS,
+    FUTURE_TOLERANCE_SECONDS,
+    INTEGER_TEXT,
+    MAX_EVENT_ID_CHARS,
+    MAX_ID,
+    SEED_FIELDS,
+    TIMESTAMP_BEFORE_1970,
+    TIMESTAMP_IN_FUTURE,
+    TIMESTAMP_UNREADABLE,
+    missing,
+    not_a_positive_id,
+    not_an_integer,
+)
 from movierec_dagster.validation import RAW, REASON, first_failure, rating_value_failure
 
 VALUE, SOURCE, LANDED_AT = "value", "source", "landed_at"
@@ -28,50 +44,47 @@ REJECTED_COLUMNS = (RAW, RAW_BYTES, REASON, "event_id", SOURCE, LANDED_AT, "inge
 
 MAX_EVENT_BYTES = 64 * 1024  # an event is ~120 bytes; anything this big is not one
 MAX_RAW_CHARS = 4096  # how much of a rejected line is kept
-MAX_EVENT_ID_CHARS = 128
-MAX_ID = 2_147_483_647  # ids are ints in every table
-FUTURE_TOLERANCE_SECONDS = 300  # clock skew allowed between a producer and the ingest
 MAX_BROADCAST_IDS = 1_000_000  # about 50 MB of event ids held by the driver to broadcast
 
 DUPLICATE = "duplicate event_id"
 DUPLICATE_EARLIER = "duplicate event_id (already ingested)"
 
-_FIELDS = ("event_id", "user_id", "movie_id", "rating", "timestamp")
-_SEED_FIELDS = {"user_id": "UserId", "movie_id": "MovieId", "rating": "Rating", "timestamp": "Timestamp"}
 _CORRUPT = "_corrupt_record"
-# Every field read as text: JSON numbers keep their digits, so the validation below sees what was sent.
-_JSON_SCHEMA = ", ".join(f"`{name}` string" for name in (*_FIELDS, *_SEED_FIELDS.values(), _CORRUPT))
+# Every field read as text, so the validation below sees what was sent: a string's own text, other values as
+# compact JSON (integers keep their digits; other numbers are written from their double: 4.00 reads "4.0",
+# 1.5e9 "1.5E9", NaN '"NaN"'). event_rules.rating_event_failure reproduces this for the HTTP write path.
+_JSON_SCHEMA = ", ".join(f"`{name}` string" for name in (*FIELDS, *SEED_FIELDS.values(), _CORRUPT))
 # `rating` and `Rating` cannot both be addressed (Spark resolves fields case-insensitively): a struct
 # cast renames by position, so the seed's fields become `seed_<field>`.
 _NAMED_SCHEMA = "struct<" + ", ".join(
-    f"`{name}`: string" for name in (*_FIELDS, *(f"seed_{name}" for name in _SEED_FIELDS), _CORRUPT)
+    f"`{name}`: string" for name in (*FIELDS, *(f"seed_{name}" for name in SEED_FIELDS), _CORRUPT)
 ) + ">"
 
 
 def _field(parsed: Column, name: str) -> Column:
     """The design's field, else the seed's; blank text counts as missing."""
     value = parsed[name]
-    if name in _SEED_FIELDS:
+    if name in SEED_FIELDS:
         value = F.coalesce(value, parsed[f"seed_{name}"])
     value = F.trim(value)
     return F.when(value != "", value)
 
 
 def _as_long(text: Column) -> Column:
-    return F.when(text.rlike(r"^-?[0-9]{1,18}$"), text.try_cast("bigint"))
+    return F.when(text.rlike(INTEGER_TEXT), text.try_cast("bigint"))
 
 
 def _id_failure(value: Column, text: Column, name: str) -> list[tuple[Column, str]]:
     return [
-        (text.isNull(), f"{name} is missing"),
-        (value.isNull(), f"{name} is not an integer"),
-        ((value <= 0) | (value > MAX_ID), f"{name} is not a positive 32-bit integer"),
+        (text.isNull(), missing(name)),
+        (value.isNull(), not_an_integer(name)),
+        ((value <= 0) | (value > MAX_ID), not_a_positive_id(name)),
     ]
 
 
 def _event_seconds(text: Column) -> Column:
     """Epoch seconds from a number (integer or decimal seconds) or an ISO-8601 text, else null."""
-    number = F.when(text.rlike(r"^-?[0-9]{1,12}([.][0-9]+)?$"), text.try_cast("double"))
+    number = F.when(text.rlike(EPOCH_SECONDS_TEXT), text.try_cast("double"))
     return F.coalesce(number, F.unix_micros(F.try_to_timestamp(text)) / 1_000_000)
 
 
@@ -103,10 +116,10 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
     texts = parsed.select(
         "*",
         F.trim(value).alias("_trimmed"),
-        *(_field(F.col("_parsed"), name).alias(f"_text_{name}") for name in _FIELDS),
+        *(_field(F.col("_parsed"), name).alias(f"_text_{name}") for name in FIELDS),
         (F.col("_parsed.event_id").isNull() & F.col("_parsed.seed_user_id").isNotNull()).alias("_seed_shaped"),
     )
-    text = {name: F.col(f"_text_{name}") for name in _FIELDS}
+    text = {name: F.col(f"_text_{name}") for name in FIELDS}
     content = F.concat_ws("|", text["user_id"], text["movie_id"], text["rating"], text["timestamp"])
     typed = texts.select(
         "*",
@@ -131,19 +144,19 @@ def parse_events(lines: DataFrame, now: datetime) -> DataFrame:
     )
     field_checks = first_failure(
         [
-            (event_id.isNull(), "event_id is missing"),
-            (F.length(event_id) > MAX_EVENT_ID_CHARS, f"event_id is longer than {MAX_EVENT_ID_CHARS} characters"),
+            (event_id.isNull(), missing("event_id")),
+            (F.length(event_id) > MAX_EVENT_ID_CHARS, EVENT_ID_TOO_LONG),
             *_id_failure(user_id, text["user_id"], "user_id"),
             *_id_failure(movie_id, text["movie_id"], "movie_id"),
-            (text["rating"].isNull(), "rating is missing"),
+            (text["rating"].isNull(), missing("rating")),
         ]
     )
     time_checks = first_failure(
         [
-            (text["timestamp"].isNull(), "timestamp is missing"),
-            (seconds.isNull(), "timestamp is not epoch seconds or ISO-8601"),
-            (seconds < 0, "timestamp is before 1970"),
-            (seconds > F.lit(now.timestamp() + FUTURE_TOLERANCE_SECONDS), "timestamp is in the future"),
+            (text["timestamp"].isNull(), missing("timestamp")),
+            (seconds.isNull(), TIMESTAMP_UNREADABLE),
+            (seconds < 0, TIMESTAMP_BEFORE_1970),
+            (seconds > F.lit(now.timestamp() + FUTURE_TOLERANCE_SECONDS), TIMESTAMP_IN_FUTURE),
         ]
     )
     reasoned = typed.withColumn(
