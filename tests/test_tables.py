@@ -151,7 +151,7 @@ def test_two_writers_of_a_new_table_or_part_never_both_land(fsspec_lake, replace
         barrier = threading.Barrier(2)
         errors = []
 
-        def writer(marker: str) -> None:
+        def writer(marker: str, table=table, part=part, barrier=barrier, errors=errors) -> None:
             try:
                 barrier.wait()
                 write_arrow(table, _rows(marker, 2), part=part)
