@@ -32,6 +32,10 @@ EASE_FOLDER, EASE_PARAMS, EASE_ITEM_IDS, EASE_WEIGHTS = "ease", "params.json", "
 
 # Where a list came from (user_recommendations' `source`).
 MODEL_SOURCE, POPULARITY_SOURCE = "model", "popularity"
+# model.json's `rating_model` when the star ratings are the biases alone (no residual ALS).
+BIASES_ONLY = "biases"
+# Users with fewer ratings than this get the popularity list, in the daily batch and in the API's fold-in.
+DEFAULT_MIN_RATINGS = 5
 
 # The rating scale: half stars from 0.5 to 5.
 MIN_RATING, MAX_RATING, RATING_STEP = 0.5, 5.0, 0.5

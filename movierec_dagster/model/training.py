@@ -26,13 +26,12 @@ from pyspark.sql import functions as F
 
 from movierec_dagster.model import ease
 from movierec_dagster.model.topk import most_popular_unseen, top_k_unseen
-from movierec_dagster.names import MAX_RATING, MIN_RATING
+from movierec_dagster.names import BIASES_ONLY, MAX_RATING, MIN_RATING
 
 TOP_K = 10
 TRAINING_COLUMNS = ("user_id", "movie_id", "rating", "rated_at")
 # What a bundle's star ratings are made of (model.json's `rating_model`).
 BIASES_AND_RESIDUAL_ALS = "biases + residual ALS"
-BIASES_ONLY = "biases"
 # The ranking model (ModelParams.ranker, model.json's `ranking_model`): chosen on a validation split, or set.
 AUTO, ALS_RANKER, EASE_RANKER = "auto", "implicit ALS", "EASE"
 RANKERS = (AUTO, ALS_RANKER, EASE_RANKER)

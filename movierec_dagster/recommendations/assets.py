@@ -34,6 +34,7 @@ from movierec_dagster.model.training import merge_ratings
 from movierec_dagster.recommendations.scoring import POPULARITY, build_recommendations, popularity_for_everyone
 from movierec_dagster.recommendations.checks import recommendation_sanity, recommendation_sanity_spec
 from movierec_dagster.resources import Lake, SparkResource
+from movierec_dagster.names import DEFAULT_MIN_RATINGS
 from movierec_dagster.names import EVENTS as EVENTS_TABLE
 from movierec_dagster.names import RECOMMENDATIONS
 
@@ -88,7 +89,7 @@ def _events_since_training(context: AssetExecutionContext, lake: Lake, spark: Sp
 
 class RecommendationConfig(Config):
     min_ratings: int = Field(
-        default=5, description="Users with fewer ratings than this get the popularity fallback instead of the model."
+        default=DEFAULT_MIN_RATINGS, description="Users with fewer ratings than this get the popularity fallback instead of the model."
     )
 
 
