@@ -233,6 +233,21 @@ class Lake:
         )
         return [name for name, _ in tables], rows
 
+    def rated_after(self, user_id: int, moment: pd.Timestamp) -> tuple[int, pd.Timestamp | None]:
+        """How many of the user's ratings reached `rating_events` at or after `moment` (a batch's making), and when the
+        newest of them was given: the API answers such a user with a fresh list (fold-in), the batch cannot."""
+        version = self._version(EVENTS)
+        if version is None:
+            return 0, None
+        since = pd.Timestamp(moment).value // 1_000  # µs since the epoch; a naive time is UTC, as the tables' are
+        rows = self._query(
+            "SELECT count(*) AS ratings, max(rated_at) AS newest FROM events WHERE user_id = $1 AND epoch_us(ingested_at) >= $2",
+            [user_id, since],
+            events=self._dataset(EVENTS, version),
+        )
+        count = int(rows["ratings"].iloc[0])
+        return count, (pd.Timestamp(rows["newest"].iloc[0]) if count else None)
+
     def model_history(self) -> ModelHistory:
         """Every model version (a `<version>/model.json`; metrics, oldest first) and the champion pointer.
 

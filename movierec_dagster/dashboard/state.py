@@ -52,6 +52,11 @@ def top_rated(location: str, user_id: int) -> tuple[list[str], pd.DataFrame]:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def rated_after(location: str, user_id: int, moment: pd.Timestamp) -> tuple[int, pd.Timestamp | None]:
+    return _lake(location).rated_after(user_id, moment)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def model_history(location: str) -> ModelHistory:
     return _lake(location).model_history()
 

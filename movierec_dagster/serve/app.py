@@ -7,15 +7,18 @@ a load. `create_app` wires a service to FastAPI; with `poll_seconds` a backgroun
 data at start and looks for a new source that often.
 """
 
+import hmac
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -23,6 +26,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, Field
 
 from movierec_dagster.serve.data import MAX_K, LakeReader, NotServable, Served
+from movierec_dagster.serve.writes import (
+    MAX_BODY_BYTES,
+    MAX_RATINGS_PER_REQUEST,
+    TOO_LARGE,
+    EventWriter,
+    PostedRating,
+    RatingsRejected,
+    parse_ratings,
+)
 from movierec_dagster.tables import lake_filesystem
 
 log = logging.getLogger("movierec.serve")
@@ -56,13 +68,47 @@ class Recommendation(Movie):
 
 class UserRecommendations(BaseModel):
     user_id: int
-    source: Literal["model", "popularity"]
-    known_user: bool  # false: the batch did not know the user, who gets the popularity fallback
+    source: Literal["model", "fold_in", "popularity"] = Field(
+        description=(
+            "model: the daily batch; fold_in: scored now over the champion from the user's ratings, some newer than "
+            "the batch; popularity: the most-rated movies the user has not rated (too few ratings, or none)"
+        )
+    )
+    known_user: bool  # false: the batch did not know the user
     date: str
     model_version: str | None
     generated_at: str
+    newest_rating_at: str | None = Field(description="When the user's newest rating was given; null without ratings")
     recommendations: list[Recommendation]
     note: str | None = Field(default=None, description="Present when fewer than k exist: how many were asked, how many there are")
+
+
+class RatingIn(BaseModel):
+    movie_id: int = Field(ge=1, le=MAX_ID)
+    rating: float = Field(ge=0.5, le=5.0, multiple_of=0.5)
+    rated_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="ISO 8601 time (UTC without an offset); default: now"
+    )
+    event_id: str | None = Field(
+        default=None, max_length=128, description="The client's id for this event (default: a new UUID); an id seen before is refused"
+    )
+
+
+# The body the write path takes, documented here and checked by `writes.parse_ratings` (with the ingest's messages).
+RATINGS_BODY = {
+    "type": "object",
+    "required": ["ratings"],
+    "properties": {
+        "ratings": {"type": "array", "minItems": 1, "maxItems": MAX_RATINGS_PER_REQUEST, "items": RatingIn.model_json_schema()}
+    },
+}
+
+
+class RatingsAccepted(BaseModel):
+    user_id: int
+    accepted: int
+    event_ids: list[str]
+    written_to: str = Field(description="The event source the events were written to; the ingest takes them into rating_events")
 
 
 class SimilarMovie(Movie):
@@ -129,12 +175,13 @@ class Metrics:
             "movierec_serve_loaded_timestamp_seconds", "When the data served was loaded", registry=self.registry
         )
         self.load_seconds = Gauge("movierec_serve_load_seconds", "How long the last load took", registry=self.registry)
+        self.posted = Counter("movierec_serve_posted_ratings", "Ratings posted and written to the event source", registry=self.registry)
 
 
 class Service:
     """The data in use for one lake, replaced whole by `refresh`."""
 
-    def __init__(self, location: str, metrics: Metrics | None = None):
+    def __init__(self, location: str, metrics: Metrics | None = None, writer: EventWriter | None = None, no_writer: str = ""):
         self.location = location
         self.metrics = metrics or Metrics()
         fs, root = lake_filesystem(location)
@@ -142,9 +189,12 @@ class Service:
         self._refresh_lock = threading.Lock()
         self.served: Served | None = None
         self.problem = "The data is being loaded."
+        self.writer, self.no_writer = writer, no_writer or "No event source is configured for this service."
+        self._posted: list[tuple[int, PostedRating]] = []  # (when posted, µs; the rating) until a batch holds it
+        self._posted_ids: set[str] = set()
 
     def refresh(self) -> bool:
-        """Load the lake's data if its source changed; True when a new `Served` is in use.
+        """Load the lake's data if its source changed, or only the new rating events; True when new data is in use.
 
         On failure the data in use stays (and `problem` says why), so the service answers on.
         """
@@ -152,8 +202,12 @@ class Service:
             try:
                 source, _ = self._reader.current_source()
                 if self.served is not None and self.served.source == source:
-                    return False
-                served = self._reader.load()
+                    events = self._reader.events_version()
+                    if events is None or frozenset(f.path for f in events.files) == self.served.events_files:
+                        return False
+                    self.served = self._reader.new_events(self.served, events)
+                    return True
+                served = self._with_posted(self._reader.load())
             except NotServable as problem:
                 self._failed(str(problem))
                 return False
@@ -172,6 +226,34 @@ class Service:
                 served.source.date, served.source.table_version, served.source.champion, served.users, served.load_seconds,
             )
             return True
+
+    def _with_posted(self, served: Served) -> Served:
+        """`served` plus the ratings posted here since its batch was made (older ones are in it, or in rating_events)."""
+        since = int(datetime.fromisoformat(served.generated_at.replace("Z", "+00:00")).timestamp() * 1_000_000)
+        self._posted = [(at, rating) for at, rating in self._posted if at >= since]
+        return served.with_fresh((r.user_id, r.movie_id, r.rating, r.rated_at_micros) for _, r in self._posted)
+
+    def post_ratings(self, user_id: int, body: bytes) -> list[PostedRating]:
+        """Check the ratings, write them to the event source, and serve them at once; `RatingsRejected` writes nothing."""
+        with self._refresh_lock:
+            served = self.served
+            if served is None:
+                raise RatingsRejected(503, self.problem)
+            if self.writer is None:
+                raise RatingsRejected(503, self.no_writer)
+            now = datetime.now(UTC)
+            posted = parse_ratings(body, user_id, served.movies, self._posted_ids, now)
+            try:
+                self.writer.write([rating.line() for rating in posted])
+            except Exception as error:
+                log.exception("Writing %d rating events to %s failed", len(posted), self.writer.describe())
+                raise RatingsRejected(503, f"Writing to {self.writer.describe()} failed ({type(error).__name__}): try again.") from None
+            at = int(now.timestamp() * 1_000_000)
+            self._posted.extend((at, rating) for rating in posted)
+            self._posted_ids.update(rating.event_id for rating in posted)
+            self.served = served.with_fresh((r.user_id, r.movie_id, r.rating, r.rated_at_micros) for r in posted)
+            self.metrics.posted.inc(len(posted))
+            return posted
 
     def _failed(self, problem: str) -> None:
         self.problem = problem
@@ -230,9 +312,12 @@ class _MetricsMiddleware:
             children[1].observe(time.perf_counter() - started)
 
 
-def create_app(service: Service, poll_seconds: float | None = None, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+def create_app(
+    service: Service, poll_seconds: float | None = None, cors_origins: tuple[str, ...] = (), api_keys: tuple[str, ...] = ()
+) -> FastAPI:
     """The API on `service`; with `poll_seconds`, a thread loads the data now and looks for a new source that often.
-    Browsers on `cors_origins` may call it from their pages (none by default)."""
+    Browsers on `cors_origins` may call it from their pages (none by default). Posting ratings needs one of
+    `api_keys` as a bearer token; without keys the write path is off."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -257,7 +342,7 @@ def create_app(service: Service, poll_seconds: float | None = None, cors_origins
     )
     app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
     if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD"], allow_headers=["*"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"])
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -273,14 +358,85 @@ def create_app(service: Service, poll_seconds: float | None = None, cors_origins
 
     @app.get("/users/{user_id}/recommendations", response_model=UserRecommendations, responses=ERRORS)
     async def recommendations(user_id: int = user_id_path, k: int = k_query) -> Response:
-        """The user's recommendations from the latest batch; a user the batch did not know gets the popularity fallback.
+        """The user's recommendations: from the latest batch (source "model"); for a user with ratings newer than the
+        batch, scored now over the champion from all their ratings (source "fold_in"); for a user with too few
+        ratings or none, the most-rated movies they have not rated (source "popularity"). Movies the user rated are
+        never recommended.
 
-        At most as many as the batch made per user (10), however large `k`.
+        From the batch, at most as many as it made per user (10), however large `k`.
         """
         served = service.served
         if served is None:
             return unavailable()
         return _json(served.recommendations_json(user_id, k))
+
+    keys = [key.encode() for key in api_keys]
+
+    def authorised(request: Request) -> Response | None:
+        """None when the request carries one of the keys; else the 401/403 that says what is missing."""
+        if not keys:
+            return JSONResponse(
+                {"detail": "Writing is off on this service: set MOVIEREC_SERVE_API_KEYS (comma-separated keys) to turn it on."},
+                status_code=403,
+            )
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return JSONResponse(
+                {"detail": "Posting ratings needs an API key: send the header 'Authorization: Bearer <key>'."},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+            )
+        given = token.strip().encode()
+        matches = [hmac.compare_digest(given, key) for key in keys]  # every key compared: the time does not tell which
+        if not any(matches):
+            return JSONResponse({"detail": "The API key is not one of this service's keys."}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return None
+
+    async def bounded_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise RatingsRejected(413, TOO_LARGE)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise RatingsRejected(413, TOO_LARGE)
+        return body
+
+    @app.post(
+        "/users/{user_id}/ratings",
+        status_code=202,
+        response_model=RatingsAccepted,
+        openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": RATINGS_BODY}}}},
+        responses={
+            400: {"model": Error, "description": "The body is not JSON"},
+            401: {"model": Error, "description": "No API key, or not one of the service's"},
+            403: {"model": Error, "description": "Writing is off: no API keys are configured"},
+            409: {"model": Error, "description": "An event id was seen before; nothing was written"},
+            413: {"model": Error, "description": "The body is too large"},
+            422: {"model": Error, "description": "A rating breaks the ingest's rules, or its movie is unknown; nothing was written"},
+            503: ERRORS[503],
+        },
+    )
+    async def post_ratings(request: Request, user_id: int = user_id_path) -> Response:
+        """Record the user's ratings (at most 100): checked by the ingest's rules, written to the event source, and
+        reflected in the user's next recommendations at once (source "fold_in"). 202 once they are durably written;
+        the ingest then takes them into rating_events, exactly once. Needs `Authorization: Bearer <key>`."""
+        refused = authorised(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await bounded_body(request)
+            posted = await run_in_threadpool(service.post_ratings, user_id, body)
+        except RatingsRejected as rejected:
+            content: dict[str, Any] = {"detail": rejected.detail}
+            if rejected.errors:
+                content["errors"] = rejected.errors
+            return JSONResponse(content, status_code=rejected.status)
+        accepted = RatingsAccepted(
+            user_id=user_id, accepted=len(posted), event_ids=[r.event_id for r in posted], written_to=service.writer.describe()
+        )
+        return JSONResponse(accepted.model_dump(), status_code=202)
 
     @app.get("/movies/{movie_id}/similar", response_model=SimilarMovies, responses=ERRORS)
     async def similar(movie_id: int = movie_id_path, k: int = k_query) -> Response:

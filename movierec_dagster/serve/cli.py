@@ -3,8 +3,10 @@
 Configuration from the environment: `MOVIEREC_SERVE_HOST` (default 127.0.0.1), `MOVIEREC_SERVE_PORT`
 (8000), `MOVIEREC_SERVE_WORKERS` (1; each worker process holds its own copy of the data),
 `MOVIEREC_SERVE_POLL_SECONDS` (10: how often to look for a new batch or champion),
-`MOVIEREC_SERVE_CORS_ORIGINS` (none: comma-separated origins whose pages may call the API); the flags
-override the first three.
+`MOVIEREC_SERVE_CORS_ORIGINS` (none: comma-separated origins whose pages may call the API),
+`MOVIEREC_SERVE_API_KEYS` (none: comma-separated keys that may post ratings; without keys writing is off);
+the flags override the first three. Posted ratings go to `MOVIEREC_LANDING_FOLDER`, else Event Hubs
+(`EVENTHUB_*`), else the local lake's landing folder.
 """
 
 import argparse
@@ -16,13 +18,22 @@ import uvicorn
 from fastapi import FastAPI
 
 from movierec_dagster.serve.app import Service, create_app
+from movierec_dagster.serve.writes import event_writer
 from movierec_dagster.tables import lake_location
 
 
 def app_from_environment() -> FastAPI:
     """The app on the environment's lake (uvicorn's factory: every worker process builds its own)."""
     poll_seconds = float(os.environ.get("MOVIEREC_SERVE_POLL_SECONDS", "10"))
-    return create_app(Service(lake_location()), poll_seconds=poll_seconds, cors_origins=cors_origins(os.environ))
+    location = lake_location()
+    writer, no_writer = event_writer(os.environ, location)
+    service = Service(location, writer=writer, no_writer=no_writer)
+    return create_app(service, poll_seconds=poll_seconds, cors_origins=cors_origins(os.environ), api_keys=api_keys(os.environ))
+
+
+def api_keys(environ: dict[str, str]) -> tuple[str, ...]:
+    """`MOVIEREC_SERVE_API_KEYS`, comma-separated: the bearer tokens that may post ratings (none: writing is off)."""
+    return tuple(key.strip() for key in environ.get("MOVIEREC_SERVE_API_KEYS", "").split(",") if key.strip())
 
 
 def cors_origins(environ: dict[str, str]) -> tuple[str, ...]:

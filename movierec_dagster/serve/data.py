@@ -7,9 +7,11 @@ dictionary look-up and a string join. A `Served` is never changed once built: th
 whole object when the source changes, so a request sees the old data or the new, never a mix.
 """
 
+import dataclasses
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,14 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from movierec_dagster.model.ease import EaseModel
+from movierec_dagster.model.foldin import ImplicitAls, ItemSide, Stars, top_k
 from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join, lake_table
 
-# The pipeline's names (names.py imports nothing, so the service still starts without Dagster or PySpark).
+# The pipeline's names (names.py imports nothing). The service needs no Dagster and no JVM: the EASE scorer's module
+# imports pyspark's Python package, never a Spark session.
 from movierec_dagster.names import (
+    BIASES_ONLY,
     CHAMPION,
+    DEFAULT_MIN_RATINGS,
     EASE_FOLDER,
-    EASE_ITEM_IDS,
-    EASE_WEIGHTS,
     EVENTS,
     MAX_RATING,
     MIN_RATING,
@@ -39,6 +44,8 @@ from movierec_dagster.names import (
 from movierec_dagster.names import MODEL_SOURCE as MODEL
 from movierec_dagster.names import MODEL_REGISTRY as MODELS
 from movierec_dagster.names import POPULARITY_SOURCE as POPULARITY
+
+FOLD_IN = "fold_in"  # a list scored at request time from the user's ratings newer than the batch
 
 MAX_K = 100  # the most recommendations or similar movies one request may ask for
 MAKE_RECOMMENDATIONS = "make demo (or materialize user_recommendations: the score_recommendations job)"
@@ -87,6 +94,14 @@ class Served:
     item_vectors: np.ndarray | None
     loaded_at: str
     load_seconds: float
+    ratings: "UserRatings"  # every user's ratings as loaded: training_ratings merged with rating_events
+    # user -> their ratings newer than the batch, (movie, rating, rated_at in µs), oldest first: rating_events rows
+    # ingested after the batch was made, and ratings posted to this service.
+    fresh: dict[int, tuple[tuple[int, float, int], ...]]
+    events_files: frozenset[str]  # the rating_events files read, so that a poll reads only the new ones
+    ranker: "ImplicitAls | EaseModel | None"  # the champion's ranking model, for fold-in
+    stars: Stars | None  # the champion's rating model, for fold-in
+    min_ratings: int  # fewer ratings than this: the popularity list, as in the batch
 
     @property
     def users(self) -> int:
@@ -108,8 +123,27 @@ class Served:
         items = ",".join(f"{self._movie(movie)}}}" for _, movie in found[:k])
         return f'{{"query":{json.dumps(query)},"matches":{len(found)},"movies":[{items}]{_fewer_note(k, len(found))}}}'
 
+    def with_fresh(self, ratings: Iterable[tuple[int, int, float, int]], events_files: frozenset[str] | None = None) -> "Served":
+        """This data plus (user, movie, rating, rated_at µs) ratings newer than the batch (and the events files read)."""
+        fresh = dict(self.fresh)
+        for user, movie, rating, rated_at in ratings:
+            fresh[user] = (*fresh.get(user, ()), (movie, rating, rated_at))
+        return dataclasses.replace(self, fresh=fresh, events_files=self.events_files if events_files is None else events_files)
+
+    def user_ratings(self, user_id: int) -> dict[int, tuple[float, int]]:
+        """movie -> (rating, rated_at µs): the user's latest rating of each movie, the fresh ones included."""
+        latest = self.ratings.of(user_id)
+        for movie, rating, rated_at in self.fresh.get(user_id, ()):
+            if movie not in latest or rated_at >= latest[movie][1]:
+                latest[movie] = (rating, rated_at)
+        return latest
+
     def recommendations_json(self, user_id: int, k: int) -> str:
-        """The user's first `k` recommendations of the batch; the popularity fallback for a user it did not know."""
+        """The user's first `k` recommendations: of the batch, by fold-in for a user with ratings newer than the batch,
+        the popularity fallback for a user with too few ratings or none."""
+        if user_id in self.fresh:
+            return self._fold_in_json(user_id, k)
+        newest = self.ratings.newest(user_id)
         index = self.user_index.get(user_id)
         if index is None:
             source, known = POPULARITY, False
@@ -121,14 +155,48 @@ class Served:
             source, known = (POPULARITY if self.popularity_users[index] else MODEL), True
             movies, ranks = self.movie_ids[start:end].tolist(), self.ranks[start:end].tolist()
             scores, predicted = self.scores[start:end].tolist(), self.predicted[start:end].tolist()
+        return self._list_json(user_id, source, known, newest, k, movies, ranks, scores, predicted, self.batch_model_version)
+
+    def _fold_in_json(self, user_id: int, k: int) -> str:
+        """The user's list from all their ratings, the newest included, over the champion (or popularity)."""
+        rated = self.user_ratings(user_id)
+        movies, values = list(rated), [rating for rating, _ in rated.values()]
+        newest = max(rated_at for _, rated_at in rated.values())
+        best: list[tuple[int, float]] = []
+        if self.ranker is not None and len(movies) >= self.min_ratings:
+            if isinstance(self.ranker, EaseModel):
+                best = self.ranker.score_user(movies, values, k=k)
+            else:
+                scores = self.ranker.scores(np.asarray(movies), np.asarray(values))
+                best = [] if scores is None else top_k(self.ranker.items.ids, scores, set(movies), k)
+        if best:
+            source = FOLD_IN
+            chosen = [movie for movie, _ in best]
+            scores = [round(min(max(score, 0.0), 1.0), 4) for _, score in best]
+        else:
+            source = POPULARITY
+            unrated = [i for i, movie in enumerate(self.fallback_movies) if movie not in rated][:k]
+            chosen = [self.fallback_movies[i] for i in unrated]
+            scores = [self.fallback_scores[i] for i in unrated]
+        if self.stars is not None:
+            predicted = self.stars.predict(movies, values, chosen)
+        else:
+            predicted = [self.fallback_predicted[self.fallback_movies.index(movie)] for movie in chosen]
+        ranks = range(1, len(chosen) + 1)
+        known = user_id in self.user_index
+        return self._list_json(user_id, source, known, newest, k, chosen, ranks, scores, predicted, self.source.champion)
+
+    def _list_json(self, user_id, source, known, newest, k, movies, ranks, scores, predicted, model_version) -> str:
         items = ",".join(
             f'{self._movie(movie)},"rank":{rank},"score":{score!r},"predicted_rating":{rating!r}}}'
             for movie, rank, score, rating in zip(movies, ranks, scores, predicted, strict=True)
         )
+        newest_text = "null" if newest is None else f'"{_iso_micros(newest)}"'
         return (
             f'{{"user_id":{user_id},"source":"{source}","known_user":{"true" if known else "false"},'
-            f'"date":"{self.source.date}","model_version":{json.dumps(self.batch_model_version)},'
-            f'"generated_at":"{self.generated_at}","recommendations":[{items}]{_fewer_note(k, len(movies))}}}'
+            f'"date":"{self.source.date}","model_version":{json.dumps(model_version)},'
+            f'"generated_at":"{self.generated_at}","newest_rating_at":{newest_text},'
+            f'"recommendations":[{items}]{_fewer_note(k, len(movies))}}}'
         )
 
     def similar_json(self, movie_id: int, k: int) -> str:
@@ -198,6 +266,26 @@ class LakeReader:
         champion = (self._read_json(MODELS, CHAMPION) or {}).get("version")
         return Source(date, version.version, champion, movies.version), version
 
+    def events_version(self) -> TableVersion | None:
+        return self._version(EVENTS)
+
+    def _events(self, version: TableVersion | None, files: Iterable[str] | None = None) -> pa.Table:
+        """rating_events' user_id, movie_id, rating, rated_at and ingested_at (µs) of `version` (only `files`, if given)."""
+        if version is None:
+            return pa.table({name: pa.array([], pa.int64()) for name in _EVENT_COLUMNS})
+        if files is not None:
+            wanted = set(files)
+            version = dataclasses.replace(version, files=tuple(f for f in version.files if f.path in wanted))
+        rows = arrow_dataset(self._table(EVENTS), version).to_table(columns=list(_EVENT_COLUMNS))
+        return pa.table({name: _as_int64(rows.column(name)) for name in _EVENT_COLUMNS})
+
+    def new_events(self, served: Served, version: TableVersion) -> Served:
+        """`served` plus the rating_events rows of `version` it has not read: all newer than its batch."""
+        files = frozenset(f.path for f in version.files)
+        added = self._events(version, files - served.events_files)
+        fresh = zip(*(added.column(c).to_pylist() for c in ("user_id", "movie_id", "rating", "rated_at")), strict=True)
+        return served.with_fresh(fresh, files)
+
     def load(self) -> Served:
         started = time.perf_counter()
         source, version = self.current_source()
@@ -219,13 +307,27 @@ class LakeReader:
         firsts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         user_ids = users[firsts].tolist()
         batch_version = batch.column("model_version")[0].as_py()
+        generated_at = pc.max(batch.column("generated_at")).as_py()
         model = self._model(source.champion)
-        fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model)
+        training = self._version(TRAINING_RATINGS)
+        if training is None:
+            raise NotServable(f"The lake at {self.location} has no training_ratings: run {MAKE_RECOMMENDATIONS}.")
+        history = arrow_dataset(self._table(TRAINING_RATINGS), training).to_table(columns=["user_id", "movie_id", "rating", "rated_at"])
+        history = pa.table({name: _as_int64(history.column(name)) for name in history.column_names})
+        events_version = self.events_version()
+        events = self._events(events_version)
+        fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model, history, events)
         movies, titles = self._movies()
+        # Events ingested once the batch was being made are newer than it: the user's next list is a fold-in.
+        since = _micros(generated_at)
+        newer = events.filter(pc.greater_equal(events.column("ingested_at"), since))
+        fresh: dict[int, tuple[tuple[int, float, int], ...]] = {}
+        for user, movie, rating, rated_at in zip(*(newer.column(c).to_pylist() for c in _EVENT_COLUMNS[:4]), strict=True):
+            fresh[user] = (*fresh.get(user, ()), (movie, rating, rated_at))
         return Served(
             source=source,
             batch_model_version=batch_version,
-            generated_at=_iso(pc.max(batch.column("generated_at")).as_py()),
+            generated_at=_iso(generated_at),
             user_index=dict(zip(user_ids, range(len(user_ids)), strict=True)),
             offsets=np.r_[firsts, len(users)],
             movie_ids=batch.column("movie_id").to_numpy(),
@@ -243,6 +345,12 @@ class LakeReader:
             item_vectors=model.item_vectors if model else None,
             loaded_at=_iso(datetime.now(UTC)),
             load_seconds=round(time.perf_counter() - started, 3),
+            ratings=UserRatings.merged(history, events),
+            fresh=fresh,
+            events_files=frozenset(f.path for f in events_version.files) if events_version else frozenset(),
+            ranker=model.ranker if model else None,
+            stars=model.stars if model else None,
+            min_ratings=DEFAULT_MIN_RATINGS,
         )
 
     def _movies(self) -> tuple[dict[int, str], list[tuple[int, str]]]:
@@ -263,33 +371,43 @@ class LakeReader:
         info = self._read_json(MODELS, version, MODEL_INFO)
         if info is None:
             raise NotServable(f"The champion {version} has no {MODEL_INFO} in the lake at {self.location}.")
+        params = info.get("params") or {}
+        ranker: ImplicitAls | EaseModel
         if info.get("ranking_model") == "EASE":
-            item_ids, vectors = self._ease_rows(version)
+            ranker = EaseModel.load(self.fs, join(self.root, MODELS, version, EASE_FOLDER))
+            item_ids, vectors = ranker.item_ids.astype(np.int64), ranker.weights
         else:
-            factors = self._spark_parquet(MODELS, version, "ranking", "itemFactors").to_table(columns=["id", "features"])
-            item_ids = factors.column("id").to_numpy().astype(np.int64)
-            features = factors.column("features").combine_chunks()
-            vectors = features.flatten().to_numpy().astype(np.float32).reshape(len(item_ids), -1)
+            item_ids, vectors = self._factors(MODELS, version, "ranking")
+            ranker = ImplicitAls.of(
+                item_ids, vectors, alpha=float(params.get("alpha", 1.0)),
+                reg_param=float(params.get("ranking_reg_param", 0.1)), neutral_rating=float(params.get("neutral_rating", 3.0)),
+            )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.where(norms == 0, 1.0, norms)
         biases = self._spark_parquet(MODELS, version, "item_bias").to_table(columns=["movie_id", "item_bias"])
+        item_bias = dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True))
+        # Versions saved before the residual ALS could be dropped have no `rating_model`: they all kept it.
+        residual = None if info.get("rating_model") == BIASES_ONLY else ItemSide(*self._factors(MODELS, version, "rating"))
+        stars = Stars(
+            float(info["global_mean"]), item_bias, float(params.get("user_bias_reg", 15.0)), residual,
+            float(params.get("rating_reg_param", 0.1)),
+        )
         return _Model(
             item_ids=item_ids,
             item_index=dict(zip(item_ids.tolist(), range(len(item_ids)), strict=True)),
             item_vectors=vectors,
             global_mean=float(info["global_mean"]),
-            item_bias=dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True)),
+            item_bias=item_bias,
+            ranker=ranker,
+            stars=stars,
         )
 
-    def _ease_rows(self, version: str) -> tuple[np.ndarray, np.ndarray]:
-        """An EASE champion's movies and its weights' rows: row i holds how much a rating of movie i adds to each
-        other movie's score, so two movies whose rows point the same way are liked by the same raters."""
-        folder = join(self.root, MODELS, version, EASE_FOLDER)
-        with self.fs.open(join(folder, EASE_ITEM_IDS), "rb") as file:
-            item_ids = np.load(file).astype(np.int64)
-        with self.fs.open(join(folder, EASE_WEIGHTS), "rb") as file:
-            weights = np.load(file)
-        return item_ids, weights
+    def _factors(self, *parts: str) -> tuple[np.ndarray, np.ndarray]:
+        """A saved Spark ALS model's item ids and factors (float32, a row each)."""
+        factors = self._spark_parquet(*parts, "itemFactors").to_table(columns=["id", "features"])
+        item_ids = factors.column("id").to_numpy().astype(np.int64)
+        features = factors.column("features").combine_chunks()
+        return item_ids, features.flatten().to_numpy().astype(np.float32).reshape(len(item_ids), -1)
 
     def _spark_parquet(self, *parts: str) -> ds.Dataset:
         """A Parquet folder Spark wrote once (a model's factors, its biases): every part file in it."""
@@ -299,7 +417,9 @@ class LakeReader:
             raise NotServable(f"There is no Parquet data at {join(self.location, *parts)}.")
         return ds.dataset(files, filesystem=arrow_filesystem(self.fs), format="parquet")
 
-    def _popularity_fallback(self, model: "_Model | None") -> tuple[list[int], list[float], list[float]]:
+    def _popularity_fallback(
+        self, model: "_Model | None", ratings: pa.Table, events: pa.Table
+    ) -> tuple[list[int], list[float], list[float]]:
         """The MAX_K most-rated movies (ties to the smaller id), as the daily batch ranks them for a user without ratings,
         with their score (the share of users who rated the movie) and predicted rating.
 
@@ -307,14 +427,9 @@ class LakeReader:
         The predicted rating is the champion's for a user it never saw (global mean + the movie's
         bias), or without a champion the movie's mean rating, as in the batch.
         """
-        training = self._version(TRAINING_RATINGS)
-        if training is None:
-            raise NotServable(f"The lake at {self.location} has no training_ratings: run {MAKE_RECOMMENDATIONS}.")
-        ratings = arrow_dataset(self._table(TRAINING_RATINGS), training).to_table(columns=["user_id", "movie_id", "rating"])
         pairs = ratings.select(["user_id", "movie_id"])
-        events = self._version(EVENTS)
-        if events is not None:
-            streamed = arrow_dataset(self._table(EVENTS), events).to_table(columns=["user_id", "movie_id"])
+        if events.num_rows:
+            streamed = events.select(["user_id", "movie_id"])
             pairs = pa.concat_tables([pairs, streamed.cast(pairs.schema)]).group_by(["user_id", "movie_id"]).aggregate([])
         counts = pairs.group_by("movie_id").aggregate([("user_id", "count")])
         raters = counts.column("user_id_count").to_numpy()
@@ -338,6 +453,79 @@ class _Model:
     item_vectors: np.ndarray
     global_mean: float
     item_bias: dict[int, float]
+    ranker: ImplicitAls | EaseModel
+    stars: Stars
+
+
+_EVENT_COLUMNS = ("user_id", "movie_id", "rating", "rated_at", "ingested_at")
+
+
+@dataclass(frozen=True, eq=False)
+class UserRatings:
+    """Each user's latest rating of each movie, grouped by user: user `users[i]`'s are rows offsets[i]:offsets[i + 1]."""
+
+    users: np.ndarray
+    offsets: np.ndarray
+    movie_ids: np.ndarray
+    ratings: np.ndarray
+    rated_at: np.ndarray  # µs since the epoch, UTC
+
+    @classmethod
+    def merged(cls, history: pa.Table, events: pa.Table) -> "UserRatings":
+        """training_ratings' rows and rating_events', the latest rating of each (user, movie) kept as the pipeline keeps
+        it (`training.merge_ratings`): the later rating, an event over a historical rating of the same instant, the
+        later ingested event."""
+        def column(name: str, fill: int) -> np.ndarray:
+            parts = [history.column(name).to_numpy() if name in history.column_names else np.full(history.num_rows, fill)]
+            return np.concatenate([*parts, events.column(name).to_numpy()])
+
+        users, movies = column("user_id", 0), column("movie_id", 0)
+        ratings = np.concatenate([history.column("rating").to_numpy(), events.column("rating").to_numpy()]).astype(np.float64)
+        rated_at, ingested = column("rated_at", 0), column("ingested_at", -1)
+        from_events = np.r_[np.zeros(history.num_rows, dtype=np.int8), np.ones(events.num_rows, dtype=np.int8)]
+        order = np.lexsort((ingested, from_events, rated_at, movies, users))
+        users, movies, ratings, rated_at = users[order], movies[order], ratings[order], rated_at[order]
+        last = np.r_[(users[1:] != users[:-1]) | (movies[1:] != movies[:-1]), True] if len(users) else np.array([], bool)
+        users, movies, ratings, rated_at = users[last], movies[last], ratings[last], rated_at[last]
+        firsts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], np.int64)
+        return cls(users[firsts], np.r_[firsts, len(users)], movies, ratings, rated_at)
+
+    def _range(self, user_id: int) -> tuple[int, int] | None:
+        place = int(np.searchsorted(self.users, user_id))
+        if place == len(self.users) or self.users[place] != user_id:
+            return None
+        return int(self.offsets[place]), int(self.offsets[place + 1])
+
+    def of(self, user_id: int) -> dict[int, tuple[float, int]]:
+        """movie -> (rating, rated_at µs) of the user; empty for a user without ratings."""
+        found = self._range(user_id)
+        if found is None:
+            return {}
+        start, end = found
+        return dict(zip(self.movie_ids[start:end].tolist(), zip(self.ratings[start:end].tolist(), self.rated_at[start:end].tolist())))
+
+    def newest(self, user_id: int) -> int | None:
+        """When the user's newest rating was given (µs), None for a user without ratings."""
+        found = self._range(user_id)
+        return None if found is None else int(self.rated_at[found[0] : found[1]].max())
+
+
+def _as_int64(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Ids as int64 and times as µs since the epoch (int64); ratings as they are."""
+    if pa.types.is_timestamp(column.type):
+        return column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64())
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.int64())
+    return column
+
+
+def _micros(moment: datetime) -> int:
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _iso_micros(micros: int) -> str:
+    return _iso(datetime.fromtimestamp(micros / 1_000_000, UTC))
 
 
 def _iso(moment: datetime) -> str:

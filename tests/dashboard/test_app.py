@@ -54,6 +54,15 @@ def test_the_user_in_the_url_is_shown(tiny_lake: TinyLake, use_lake):
     assert list(recommendation_table(app)["Title"]) == [tiny_lake.movies[m]["title"] for m in tiny_lake.recommended[4]]
 
 
+def test_a_user_who_rated_after_the_batch_is_told_the_api_has_a_fresh_list(tmp_path: Path, use_lake):
+    lake = build_lake(tmp_path / "lake", training_ratings=True, streamed_since=True)
+    use_lake(lake.location)
+    rated_since = run_app(user="1")
+    notes = [info.value for info in rated_since.info if "after this batch" in info.value]
+    assert len(notes) == 1 and "rated 1 movie" in notes[0] and "2026-03-05 09:00" in notes[0] and "fold_in" in notes[0]
+    assert not [info for info in run_app(user="2").info if "after this batch" in info.value]
+
+
 def test_genre_table_counts_the_recommended_movies_genres(tiny_lake: TinyLake, use_lake):
     use_lake(tiny_lake.location)
     app = run_app(user="2")

@@ -148,6 +148,15 @@ def test_top_rated_includes_ratings_streamed_since_the_retrain(tmp_path: Path):
     assert list(rows["title"]).count("Movie 3") == 1 and len(rows) == 9
 
 
+def test_ratings_streamed_after_the_batch_are_counted_for_the_fresh_list_note(tmp_path: Path):
+    lake = Lake(build_lake(tmp_path / "lake", training_ratings=True, streamed_since=True).location)
+    made = lake.recommendations(NEWEST_DATE, 1).generated_at
+    # e1 reached rating_events the day before this batch, e2 three days after it.
+    assert lake.rated_after(1, made) == (1, pd.Timestamp("2026-03-05 09:00", tz="UTC"))
+    assert lake.rated_after(2, made) == (0, None)
+    assert lake.rated_after(1, made - pd.Timedelta(days=2))[0] == 2
+
+
 def test_a_batch_without_a_champion_says_so(tiny_lake: TinyLake):
     lake = Lake(tiny_lake.location)
     recs = lake.recommendations(NEWEST_DATE, 2)

@@ -177,6 +177,14 @@ def render() -> None:
     recs = state.recommendations(location, date, chosen)
     with header:
         _header(recs)
+    newer, newest = state.rated_after(location, chosen, recs.generated_at)
+    if newer:
+        st.info(
+            f"User {chosen} rated {newer} movie{'s' if newer > 1 else ''} after this batch was made (the newest on "
+            f"{newest:%Y-%m-%d %H:%M} UTC), so this list does not count {'them' if newer > 1 else 'it'} yet. The API "
+            f"answers with a fresh list that does: `GET /users/{chosen}/recommendations` (source `fold_in`, make serve).",
+            icon=":material/update:",
+        )
 
     left, right = st.columns(2, gap="large")
     with left:
