@@ -6,7 +6,13 @@ table layer). For each, `movierec serve` runs on loopback (`--workers`, default 
 share the machine's cores), wrk asks for random users' recommendations for a bounded time, then for
 similar movies. Needs Debian's wrk (`apt-get install -y wrk`).
 
-    python -m bench.serve [--seconds 10] [--connections 16] [--workers 2]
+`--fold-in` measures fresh recommendations instead, on a copy synthesized at the 25M shape whole:
+25M training ratings of 162,541 users over 59,047 movies, an implicit ALS champion of rank 30 with a
+residual ALS of rank 50, and ratings streamed after the batch by the first `--fresh-users` users, whom
+wrk asks for (every answer a fold-in). Then, on one worker, the time from a POST of ratings to the
+first GET that reflects them.
+
+    python -m bench.serve [--seconds 10] [--connections 16] [--workers 2] [--fold-in]
 """
 
 import argparse
@@ -26,6 +32,7 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from movierec_dagster.tables import arrow_dataset, lake_location, lake_table, write_arrow
 
@@ -72,6 +79,120 @@ def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
         }
     )
     write_arrow(table, batch, part=part)
+
+
+FOLD_IN_MOVIES = 59_047  # ml-25m's movies
+FOLD_IN_RATINGS = 25_000_095  # ml-25m's ratings
+FOLD_IN_VERSION = "20260101T000000Z-bench0"
+
+
+def _replace_table(target: Path, name: str, rows: pa.Table) -> None:
+    """The table `name` of the copy made anew with `rows` (its old layout and partitioning dropped)."""
+    shutil.rmtree(target / "tables" / name, ignore_errors=True)
+    write_arrow(lake_table(str(target), fsspec.filesystem("file"), str(target), "tables", name), rows)
+
+
+def _factors_parquet(folder: Path, ids: np.ndarray, factors: np.ndarray) -> None:
+    """A Spark ALS model's itemFactors as Spark saves them: id, features (array of float)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    features = pa.FixedSizeListArray.from_arrays(pa.array(factors.ravel(), pa.float32()), factors.shape[1]).cast(pa.list_(pa.float32()))
+    pq.write_table(pa.table({"id": pa.array(ids, pa.int32()), "features": features}), folder / "part-00000.parquet")
+
+
+def synthesize_fold_in_lake(demo_lake: Path, target: Path, users: int, fresh_users: int) -> None:
+    """The demo lake's copy at the 25M shape: training ratings, a champion with ALS factors, and fresh events."""
+    synthesize_large_lake(demo_lake, target, users)
+    rng = np.random.default_rng(11)
+    per_user = FOLD_IN_RATINGS // users
+    rated_at = pa.array(np.full(users * per_user, np.datetime64("2020-01-01T00:00:00", "us"))).cast(pa.timestamp("us", tz="UTC"))
+    _replace_table(target, "training_ratings", pa.table({
+        "user_id": np.repeat(np.arange(1, users + 1, dtype=np.int32), per_user),
+        "movie_id": rng.integers(1, FOLD_IN_MOVIES + 1, users * per_user, dtype=np.int32),
+        "rating": (rng.integers(1, 11, users * per_user) / 2.0),
+        "rated_at": rated_at,
+    }))
+    streamed = fresh_users * 10
+    later = np.datetime64("now", "us") + np.timedelta64(3600, "s")  # after the batch: every one of these users is fresh
+    _replace_table(target, "rating_events", pa.table({
+        "event_id": pa.array([f"bench-{i}" for i in range(streamed)], pa.string()),
+        "user_id": np.repeat(np.arange(1, fresh_users + 1, dtype=np.int32), 10),
+        "movie_id": rng.integers(1, FOLD_IN_MOVIES + 1, streamed, dtype=np.int32),
+        "rating": rng.integers(1, 11, streamed) / 2.0,
+        "rated_at": pa.array(np.full(streamed, later)).cast(pa.timestamp("us", tz="UTC")),
+        "ingested_at": pa.array(np.full(streamed, later)).cast(pa.timestamp("us", tz="UTC")),
+    }))
+    version = target / "models" / "als" / FOLD_IN_VERSION
+    ids = np.arange(1, FOLD_IN_MOVIES + 1)
+    _factors_parquet(version / "ranking" / "itemFactors", ids, rng.normal(0, 0.1, (FOLD_IN_MOVIES, 30)).astype(np.float32))
+    _factors_parquet(version / "rating" / "itemFactors", ids, rng.normal(0, 0.05, (FOLD_IN_MOVIES, 50)).astype(np.float32))
+    (version / "item_bias").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"movie_id": pa.array(ids, pa.int32()), "item_bias": rng.normal(0, 0.3, FOLD_IN_MOVIES)}),
+        version / "item_bias" / "part-00000.parquet",
+    )
+    info = {
+        "version": FOLD_IN_VERSION, "ranking_model": "implicit ALS", "rating_model": "biases + residual ALS", "global_mean": 3.5,
+        "params": {"alpha": 1.0, "ranking_reg_param": 0.1, "neutral_rating": 3.0, "user_bias_reg": 15.0, "rating_reg_param": 0.1},
+    }
+    (version / "model.json").write_text(json.dumps(info))
+    (target / "models" / "als" / "champion.json").write_text(json.dumps({"version": FOLD_IN_VERSION}))
+
+
+def post_to_get_seconds(port: int, user: int, movie: int, key: str, attempts: int = 20) -> list[float]:
+    """Seconds from each POST of one rating (a new user each time) to the first GET of that user that counts it."""
+    times = []
+    for attempt in range(attempts):
+        asker = user + attempt
+        body = json.dumps({"ratings": [{"movie_id": movie, "rating": 5.0}]}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/users/{asker}/ratings", data=body, method="POST",
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/{asker}/recommendations", timeout=10) as response:
+                answer = json.loads(response.read())
+            if answer["newest_rating_at"] is not None:
+                break
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def bench_fold_in(lake: str, arguments, script: str) -> None:
+    """wrk on the fresh users (every answer a fold-in), then POST-to-GET on one worker."""
+    port, key = free_port(), "bench-key"
+    environment = {
+        **os.environ, "MOVIEREC_LAKE": lake, "MOVIEREC_SERVE_PORT": str(port), "MOVIEREC_SERVE_POLL_SECONDS": "3600",
+        "MOVIEREC_SERVE_API_KEYS": key, "MOVIEREC_LANDING_FOLDER": str(Path(lake) / "landing" / "rating_events"),
+    }
+    for workers in (arguments.workers, 1):
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "movierec_dagster.serve.cli", "serve", "--workers", str(workers)],
+            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            health = wait_until_ready(port, timeout=900)
+            ready_seconds = time.perf_counter() - started
+            if workers == 1:
+                times = sorted(post_to_get_seconds(port, 10_000_000, 1, key))
+                print(f"POST to a GET that reflects it (1 worker, {len(times)} posts): median {times[len(times) // 2] * 1000:.1f} ms, "
+                      f"max {times[-1] * 1000:.1f} ms")
+                continue
+            time.sleep(5)  # every worker loaded
+            memory = serving_memory_mib(server.pid)
+            figures = run_wrk(port, "/users/{id}/recommendations?k=10", arguments.fresh_users, arguments.seconds,
+                              arguments.connections, script)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+        print(f"\n== fold-in at the 25M shape: {health['users']:,} users in the batch, {arguments.fresh_users:,} with fresh "
+              f"ratings; ready in {ready_seconds:.1f} s (load {health['load_seconds']:.2f} s per worker), {workers} workers")
+        print(f"memory (RSS, all serving processes): {memory:.0f} MiB")
+        print(f"fold-in recommendations: {figures['requests_per_second']:,.0f} req/s, p50 {figures['p50']}, p90 {figures['p90']}, "
+              f"p99 {figures['p99']} ({figures['requests']:,} requests, {figures['non_2xx']:,} non-2xx)")
 
 
 def serving_memory_mib(pid: int) -> float:
@@ -150,6 +271,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--users", type=int, default=LARGE_USERS)
+    parser.add_argument("--fold-in", action="store_true", help="fresh users' fold-in lists and POST-to-GET instead")
+    parser.add_argument("--fresh-users", type=int, default=20_000)
     arguments = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench.serve needs wrk: apt-get install -y wrk")
@@ -160,6 +283,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         script = str(Path(scratch) / "ids.lua")
         Path(script).write_text(WRK_SCRIPT)
+        if arguments.fold_in:
+            large = Path(scratch) / "lake"
+            synthesize_fold_in_lake(demo_lake, large, arguments.users, arguments.fresh_users)
+            bench_fold_in(str(large), arguments, script)
+            return
         bench_lake("ml-latest-small (the demo's lake)", str(demo_lake), arguments, script)
         large = Path(scratch) / "lake"
         synthesize_large_lake(demo_lake, large, arguments.users)

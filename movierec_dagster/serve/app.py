@@ -231,6 +231,7 @@ class Service:
         """`served` plus the ratings posted here since its batch was made (older ones are in it, or in rating_events)."""
         since = int(datetime.fromisoformat(served.generated_at.replace("Z", "+00:00")).timestamp() * 1_000_000)
         self._posted = [(at, rating) for at, rating in self._posted if at >= since]
+        self._posted_ids = {rating.event_id for _, rating in self._posted}  # older ids: the ingest refuses them again
         return served.with_fresh((r.user_id, r.movie_id, r.rating, r.rated_at_micros) for _, r in self._posted)
 
     def post_ratings(self, user_id: int, body: bytes) -> list[PostedRating]:

@@ -95,8 +95,9 @@ class Served:
     loaded_at: str
     load_seconds: float
     ratings: "UserRatings"  # every user's ratings as loaded: training_ratings merged with rating_events
-    # user -> their ratings newer than the batch, (movie, rating, rated_at in µs), oldest first: rating_events rows
-    # ingested after the batch was made, and ratings posted to this service.
+    # user -> their ratings newer than the batch and not in `ratings`, (movie, rating, rated_at in µs), oldest first:
+    # rating_events rows read after the load, and ratings posted to this service. A user with ratings newer than the
+    # batch is a key, even with none to add (those read at the load are in `ratings`).
     fresh: dict[int, tuple[tuple[int, float, int], ...]]
     events_files: frozenset[str]  # the rating_events files read, so that a poll reads only the new ones
     ranker: "ImplicitAls | EaseModel | None"  # the champion's ranking model, for fold-in
@@ -318,12 +319,10 @@ class LakeReader:
         events = self._events(events_version)
         fallback_movies, fallback_scores, fallback_predicted = self._popularity_fallback(model, history, events)
         movies, titles = self._movies()
-        # Events ingested once the batch was being made are newer than it: the user's next list is a fold-in.
-        since = _micros(generated_at)
-        newer = events.filter(pc.greater_equal(events.column("ingested_at"), since))
-        fresh: dict[int, tuple[tuple[int, float, int], ...]] = {}
-        for user, movie, rating, rated_at in zip(*(newer.column(c).to_pylist() for c in _EVENT_COLUMNS[:4]), strict=True):
-            fresh[user] = (*fresh.get(user, ()), (movie, rating, rated_at))
+        # Events ingested once the batch was being made are newer than it: those users' lists are folded in. Their
+        # ratings are in `ratings` already, so only the users are kept.
+        newer = pc.filter(events.column("user_id"), pc.greater_equal(events.column("ingested_at"), _micros(generated_at)))
+        fresh: dict[int, tuple[tuple[int, float, int], ...]] = dict.fromkeys(pc.unique(newer).to_pylist(), ())
         return Served(
             source=source,
             batch_model_version=batch_version,
