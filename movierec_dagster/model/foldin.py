@@ -34,19 +34,26 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ItemSide:
-    """A model's movies (`ids`) and their factor rows (`factors`, float64), with a lookup from id to row."""
+    """A model's movies (`ids`) and their factor rows (`factors`, float32 as Spark saves them), with a lookup from id to
+    row. The solves take their few rows in float64; the products with every movie stay in float32."""
 
     ids: np.ndarray
     factors: np.ndarray
 
+    def __post_init__(self) -> None:
+        # The ids in order, sorted once: a request looks up its few movies by binary search.
+        order = np.argsort(self.ids, kind="stable")
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_sorted", self.ids[order])
+
     def rows(self, movie_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions in `movie_ids` of the movies the model knows, their rows in `factors`)."""
-        order = np.argsort(self.ids, kind="stable")
-        sorted_ids = self.ids[order]
-        places = np.searchsorted(sorted_ids, movie_ids)
-        places = np.minimum(places, len(sorted_ids) - 1)
-        known = sorted_ids[places] == movie_ids if len(sorted_ids) else np.zeros(len(movie_ids), dtype=bool)
-        return np.flatnonzero(known), order[places[known]]
+        movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        if not len(self._sorted):
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        places = np.minimum(np.searchsorted(self._sorted, movie_ids), len(self._sorted) - 1)
+        known = self._sorted[places] == movie_ids
+        return np.flatnonzero(known), self._order[places[known]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +74,10 @@ class ImplicitAls:
 
     @classmethod
     def of(cls, item_ids: np.ndarray, factors: np.ndarray, *, alpha: float, reg_param: float, neutral_rating: float):
-        factors = np.asarray(factors, dtype=np.float64)
-        return cls(ItemSide(np.asarray(item_ids, dtype=np.int64), factors), factors.T @ factors, alpha, reg_param, neutral_rating)
+        factors = np.asarray(factors, dtype=np.float32)
+        wide = factors.astype(np.float64)
+        items = ItemSide(np.asarray(item_ids, dtype=np.int64), factors)
+        return cls(items, wide.T @ wide, alpha, reg_param, neutral_rating)
 
     def user_vector(self, movie_ids: np.ndarray, ratings: np.ndarray) -> np.ndarray | None:
         """The user's factors from their ratings; None when none of the rated movies is in the model."""
@@ -76,7 +85,7 @@ class ImplicitAls:
         if len(rows) == 0:
             return None
         values = np.asarray(ratings, dtype=np.float64)[positions] - self.neutral_rating
-        y = self.items.factors[rows]
+        y = self.items.factors[rows].astype(np.float64)
         extra = self.alpha * np.abs(values)
         positive = values > 0
         gram = self.gram + (y * extra[:, None]).T @ y
@@ -87,7 +96,7 @@ class ImplicitAls:
     def scores(self, movie_ids: np.ndarray, ratings: np.ndarray) -> np.ndarray | None:
         """Every model movie's score for the user (as `items.ids`), or None when the model can't score them."""
         vector = self.user_vector(movie_ids, ratings)
-        return None if vector is None else self.items.factors @ vector
+        return None if vector is None else self.items.factors @ vector.astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,21 +125,21 @@ class Stars:
             if len(rows):
                 # Explicit ALS's user solve: (sum y y^T + reg n I) x = sum residual y.
                 targets = np.asarray(ratings, dtype=np.float64)[positions] - [baseline[int(m)] for m in rated[positions]]
-                y = self.residual.factors[rows]
+                y = self.residual.factors[rows].astype(np.float64)
                 gram = y.T @ y
                 gram[np.diag_indices_from(gram)] += self.residual_reg * len(rows)
                 vector = _solve(gram, y.T @ targets)
                 places, candidate_rows = self.residual.rows(np.asarray(candidates, dtype=np.int64))
-                predicted[places] += self.residual.factors[candidate_rows] @ vector
+                predicted[places] += self.residual.factors[candidate_rows].astype(np.float64) @ vector
         return np.clip(predicted, MIN_RATING, MAX_RATING).round(4).tolist()
 
 
-def top_k(item_ids: np.ndarray, scores: np.ndarray, exclude: set[int], k: int) -> list[tuple[int, float]]:
-    """The `k` best (movie, score) of `scores` (as `item_ids`), not in `exclude`: by score, ties to the smaller id."""
-    scores = np.array(scores, dtype=np.float64)
+def top_k(items: ItemSide, scores: np.ndarray, exclude: set[int], k: int) -> list[tuple[int, float]]:
+    """The `k` best (movie, score) of `scores` (a score per `items.ids`), not in `exclude`: by score, ties to the
+    smaller id."""
+    item_ids, scores = items.ids, np.array(scores)
     if exclude:
-        excluded = np.isin(item_ids, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
-        scores[excluded] = -np.inf
+        scores[items.rows(np.fromiter(exclude, dtype=np.int64, count=len(exclude)))[1]] = -np.inf
     k = min(k, int(np.count_nonzero(scores > -np.inf)))
     if k <= 0:
         return []

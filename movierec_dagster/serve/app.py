@@ -462,7 +462,8 @@ def create_app(
 
     @app.get("/movies", response_model=MovieSearch, responses={503: ERRORS[503], 422: ERRORS[422]})
     async def search(
-        q: str = Query(min_length=1, max_length=200, description="Words of a title, in any case"), k: int = k_query
+        q: str = Query(min_length=1, max_length=200, pattern=r"\S", description="Words of a title, in any case"),
+        k: int = k_query,
     ) -> Response:
         """Movies whose title holds every word of `q`; titles that start with its first word first, then by movie id."""
         served = service.served

@@ -15,6 +15,7 @@ import os
 import sys
 
 import uvicorn
+from threadpoolctl import threadpool_limits
 from fastapi import FastAPI
 
 from movierec_dagster.serve.app import Service, create_app
@@ -24,6 +25,9 @@ from movierec_dagster.tables import lake_location
 
 def app_from_environment() -> FastAPI:
     """The app on the environment's lake (uvicorn's factory: every worker process builds its own)."""
+    # One BLAS thread per worker: a request's products are small, and each worker already takes a core; BLAS threads
+    # of several workers spinning on the same cores made every fold-in several times slower.
+    threadpool_limits(limits=1, user_api="blas")
     poll_seconds = float(os.environ.get("MOVIEREC_SERVE_POLL_SECONDS", "10"))
     location = lake_location()
     writer, no_writer = event_writer(os.environ, location)

@@ -169,7 +169,7 @@ class Served:
                 best = self.ranker.score_user(movies, values, k=k)
             else:
                 scores = self.ranker.scores(np.asarray(movies), np.asarray(values))
-                best = [] if scores is None else top_k(self.ranker.items.ids, scores, set(movies), k)
+                best = [] if scores is None else top_k(self.ranker.items, scores, set(movies), k)
         if best:
             source = FOLD_IN
             chosen = [movie for movie, _ in best]
@@ -487,7 +487,8 @@ class UserRatings:
         last = np.r_[(users[1:] != users[:-1]) | (movies[1:] != movies[:-1]), True] if len(users) else np.array([], bool)
         users, movies, ratings, rated_at = users[last], movies[last], ratings[last], rated_at[last]
         firsts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], np.int64)
-        return cls(users[firsts], np.r_[firsts, len(users)], movies, ratings, rated_at)
+        # Ids are 32-bit and ratings half stars in every table: held as such, a rating takes 16 bytes.
+        return cls(users[firsts], np.r_[firsts, len(users)], movies.astype(np.int32), ratings.astype(np.float32), rated_at)
 
     def _range(self, user_id: int) -> tuple[int, int] | None:
         place = int(np.searchsorted(self.users, user_id))

@@ -68,16 +68,16 @@ def test_a_user_the_model_never_saw_is_scored_from_their_first_rating(fitted):
     model = foldin.ImplicitAls.of(item_ids, item_factors, alpha=1.0, reg_param=0.1, neutral_rating=3.0)
     assert model.user_vector(np.array([999]), np.array([5.0])) is None  # no movie the model knows
     scores = model.scores(np.array([item_ids[0]]), np.array([5.0]))
-    best = foldin.top_k(item_ids, scores, exclude={int(item_ids[0])}, k=5)
+    best = foldin.top_k(model.items, scores, exclude={int(item_ids[0])}, k=5)
     assert len(best) == 5 and int(item_ids[0]) not in [movie for movie, _ in best]
     assert [score for _, score in best] == sorted((score for _, score in best), reverse=True)
 
 
 def test_top_k_breaks_ties_by_the_smaller_id_and_never_returns_an_excluded_movie():
-    ids = np.array([5, 3, 9, 1, 7])
-    best = foldin.top_k(ids, np.array([0.5, 0.9, 0.5, 0.5, 0.1]), exclude={1}, k=3)
+    items = foldin.ItemSide(np.array([5, 3, 9, 1, 7]), np.zeros((5, 2), dtype=np.float32))
+    best = foldin.top_k(items, np.array([0.5, 0.9, 0.5, 0.5, 0.1]), exclude={1}, k=3)
     assert best == [(3, 0.9), (5, 0.5), (9, 0.5)]
-    assert foldin.top_k(ids, np.zeros(5), exclude={1, 3, 5, 7, 9}, k=3) == []
+    assert foldin.top_k(items, np.zeros(5), exclude={1, 3, 5, 7, 9}, k=3) == []
 
 
 def test_stars_stay_on_the_scale_for_an_extreme_user():
