@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -160,39 +162,51 @@ def post_to_get_seconds(port: int, user: int, movie: int, key: str, attempts: in
     return times
 
 
+@contextmanager
+def serving(environment: dict[str, str], workers: int, timeout: float = 300) -> Iterator[tuple[int, dict, float]]:
+    """`movierec serve` with `environment` on a free port: (its pid, /health once ready, seconds to ready); stopped after."""
+    port = int(environment["MOVIEREC_SERVE_PORT"])
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "movierec_dagster.serve.cli", "serve", "--workers", str(workers)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        health = wait_until_ready(port, timeout=timeout)
+        yield server.pid, health, time.perf_counter() - started
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def wrk_line(label: str, figures: dict) -> str:
+    return (
+        f"{label}: {figures['requests_per_second']:,.0f} req/s, p50 {figures['p50']}, p90 {figures['p90']}, "
+        f"p99 {figures['p99']} ({figures['requests']:,} requests, {figures['non_2xx']:,} non-2xx)"
+    )
+
+
 def bench_fold_in(lake: str, arguments, script: str) -> None:
-    """wrk on the fresh users (every answer a fold-in), then POST-to-GET on one worker."""
+    """POST-to-GET on one worker, then wrk on the fresh users (every answer a fold-in)."""
     port, key = free_port(), "bench-key"
     environment = {
         **os.environ, "MOVIEREC_LAKE": lake, "MOVIEREC_SERVE_PORT": str(port), "MOVIEREC_SERVE_POLL_SECONDS": "3600",
         "MOVIEREC_SERVE_API_KEYS": key, "MOVIEREC_LANDING_FOLDER": str(Path(lake) / "landing" / "rating_events"),
     }
-    for workers in (arguments.workers, 1):
-        started = time.perf_counter()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "movierec_dagster.serve.cli", "serve", "--workers", str(workers)],
-            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    with serving(environment, 1, timeout=900):
+        times = sorted(post_to_get_seconds(port, 10_000_000, 1, key))
+    with serving(environment, arguments.workers, timeout=900) as (pid, health, ready_seconds):
+        time.sleep(5)  # every worker loaded
+        memory = serving_memory_mib(pid)
+        figures = run_wrk(
+            port, "/users/{id}/recommendations?k=10", arguments.fresh_users, arguments.seconds, arguments.connections, script
         )
-        try:
-            health = wait_until_ready(port, timeout=900)
-            ready_seconds = time.perf_counter() - started
-            if workers == 1:
-                times = sorted(post_to_get_seconds(port, 10_000_000, 1, key))
-                print(f"POST to a GET that reflects it (1 worker, {len(times)} posts): median {times[len(times) // 2] * 1000:.1f} ms, "
-                      f"max {times[-1] * 1000:.1f} ms")
-                continue
-            time.sleep(5)  # every worker loaded
-            memory = serving_memory_mib(server.pid)
-            figures = run_wrk(port, "/users/{id}/recommendations?k=10", arguments.fresh_users, arguments.seconds,
-                              arguments.connections, script)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
-        print(f"\n== fold-in at the 25M shape: {health['users']:,} users in the batch, {arguments.fresh_users:,} with fresh "
-              f"ratings; ready in {ready_seconds:.1f} s (load {health['load_seconds']:.2f} s per worker), {workers} workers")
-        print(f"memory (RSS, all serving processes): {memory:.0f} MiB")
-        print(f"fold-in recommendations: {figures['requests_per_second']:,.0f} req/s, p50 {figures['p50']}, p90 {figures['p90']}, "
-              f"p99 {figures['p99']} ({figures['requests']:,} requests, {figures['non_2xx']:,} non-2xx)")
+    print(f"\n== fold-in at the 25M shape: {health['users']:,} users in the batch, {arguments.fresh_users:,} with fresh "
+          f"ratings; ready in {ready_seconds:.1f} s (load {health['load_seconds']:.2f} s per worker), {arguments.workers} workers")
+    print(f"memory (RSS, all serving processes): {memory:.0f} MiB")
+    print(wrk_line("fold-in recommendations", figures))
+    print(f"POST to a GET that reflects it (1 worker, {len(times)} posts): median {times[len(times) // 2] * 1000:.1f} ms, "
+          f"max {times[-1] * 1000:.1f} ms")
 
 
 def serving_memory_mib(pid: int) -> float:
@@ -237,31 +251,20 @@ def run_wrk(port: int, path_template: str, ids_max: int, seconds: int, connectio
 
 
 def bench_lake(name: str, lake: str, arguments, script: str) -> None:
-    port = free_port()
-    environment = {**os.environ, "MOVIEREC_LAKE": lake, "MOVIEREC_SERVE_PORT": str(port), "MOVIEREC_SERVE_POLL_SECONDS": "30"}
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "movierec_dagster.serve.cli", "serve", "--workers", str(arguments.workers)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        health = wait_until_ready(port)
-        ready_seconds = time.perf_counter() - started
+    environment = {**os.environ, "MOVIEREC_LAKE": lake, "MOVIEREC_SERVE_PORT": str(free_port()), "MOVIEREC_SERVE_POLL_SECONDS": "30"}
+    port = int(environment["MOVIEREC_SERVE_PORT"])
+    with serving(environment, arguments.workers) as (pid, health, ready_seconds):
         time.sleep(2)  # every worker loaded (each polls at start)
-        idle_memory = serving_memory_mib(server.pid)
+        idle_memory = serving_memory_mib(pid)
         users = run_wrk(port, "/users/{id}/recommendations?k=10", health["users"], arguments.seconds, arguments.connections, script)
-        busy_memory = serving_memory_mib(server.pid)
+        busy_memory = serving_memory_mib(pid)
         similar = run_wrk(port, "/movies/{id}/similar?k=10", 2000, arguments.seconds, arguments.connections, script)
         load = os.getloadavg()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     print(f"\n== {name}: {health['users']:,} users, {health['rows']:,} rows; ready in {ready_seconds:.1f} s "
           f"(load {health['load_seconds']:.2f} s per worker), {arguments.workers} workers")
     print(f"memory (RSS, all serving processes): {idle_memory:.0f} MiB loaded, {busy_memory:.0f} MiB after the load")
     for label, figures in (("recommendations", users), ("similar (ids 1-2000, some 404)", similar)):
-        print(f"{label}: {figures['requests_per_second']:,.0f} req/s, p50 {figures['p50']}, p90 {figures['p90']}, "
-              f"p99 {figures['p99']} ({figures['requests']:,} requests, {figures['non_2xx']:,} non-2xx)")
+        print(wrk_line(label, figures))
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
 
 

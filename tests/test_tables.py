@@ -84,6 +84,15 @@ def test_parts_replace_only_themselves(table):
     assert set(zip(first_day["marker"].to_pylist(), first_day["date"].to_pylist())) == {("c", "2026-01-01")}
 
 
+def _race(writer, *markers: str) -> None:
+    """`writer(marker)` in a thread per marker, all started, then all joined."""
+    threads = [threading.Thread(target=writer, args=(marker,)) for marker in markers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_racing_writers_of_different_parts_lose_nothing(table):
     """Each commit lands whole, and the version it returns is one that holds it."""
     batches = 10 if isinstance(table.fs, LocalFileSystem) else 4  # Azurite answers in milliseconds, not microseconds
@@ -98,11 +107,7 @@ def test_racing_writers_of_different_parts_lose_nothing(table):
         except Exception as error:  # reported below: a thread's exception is otherwise lost
             errors.append(error)
 
-    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b", "c")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _race(writer, "a", "b", "c")
     assert not errors
     current = table.current()
     assert current.parts == {f"batch={name}-{batch}": 1 for name in "abc" for batch in range(batches)}
@@ -127,11 +132,7 @@ def test_two_writers_replacing_the_table_never_mix(table):
             errors.append(error)
             barrier.abort()
 
-    threads = [threading.Thread(target=writer, args=(marker,)) for marker in ("x", "y")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _race(writer, "x", "y")
     assert not errors
     current = table.current()
     assert current.version >= first.version + 2 * rounds
@@ -158,14 +159,11 @@ def test_two_writers_of_a_new_table_or_part_never_both_land(fsspec_lake, replace
             except Exception as error:
                 errors.append(error)
 
-        threads = [threading.Thread(target=writer, args=(marker,)) for marker in ("x", "y")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _race(writer, "x", "y")
         assert not errors
         parts = [part] if part else None
         assert _markers(table, table.current(), parts) in (["x", "x"], ["y", "y"]), f"round {round_}"
+
 
 WRITER = """
 import sys

@@ -89,9 +89,10 @@ class Served:
     titles: list[tuple[int, str]]  # (movie, its title case-folded), by movie id: what /movies?q= searches
     item_index: dict[int, int]  # movie -> row of `item_vectors`
     item_ids: np.ndarray
-    # The champion's item vectors, unit length (implicit ALS: the item factors; EASE: the rows of its item-to-item
-    # weights); None without a champion.
+    # The champion's item vectors (implicit ALS: the item factors; EASE: the rows of its item-to-item weights), the
+    # ranking model's own arrays, and their lengths; None without a champion.
     item_vectors: np.ndarray | None
+    item_norms: np.ndarray | None
     loaded_at: str
     load_seconds: float
     ratings: "UserRatings"  # every user's ratings as loaded: training_ratings merged with rating_events
@@ -208,7 +209,7 @@ class Served:
         if row is None:
             known = "is in the catalogue but" if movie_id in self.movies else "is not in the catalogue and"
             raise KeyError(f"Movie {movie_id} {known} is not in the champion model {self.source.champion}.")
-        scores = self.item_vectors @ self.item_vectors[row]
+        scores = (self.item_vectors @ self.item_vectors[row]) / (self.item_norms * self.item_norms[row])
         scores[row] = -np.inf
         asked, k = k, min(k, len(scores) - 1)
         best = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
@@ -342,6 +343,7 @@ class LakeReader:
             item_index=model.item_index if model else {},
             item_ids=model.item_ids if model else np.array([], dtype=np.int64),
             item_vectors=model.item_vectors if model else None,
+            item_norms=model.item_norms if model else None,
             loaded_at=_iso(datetime.now(UTC)),
             load_seconds=round(time.perf_counter() - started, 3),
             ratings=UserRatings.merged(history, events),
@@ -381,8 +383,7 @@ class LakeReader:
                 item_ids, vectors, alpha=float(params.get("alpha", 1.0)),
                 reg_param=float(params.get("ranking_reg_param", 0.1)), neutral_rating=float(params.get("neutral_rating", 3.0)),
             )
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms == 0, 1.0, norms)
+        norms = np.linalg.norm(vectors, axis=1)
         biases = self._spark_parquet(MODELS, version, "item_bias").to_table(columns=["movie_id", "item_bias"])
         item_bias = dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True))
         # Versions saved before the residual ALS could be dropped have no `rating_model`: they all kept it.
@@ -395,6 +396,7 @@ class LakeReader:
             item_ids=item_ids,
             item_index=dict(zip(item_ids.tolist(), range(len(item_ids)), strict=True)),
             item_vectors=vectors,
+            item_norms=np.where(norms == 0, 1.0, norms).astype(np.float32),  # a zero vector is similar to nothing
             global_mean=float(info["global_mean"]),
             item_bias=item_bias,
             ranker=ranker,
@@ -450,6 +452,7 @@ class _Model:
     item_ids: np.ndarray
     item_index: dict[int, int]
     item_vectors: np.ndarray
+    item_norms: np.ndarray
     global_mean: float
     item_bias: dict[int, float]
     ranker: ImplicitAls | EaseModel
