@@ -27,6 +27,7 @@ def fitted(spark):
     bundle.release()
 
 
+@pytest.mark.slow  # fits both models in Spark (the module's fixture)
 def test_an_implicit_als_user_solved_alone_has_the_training_s_factors(fitted):
     """Spark's last half-iteration solves the users against the final item factors: fold-in solves the same system."""
     ratings, params, bundle = fitted
@@ -41,6 +42,7 @@ def test_an_implicit_als_user_solved_alone_has_the_training_s_factors(fitted):
         np.testing.assert_allclose(vector, expected, rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.slow  # fits both models in Spark (the module's fixture)
 def test_stars_of_a_known_user_are_the_training_s(fitted, spark):
     """The user bias and the residual ALS vector solved alone give the batch's predicted stars."""
     ratings, params, bundle = fitted
@@ -62,6 +64,7 @@ def test_stars_of_a_known_user_are_the_training_s(fitted, spark):
         np.testing.assert_allclose(predicted, expected.predicted_rating, atol=2e-3)
 
 
+@pytest.mark.slow  # fits both models in Spark (the module's fixture)
 def test_a_user_the_model_never_saw_is_scored_from_their_first_rating(fitted):
     ratings, params, bundle = fitted
     item_ids, item_factors = _factors(bundle.ranking_model.itemFactors)
