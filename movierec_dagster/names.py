@@ -32,6 +32,7 @@ EASE_FOLDER, EASE_PARAMS, EASE_ITEM_IDS, EASE_WEIGHTS = "ease", "params.json", "
 
 # Where a list came from (user_recommendations' `source`).
 MODEL_SOURCE, POPULARITY_SOURCE = "model", "popularity"
+FOLD_IN_SOURCE = "fold_in"  # the API's list scored at request time from ratings newer than the batch
 # model.json's `rating_model` when the star ratings are the biases alone (no residual ALS).
 BIASES_ONLY = "biases"
 # Users with fewer ratings than this get the popularity list, in the daily batch and in the API's fold-in.

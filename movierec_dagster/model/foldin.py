@@ -98,6 +98,12 @@ class ImplicitAls:
         vector = self.user_vector(movie_ids, ratings)
         return None if vector is None else self.items.factors @ vector.astype(np.float32)
 
+    def score_user(self, movie_ids: Sequence[int], ratings: Sequence[float], k: int) -> list[tuple[int, float]]:
+        """The user's top k (movie id, score), best first, the rated movies left out: `EaseModel.score_user`'s answer
+        for ALS (empty when no rated movie is in the model)."""
+        scores = self.scores(np.asarray(movie_ids), np.asarray(ratings))
+        return [] if scores is None else top_k(self.items, scores, set(movie_ids), k)
+
 
 @dataclass(frozen=True, eq=False)
 class Stars:

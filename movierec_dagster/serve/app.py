@@ -25,7 +25,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
-from movierec_dagster.serve.data import MAX_K, LakeReader, NotServable, Served
+from movierec_dagster.serve.data import MAX_K, LakeReader, NotServable, Served, micros
 from movierec_dagster.serve.writes import (
     MAX_BODY_BYTES,
     MAX_RATINGS_PER_REQUEST,
@@ -229,7 +229,7 @@ class Service:
 
     def _with_posted(self, served: Served) -> Served:
         """`served` plus the ratings posted here since its batch was made (older ones are in it, or in rating_events)."""
-        since = int(datetime.fromisoformat(served.generated_at.replace("Z", "+00:00")).timestamp() * 1_000_000)
+        since = micros(datetime.fromisoformat(served.generated_at.replace("Z", "+00:00")))
         self._posted = [(at, rating) for at, rating in self._posted if at >= since]
         self._posted_ids = {rating.event_id for _, rating in self._posted}  # older ids: the ingest refuses them again
         return served.with_fresh((r.user_id, r.movie_id, r.rating, r.rated_at_micros) for _, r in self._posted)
@@ -249,7 +249,7 @@ class Service:
             except Exception as error:
                 log.exception("Writing %d rating events to %s failed", len(posted), self.writer.describe())
                 raise RatingsRejected(503, f"Writing to {self.writer.describe()} failed ({type(error).__name__}): try again.") from None
-            at = int(now.timestamp() * 1_000_000)
+            at = micros(now)
             self._posted.extend((at, rating) for rating in posted)
             self._posted_ids.update(rating.event_id for rating in posted)
             self.served = served.with_fresh((r.user_id, r.movie_id, r.rating, r.rated_at_micros) for r in posted)

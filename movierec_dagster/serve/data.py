@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from movierec_dagster.model.ease import EaseModel
-from movierec_dagster.model.foldin import ImplicitAls, ItemSide, Stars, top_k
+from movierec_dagster.model.foldin import ImplicitAls, ItemSide, Stars
 from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join, lake_table
 
 # The pipeline's names (names.py imports nothing). The service needs no Dagster and no JVM: the EASE scorer's module
@@ -43,9 +43,8 @@ from movierec_dagster.names import (
 )
 from movierec_dagster.names import MODEL_SOURCE as MODEL
 from movierec_dagster.names import MODEL_REGISTRY as MODELS
+from movierec_dagster.names import FOLD_IN_SOURCE as FOLD_IN
 from movierec_dagster.names import POPULARITY_SOURCE as POPULARITY
-
-FOLD_IN = "fold_in"  # a list scored at request time from the user's ratings newer than the batch
 
 MAX_K = 100  # the most recommendations or similar movies one request may ask for
 MAKE_RECOMMENDATIONS = "make demo (or materialize user_recommendations: the score_recommendations job)"
@@ -164,26 +163,20 @@ class Served:
         rated = self.user_ratings(user_id)
         movies, values = list(rated), [rating for rating, _ in rated.values()]
         newest = max(rated_at for _, rated_at in rated.values())
-        best: list[tuple[int, float]] = []
-        if self.ranker is not None and len(movies) >= self.min_ratings:
-            if isinstance(self.ranker, EaseModel):
-                best = self.ranker.score_user(movies, values, k=k)
-            else:
-                scores = self.ranker.scores(np.asarray(movies), np.asarray(values))
-                best = [] if scores is None else top_k(self.ranker.items, scores, set(movies), k)
-        if best:
+        best = self.ranker.score_user(movies, values, k=k) if self.ranker and len(movies) >= self.min_ratings else []
+        if best:  # a ranker comes with its champion's stars
             source = FOLD_IN
             chosen = [movie for movie, _ in best]
             scores = [round(min(max(score, 0.0), 1.0), 4) for _, score in best]
+            predicted = self.stars.predict(movies, values, chosen)
         else:
             source = POPULARITY
             unrated = [i for i, movie in enumerate(self.fallback_movies) if movie not in rated][:k]
             chosen = [self.fallback_movies[i] for i in unrated]
             scores = [self.fallback_scores[i] for i in unrated]
-        if self.stars is not None:
-            predicted = self.stars.predict(movies, values, chosen)
-        else:
-            predicted = [self.fallback_predicted[self.fallback_movies.index(movie)] for movie in chosen]
+            # Without a champion, the popularity list's own stars.
+            stars = self.stars
+            predicted = stars.predict(movies, values, chosen) if stars else [self.fallback_predicted[i] for i in unrated]
         ranks = range(1, len(chosen) + 1)
         known = user_id in self.user_index
         return self._list_json(user_id, source, known, newest, k, chosen, ranks, scores, predicted, self.source.champion)
@@ -322,7 +315,7 @@ class LakeReader:
         movies, titles = self._movies()
         # Events ingested once the batch was being made are newer than it: those users' lists are folded in. Their
         # ratings are in `ratings` already, so only the users are kept.
-        newer = pc.filter(events.column("user_id"), pc.greater_equal(events.column("ingested_at"), _micros(generated_at)))
+        newer = pc.filter(events.column("user_id"), pc.greater_equal(events.column("ingested_at"), micros(generated_at)))
         fresh: dict[int, tuple[tuple[int, float, int], ...]] = dict.fromkeys(pc.unique(newer).to_pylist(), ())
         return Served(
             source=source,
@@ -397,8 +390,6 @@ class LakeReader:
             item_index=dict(zip(item_ids.tolist(), range(len(item_ids)), strict=True)),
             item_vectors=vectors,
             item_norms=np.where(norms == 0, 1.0, norms).astype(np.float32),  # a zero vector is similar to nothing
-            global_mean=float(info["global_mean"]),
-            item_bias=item_bias,
             ranker=ranker,
             stars=stars,
         )
@@ -439,7 +430,7 @@ class LakeReader:
         users = max(pc.count_distinct(pairs.column("user_id")).as_py(), 1)
         scores = [round(float(count) / users, 4) for count in raters[order]]
         if model is not None:
-            predicted = [model.global_mean + model.item_bias.get(movie, 0.0) for movie in movies]
+            predicted = [model.stars.global_mean + model.stars.item_bias.get(movie, 0.0) for movie in movies]
         else:
             means = ratings.group_by("movie_id").aggregate([("rating", "mean")])
             mean_of = dict(zip(means.column("movie_id").to_pylist(), means.column("rating_mean").to_pylist(), strict=True))
@@ -453,8 +444,6 @@ class _Model:
     item_index: dict[int, int]
     item_vectors: np.ndarray
     item_norms: np.ndarray
-    global_mean: float
-    item_bias: dict[int, float]
     ranker: ImplicitAls | EaseModel
     stars: Stars
 
@@ -481,8 +470,7 @@ class UserRatings:
             parts = [history.column(name).to_numpy() if name in history.column_names else np.full(history.num_rows, fill)]
             return np.concatenate([*parts, events.column(name).to_numpy()])
 
-        users, movies = column("user_id", 0), column("movie_id", 0)
-        ratings = np.concatenate([history.column("rating").to_numpy(), events.column("rating").to_numpy()]).astype(np.float64)
+        users, movies, ratings = column("user_id", 0), column("movie_id", 0), column("rating", 0).astype(np.float64)
         rated_at, ingested = column("rated_at", 0), column("ingested_at", -1)
         from_events = np.r_[np.zeros(history.num_rows, dtype=np.int8), np.ones(events.num_rows, dtype=np.int8)]
         order = np.lexsort((ingested, from_events, rated_at, movies, users))
@@ -522,7 +510,8 @@ def _as_int64(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column
 
 
-def _micros(moment: datetime) -> int:
+def micros(moment: datetime) -> int:
+    """µs since the epoch, as the service holds times; a naive time is UTC, as the tables' are."""
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     return int(moment.timestamp() * 1_000_000)
 

@@ -54,12 +54,11 @@ class PostedRating:
 def parse_ratings(
     body: bytes, user_id: int, catalogue: Container[int], seen_ids: Container[str], now: datetime
 ) -> list[PostedRating]:
-    """The request's ratings, each checked; `RatingsRejected` (nothing to write) if any is refused.
+    """The request's ratings (a body the HTTP layer bounded to MAX_BODY_BYTES), each checked; `RatingsRejected`
+    (nothing to write) if any is refused.
 
     `seen_ids`: event ids accepted before, refused as duplicates (409).
     """
-    if len(body) > MAX_BODY_BYTES:
-        raise RatingsRejected(413, TOO_LARGE)
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
