@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 
 from movierec_dagster.serve.app import Service, create_app
 from movierec_dagster.serve.data import FOLD_IN
-from movierec_dagster.serve.writes import MAX_BODY_BYTES, LandingFolderWriter
+from movierec_dagster.serve.writes import MAX_BODY_BYTES, LandingFolderWriter, event_writer
 from movierec_dagster.tables import arrow_dataset
 from tests.conftest import local_definitions
+from tests.stream.events import event, write_lines
 
 KEY = "test-key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -120,6 +121,24 @@ def test_a_posted_rating_reaches_rating_events_once_and_is_never_recommended_bac
 
 
 @pytest.mark.slow
+def test_a_rating_streamed_after_the_batch_is_folded_in_at_the_next_poll(writable, fresh_home, synthetic_zip):
+    """No POST: a rating that lands as a file and is ingested turns the user's list into a fold-in once polled."""
+    service, client, landing = writable
+    user = 4
+    before = client.get(f"/users/{user}/recommendations").json()
+    assert before["source"] == "model"
+    movie = before["recommendations"][0]["movie_id"]
+    write_lines(landing, "streamed.jsonl", [event("streamed-1", user_id=user, movie_id=movie, rating=1.0).encode()])
+    defs = local_definitions(fresh_home, synthetic_zip)
+    with DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def("ingest_rating_events").execute_in_process(instance=instance).success
+    assert client.get(f"/users/{user}/recommendations").json()["source"] == "model"  # not polled yet
+    assert service.refresh()  # reads only the new rating_events files
+    after = client.get(f"/users/{user}/recommendations").json()
+    assert after["source"] == FOLD_IN and movie not in [r["movie_id"] for r in after["recommendations"]]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
@@ -131,6 +150,11 @@ def test_a_posted_rating_reaches_rating_events_once_and_is_never_recommended_bac
         ({"ratings": [{"movie_id": 1, "rating": 4.0}, {"movie_id": 2, "rating": 9}]}, 422, "ratings[1]: rating is outside 0.5-5.0"),
         ({"ratings": [{"movie_id": 1, "rating": 4.0}] * 101}, 422, "at most 100"),
         ({"rating": []}, 422, '{"ratings"'),
+        ({"ratings": [{"movie_id": 1, "rating": 4.0, "user_id": 9}]}, 422, "unknown field 'user_id'"),
+        ({"ratings": [[1, 4.0]]}, 422, "ratings[0]: not a JSON object"),
+        ({"ratings": [{"movie_id": 1, "rating": 4.0, "event_id": 7}]}, 422, "event_id is not text"),
+        ({"ratings": [{"movie_id": "one", "rating": 4.0}]}, 422, "movie_id is not an integer"),
+        ({"ratings": [{"movie_id": 1}]}, 422, "rating is missing"),
     ],
 )
 def test_bad_input_is_refused_with_its_reason_and_nothing_is_written(writable, body, status, reason):
@@ -158,3 +182,21 @@ def test_writes_need_a_key_and_a_bounded_body(writable, fresh_home):
         assert off.status_code == 403 and "MOVIEREC_SERVE_API_KEYS" in off.json()["detail"]
     assert _landed(landing) == []
     assert client.get("/users/7/recommendations").status_code == 200  # reads stay open without a key
+
+
+@pytest.mark.slow
+def test_without_an_event_source_writing_says_what_to_set(pipeline_lake):
+    writer, why = event_writer({}, "abfss://lake@account.dfs.core.windows.net/movierec")
+    assert writer is None and "EVENTHUB_NAMESPACE" in why and "MOVIEREC_LANDING_FOLDER" in why
+    service = Service(pipeline_lake.uri(), no_writer=why)
+    assert service.refresh()
+    with TestClient(create_app(service, api_keys=(KEY,))) as client:
+        refused = client.post("/users/7/ratings", json={"ratings": [{"movie_id": 1, "rating": 4.0}]}, headers=AUTH)
+    assert refused.status_code == 503 and refused.json()["detail"] == why
+
+
+def test_posted_ratings_go_to_the_landing_folder_named_else_the_local_lake_s(tmp_path):
+    named, _ = event_writer({"MOVIEREC_LANDING_FOLDER": str(tmp_path / "elsewhere")}, str(tmp_path / "lake"))
+    local, _ = event_writer({}, str(tmp_path / "lake"))
+    assert named.describe() == f"landing folder {tmp_path / 'elsewhere'}"
+    assert local.describe() == f"landing folder {tmp_path / 'lake' / 'landing' / 'rating_events'}"
