@@ -22,19 +22,11 @@ from typing import TextIO
 
 from generator.dataset import ML_25M, check_shape, default_movies, default_users, write_dataset
 from generator.sinks import EventHubSink, LocalSink, Sink, eventhub_producer
-from generator.sources import (
-    RATING_KINDS,
-    Counts,
-    GeneratorInputError,
-    Population,
-    Tastes,
-    encode_events,
-    planted,
-    read_movielens_genres,
-    read_movielens_ratings,
-    replay,
-    synthetic,
-)
+from generator.events import Counts, encode_events
+from generator.movielens import read_movielens_genres, read_movielens_ratings, replay
+from generator.ratings import GeneratorInputError
+from generator.streams import RATING_KINDS, planted, synthetic
+from generator.tastes import Population, Tastes
 from movierec_dagster.home import local_landing_folder
 
 DEFAULT_MOVIELENS = "../shared/movielens/ml-latest-small.zip"

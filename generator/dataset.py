@@ -31,7 +31,8 @@ from queue import Queue
 
 import numpy as np
 
-from generator.sources import GENRES, RATINGS, GeneratorInputError, Population, Tastes
+from generator.ratings import RATINGS, GeneratorInputError
+from generator.tastes import GENRES, Population, Tastes
 
 # MovieLens-25M's shape, and ml-latest-small's (which the defaults interpolate between).
 ML_25M = (25_000_095, 162_541, 59_047)
@@ -433,5 +434,5 @@ def _readme(folder: str, ratings: int, users: int, movies: int, tags: int, seed:
         f"Made by `movierec-generate dataset --ratings {ratings} --users {users} --movies {movies} --seed {seed}`.\n"
         f"{ratings:,} ratings by {users:,} users of {movies:,} movies, {tags:,} tags; the files are laid out as\n"
         "ml-latest's (movies.csv, ratings.csv, tags.csv, links.csv, the same headers), and the ratings come from\n"
-        "planted tastes (generator.sources.Tastes.planted): user and movie biases, genre tastes, Gaussian noise.\n"
+        "planted tastes (generator.tastes.Tastes.planted): user and movie biases, genre tastes, Gaussian noise.\n"
     )

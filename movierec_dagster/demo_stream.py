@@ -10,7 +10,10 @@ import pyarrow.compute as pc
 from dagster import ExecuteInProcessResult
 
 from generator.sinks import LocalSink
-from generator.sources import RATING_KINDS, Counts, Population, Rating, Tastes, encode_events, planted, synthetic
+from generator.events import Counts, encode_events
+from generator.ratings import Rating
+from generator.streams import RATING_KINDS, planted, synthetic
+from generator.tastes import Population, Tastes
 from movierec_dagster.metadata import ROW_COUNT
 from movierec_dagster.resources import Lake
 from movierec_dagster.names import EVENTS as EVENTS_TABLE

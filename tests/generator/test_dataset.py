@@ -14,7 +14,8 @@ import pytest
 
 from generator.cli import main
 from generator.dataset import default_movies, default_users, write_dataset
-from generator.sources import GENRES, RATINGS as HALF_STARS, GeneratorInputError, Rating
+from generator.ratings import RATINGS as HALF_STARS, GeneratorInputError, Rating
+from generator.tastes import GENRES
 from tests.conftest import local_definitions
 from tests.generator.test_learnable import _evaluate
 

@@ -17,21 +17,11 @@ from azure.eventhub import EventDataBatch
 
 from generator.cli import main
 from generator.sinks import EventHubSink, LocalSink, partition_key
-from generator.sources import (
-    RATING_KINDS,
-    RATINGS as HALF_STARS,
-    Counts,
-    GeneratorInputError,
-    Population,
-    Rating,
-    Tastes,
-    encode_events,
-    planted,
-    read_movielens_genres,
-    read_movielens_ratings,
-    replay,
-    synthetic,
-)
+from generator.events import Counts, encode_events
+from generator.movielens import read_movielens_genres, read_movielens_ratings, replay
+from generator.ratings import RATINGS as HALF_STARS, GeneratorInputError, Rating
+from generator.streams import RATING_KINDS, planted, synthetic
+from generator.tastes import Population, Tastes
 from movierec_dagster.deployment import build_deployment
 from movierec_dagster.resources import LocalLake
 from movierec_dagster.demo_stream import history_tastes, land_burst

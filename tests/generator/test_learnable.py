@@ -9,7 +9,9 @@ from itertools import islice
 import pytest
 from pyspark.sql import functions as F
 
-from generator.sources import Population, Tastes, planted, read_movielens_genres, read_movielens_ratings, synthetic
+from generator.movielens import read_movielens_genres, read_movielens_ratings
+from generator.streams import planted, synthetic
+from generator.tastes import Population, Tastes
 from movierec_dagster.model import evaluation, training
 
 pytestmark = pytest.mark.slow  # ALS fits on generated data

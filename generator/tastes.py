@@ -1,30 +1,20 @@
-"""Where generated rating events come from: a MovieLens replay or synthetic activity.
+"""The planted preference structure synthetic ratings come from: the users and movies, and their tastes.
 
-A source is an iterator of `Rating(user_id, movie_id, rating, timestamp)`;
-`encode_events` turns ratings into JSON lines (with a fresh event id) and mixes
-in malformed lines on request. Every random choice comes from one seeded
-`random.Random`, so a seed makes a run reproducible (except "now" timestamps).
+`Population` is the users and movies synthetic activity draws from; `Tastes` is what users think of
+movies and which ones they rate, drawn from scratch (`Tastes.planted`) or taken from a MovieLens
+history (`Tastes.from_history`). Every random choice comes from the seeded `random.Random` passed in,
+so a seed makes the tastes reproducible.
 """
 
-import csv
-import io
-import json
 import math
 import random
-import time
-import zipfile
-from bisect import bisect
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
-RATINGS = tuple(step / 2 for step in range(1, 11))  # 0.5 .. 5.0
-# Roughly MovieLens's distribution: 4.0 and 3.0 are the most common, half stars rarer.
-RATING_WEIGHTS = (1.4, 2.7, 1.8, 7.5, 5.6, 19.9, 13.0, 26.6, 7.7, 13.2)
-RATING_KINDS = ("planted", "random")  # synthetic ratings: from planted tastes (learnable), or noise
+from generator.ratings import GeneratorInputError, Rating
+
 GENRES = (
     "Drama", "Comedy", "Thriller", "Action", "Romance", "Adventure", "Crime", "Sci-Fi", "Horror", "Fantasy",
     "Children", "Animation", "Mystery", "Documentary", "War", "Musical", "Western", "IMAX", "Film-Noir",
@@ -32,81 +22,6 @@ GENRES = (
 GENRE_MOVIES = (4361, 3756, 1894, 1828, 1596, 1263, 1199, 980, 978, 779, 664, 611, 573, 440, 382, 334, 167, 158, 87)
 GENRES_PER_MOVIE, GENRES_PER_MOVIE_WEIGHTS = (1, 2, 3, 4, 5), (2851, 3218, 2338, 987, 348)  # ml-latest-small's movies
 TASTE_TILT = 4.0  # planted without a history: how strongly tastes tilt the choice of a genre (per rating point)
-
-
-class Rating(NamedTuple):
-    user_id: int
-    movie_id: int
-    rating: float
-    timestamp: int
-
-
-class GeneratorInputError(ValueError):
-    """The generator cannot use its input; the message says what to do."""
-
-
-def _read_csv(archive: Path, name: str, *, required: bool = True) -> str | None:
-    """The text of the archive's `name` (e.g. ratings.csv); None when it is absent and not `required`."""
-    archive = Path(archive)
-    try:
-        if archive.is_dir():
-            path = archive / name
-            if not required and not path.exists():
-                return None
-            return path.read_text()
-        with zipfile.ZipFile(archive) as bundle:
-            member = next((n for n in bundle.namelist() if n.endswith(name)), None)
-            if member is None:
-                if not required:
-                    return None
-                raise GeneratorInputError(f"{archive} has no {name}: is it a MovieLens archive?")
-            return bundle.read(member).decode("utf-8")
-    except (OSError, zipfile.BadZipFile) as error:
-        raise GeneratorInputError(f"Cannot read MovieLens {name.removesuffix('.csv')} from {archive}: {error}") from error
-
-
-def read_movielens_ratings(archive: Path) -> list[Rating]:
-    """Every rating of a MovieLens zip (or a folder holding ratings.csv)."""
-    reader = csv.reader(io.StringIO(_read_csv(archive, "ratings.csv")))
-    header = next(reader, None)
-    if header != ["userId", "movieId", "rating", "timestamp"]:
-        raise GeneratorInputError(f"{archive}: ratings.csv has the header {header}, not userId,movieId,rating,timestamp.")
-    return [Rating(int(u), int(m), float(r), int(t)) for u, m, r, t in reader]
-
-
-def read_movielens_genres(archive: Path) -> dict[int, tuple[str, ...]]:
-    """movie id -> its genres, from the archive's movies.csv; empty when it has none (genres are optional)."""
-    text = _read_csv(archive, "movies.csv", required=False)
-    if text is None:
-        return {}
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header != ["movieId", "title", "genres"]:
-        raise GeneratorInputError(f"{archive}: movies.csv has the header {header}, not movieId,title,genres.")
-    return {
-        int(row[0]): tuple(g for g in row[2].split("|") if g and g != "(no genres listed)") for row in reader if len(row) == 3
-    }
-
-
-def replay(
-    ratings: list[Rating], rng: random.Random, *, order: str = "shuffle", timestamps: str = "original"
-) -> Iterator[Rating]:
-    """The ratings again and again, shuffled or in time order, with their own timestamps or now."""
-    if not ratings:
-        raise GeneratorInputError("There are no ratings to replay.")
-    if order not in ("shuffle", "time"):
-        raise GeneratorInputError(f"order must be 'shuffle' or 'time', not {order!r}")
-    if timestamps not in ("original", "now"):
-        raise GeneratorInputError(f"timestamps must be 'original' or 'now', not {timestamps!r}")
-    sequence = sorted(ratings, key=lambda r: r.timestamp) if order == "time" else list(ratings)
-    while True:
-        if order == "shuffle":
-            rng.shuffle(sequence)
-        if timestamps == "original":
-            yield from sequence
-        else:
-            for rating in sequence:
-                yield rating._replace(timestamp=int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -135,11 +50,6 @@ class Population:
 
     def first_new_movie(self) -> int:
         return max(self.known_movies) + 1
-
-
-def _check_fraction(new_fraction: float) -> None:
-    if not 0 <= new_fraction <= 1:
-        raise GeneratorInputError(f"new_fraction must be between 0 and 1, not {new_fraction}")
 
 
 def _weighted_sample(rng: random.Random, items: Sequence, weights: Sequence[float], k: int) -> list:
@@ -405,206 +315,3 @@ class Tastes:
             rated={u: tuple(dict.fromkeys(movies)) for u, movies in rated.items()},
             stand_in=stand_in,
         )
-
-
-SEEN_TRIES = 20  # draws of a movie a user has not rated before settling for a re-rating
-NOISE_TABLE = 4096  # Gaussian noise is drawn once per stream and cycled through: cheaper than a draw an event
-
-
-def planted(tastes: Tastes, rng: random.Random, *, new_fraction: float = 0.05) -> Iterator[Rating]:
-    """Endless ratings drawn from `tastes`; a `new_fraction` of users and of movies the model has never seen."""
-    _check_fraction(new_fraction)
-    if new_fraction and not (tastes.new_users and tastes.new_movies):
-        raise GeneratorInputError("new_fraction needs new users and movies: give the population some.")
-    return _planted(tastes, rng, new_fraction)
-
-
-def _planted(tastes: Tastes, rng: random.Random, new_fraction: float) -> Iterator[Rating]:
-    # One look-up a user and one a movie, the rest inlined: the generator's target is 100,000 events/s.
-    random_value, mean = rng.random, tastes.global_mean
-    users, user_totals = tastes._users, tastes._user_totals
-    user_top, user_last = user_totals[-1], len(users) - 1
-    movies, movie_totals = tastes._movies, tastes._movie_totals
-    movie_top, movie_last = movie_totals[-1], len(movies) - 1
-    new_users, new_movies = tastes.new_users, tastes.new_movies
-    genre_movies = [(ms, totals, totals[-1] if totals else 0.0, len(ms) - 1) for ms, totals in tastes._genre_movies]
-    rated, raters, stand_in = tastes.rated, tastes.raters, tastes.stand_in
-    profile = {}
-    for user, taste in tastes.user_taste.items():
-        genre_totals = tastes._user_genre_totals[user]
-        walk_from = rated.get(stand_in.get(user, user), ())
-        seen = frozenset(rated.get(user, ()))
-        profile[user] = (tastes.user_bias[user], taste, genre_totals, genre_totals[-1] if taste else 0.0, len(taste) - 1, seen, walk_from)
-    movie_info = {}
-    for movie, bias in tastes.movie_bias.items():
-        genres = tastes.movie_genres.get(movie, ())
-        movie_info[movie] = (mean + bias, genres, 1.0 / max(1, len(genres)))
-    noise = [rng.gauss(0.0, tastes.noise) for _ in range(NOISE_TABLE)]
-    index = 0
-    while True:
-        if random_value() < new_fraction:
-            user = new_users[int(random_value() * len(new_users))]
-        else:
-            user = users[bisect(user_totals, random_value() * user_top, 0, user_last)]
-        user_bias, taste, genre_totals, genre_top, genre_last, seen, walk_from = profile[user]
-        if random_value() < new_fraction:
-            movie = new_movies[int(random_value() * len(new_movies))]
-        else:
-            tries = SEEN_TRIES
-            while True:
-                if walk_from:  # someone who rated one of the user's movies, and one of theirs
-                    others = raters[walk_from[int(random_value() * len(walk_from))]]
-                    theirs = rated[others[int(random_value() * len(others))]]
-                    movie = theirs[int(random_value() * len(theirs))]
-                elif genre_top:
-                    in_genre, totals, top, last = genre_movies[bisect(genre_totals, random_value() * genre_top, 0, genre_last)]
-                    movie = in_genre[bisect(totals, random_value() * top, 0, last)]
-                else:
-                    movie = movies[bisect(movie_totals, random_value() * movie_top, 0, movie_last)]
-                tries -= 1
-                if not tries or movie not in seen:
-                    break
-        movie_base, genres, share = movie_info[movie]
-        index = (index + 1) & (NOISE_TABLE - 1)
-        value = movie_base + user_bias + noise[index]
-        if genres:
-            affinity = 0.0
-            for genre in genres:
-                affinity += taste[genre]
-            value += affinity * share
-        step = round(value * 2)
-        yield Rating(user, movie, RATINGS[9 if step > 10 else 0 if step < 1 else step - 1], int(time.time()))
-
-
-def random_ratings(population: Population, rng: random.Random, *, new_fraction: float = 0.05) -> Iterator[Rating]:
-    """Endless ratings that are noise: users and movies chosen uniformly, ratings drawn from MovieLens's distribution."""
-    _check_fraction(new_fraction)
-    return _random_ratings(population, rng, new_fraction)
-
-
-def _random_ratings(population: Population, rng: random.Random, new_fraction: float) -> Iterator[Rating]:
-    users, movies = population.known_users, population.known_movies
-    new_user, new_movie = population.first_new_user(), population.first_new_movie()
-    ratings = rng.choices(RATINGS, RATING_WEIGHTS, k=4096)
-    random_value, choice, randrange = rng.random, rng.choice, rng.randrange
-    index = 0
-    while True:
-        user = new_user + randrange(population.new_users) if random_value() < new_fraction else choice(users)
-        movie = new_movie + randrange(population.new_movies) if random_value() < new_fraction else choice(movies)
-        index = (index + 1) & 4095
-        yield Rating(user, movie, ratings[index], int(time.time()))
-
-
-def synthetic(
-    population: Population, rng: random.Random, *, new_fraction: float = 0.05, ratings: str = "planted"
-) -> Iterator[Rating]:
-    """Endless synthetic ratings on `population`; a `new_fraction` of users and of movies the model has never seen.
-
-    `ratings="planted"` (the default) draws them from tastes planted on the population
-    (`Tastes.planted`), which a recommender can learn; `"random"` is noise (`random_ratings`).
-    For a stream that agrees with a MovieLens history, use `planted(Tastes.from_history(...), rng)`.
-    """
-    if ratings == "random":
-        return random_ratings(population, rng, new_fraction=new_fraction)
-    if ratings != "planted":
-        raise GeneratorInputError(f"ratings must be one of {', '.join(RATING_KINDS)}, not {ratings!r}")
-    _check_fraction(new_fraction)
-    return planted(Tastes.planted(population, rng), rng, new_fraction=new_fraction)
-
-
-def event_line(event_id: str, rating: Rating) -> str:
-    """The design's event as one JSON line."""
-    return (
-        f'{{"event_id":"{event_id}","user_id":{rating.user_id},"movie_id":{rating.movie_id},'
-        f'"rating":{rating.rating},"timestamp":{rating.timestamp}}}\n'
-    )
-
-
-def _uuid(rng: random.Random) -> str:
-    """A version-4 UUID drawn from `rng` (so a seed reproduces the ids)."""
-    h = f"{(rng.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62):032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _malformed_kinds(rng: random.Random) -> list[Callable[[str, Rating, str | None], bytes]]:
-    def good(event_id: str, rating: Rating) -> dict:
-        return {"event_id": event_id, **rating._asdict()}
-
-    def with_fields(**changes: object) -> Callable[[str, Rating, str | None], bytes]:
-        def make(event_id: str, rating: Rating, _previous: str | None) -> bytes:
-            event = {**good(event_id, rating), **changes}
-            return (json.dumps({k: v for k, v in event.items() if v is not _DROP}) + "\n").encode()
-
-        return make
-
-    def not_json(_e: str, _r: Rating, _p: str | None) -> bytes:
-        return b"this is not an event\n"
-
-    def truncated(event_id: str, rating: Rating, _p: str | None) -> bytes:
-        line = event_line(event_id, rating)
-        return (line[: rng.randrange(1, len(line) - 2)] + "\n").encode()
-
-    def invalid_utf8(event_id: str, rating: Rating, _p: str | None) -> bytes:
-        return b'{"event_id":"\xff\xfe' + event_id.encode() + b'","user_id":1}\n'
-
-    def duplicate(event_id: str, rating: Rating, previous: str | None) -> bytes:
-        # The previous valid event sent again: the ingest must keep only one.
-        return (previous or event_line(event_id, rating)).encode()
-
-    return [
-        not_json,
-        truncated,
-        invalid_utf8,
-        duplicate,
-        with_fields(movie_id=_DROP),
-        with_fields(user_id="abc"),
-        with_fields(rating=0),
-        with_fields(rating=5.5),
-        with_fields(rating=3.25),
-        with_fields(user_id=-7),
-        with_fields(movie_id=0),
-        with_fields(timestamp=int(time.time()) + 86_400 * 365),
-    ]
-
-
-_DROP = object()
-
-
-@dataclass
-class Counts:
-    """What `encode_events` produced so far."""
-
-    valid: int = 0
-    malformed: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.valid + self.malformed
-
-
-def encode_events(
-    ratings: Iterator[Rating], rng: random.Random, *, malformed_fraction: float = 0.0, counts: Counts | None = None
-) -> Iterator[bytes]:
-    """JSON lines of events for `ratings`, a `malformed_fraction` of them replaced by bad lines.
-
-    A malformed line is one of: not JSON, a truncated line, invalid UTF-8, a missing
-    field, a wrong type, a rating of 0, 5.5 or 3.25, a non-positive id, a future
-    timestamp, or a resent earlier event (a duplicate id). `counts` is updated as
-    lines are produced.
-    """
-    if not 0 <= malformed_fraction <= 1:
-        raise GeneratorInputError(f"malformed_fraction must be between 0 and 1, not {malformed_fraction}")
-    counts = counts if counts is not None else Counts()
-    kinds = _malformed_kinds(rng)
-    previous: str | None = None
-    for rating in ratings:
-        event_id = _uuid(rng)
-        if malformed_fraction and rng.random() < malformed_fraction:
-            kind = rng.choice(kinds)
-            counts.malformed += 1
-            yield kind(event_id, rating, previous)
-            continue
-        line = event_line(event_id, rating)
-        previous = line
-        counts.valid += 1
-        yield line.encode()
