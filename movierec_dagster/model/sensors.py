@@ -14,7 +14,7 @@ from dagster import (
     sensor,
 )
 
-from movierec_dagster.model.assets import STREAMED_ROWS
+from movierec_dagster.model.retrain import STREAMED_ROWS
 from movierec_dagster.model.registry import read_champion, read_model_info
 from movierec_dagster.model.schedules import retrain_model
 from movierec_dagster.resources import Lake

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from movierec_dagster.model import evaluation, training
-from movierec_dagster.model.assets import AlsModelConfig
+from movierec_dagster.model.retrain import AlsModelConfig
 from movierec_dagster.model.training import ModelParams
 
 TINY = ModelParams(

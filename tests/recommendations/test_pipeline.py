@@ -11,7 +11,7 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterEventType
 from pyspark.sql import functions as F
 
 from movierec_dagster.model import evaluation, registry, training
-from movierec_dagster.model.assets import AlsModelConfig
+from movierec_dagster.model.retrain import AlsModelConfig
 from movierec_dagster.recommendations.summary import print_summary
 from movierec_dagster.definitions import build_definitions
 from movierec_dagster.recommendations.assets import local_day
