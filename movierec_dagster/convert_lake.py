@@ -13,7 +13,9 @@ for the dashboard.
 """
 
 import json
+import os
 import sys
+from collections.abc import Mapping
 
 import fsspec
 import pyarrow as pa
@@ -23,13 +25,13 @@ from movierec_dagster.names import CURRENT_FOLDER, QUARANTINE, RAW, TABLES
 from movierec_dagster.tables import (
     DELTA_LOG,
     OLD_FORMAT_LOG,
+    LakeFiles,
     Table,
     WHOLE,
+    adls_credentials,
     arrow_filesystem,
     join,
-    lake_filesystem,
     lake_location,
-    lake_table,
     write_arrow,
 )
 
@@ -69,12 +71,12 @@ def _delta_types(rows: pa.Table) -> pa.Table:
     return rows.cast(pa.schema(fields), safe=False)
 
 
-def convert_table(location: str, fs: fsspec.AbstractFileSystem, root: str, area: str, name: str) -> int | None:
+def convert_table(files: LakeFiles, area: str, name: str) -> int | None:
     """Convert one table; the rows it holds, or None when it is not in the old format."""
-    folder = join(root, area, name)
+    fs, folder = files.fs, files.path(area, name)
     if not fs.exists(join(folder, OLD_FORMAT_LOG)):
         return None
-    opened = lake_table(location, fs, root, area, name)
+    opened = files.table(area, name)
     table = Table(opened.uri, opened.storage_options, fs=fs, path=folder, converting=True)
     commit = None if fs.exists(join(folder, DELTA_LOG)) else _newest_commit(fs, folder)
     if commit is not None:  # (a table whose old log names no commit holds nothing to keep)
@@ -107,13 +109,15 @@ def _names(fs: fsspec.AbstractFileSystem, folder: str) -> list[str]:
         return []
 
 
-def convert_lake(location: str, log=print) -> dict[str, int]:
-    """Convert every old-format table of the lake at `location`; the rows of each table converted, by `area/name`."""
-    fs, root = lake_filesystem(location)
+def convert_lake(location: str, credentials: Mapping[str, str] | None = None, log=print) -> dict[str, int]:
+    """Convert every old-format table of the lake at `location` (ADLS `credentials` by adlfs's option names);
+    the rows of each table converted, by `area/name`."""
+    files = LakeFiles(location, credentials)
+    fs, root = files.fs, files.root
     converted = {}
     for area in (TABLES, QUARANTINE):
         for name in _names(fs, join(root, area)):
-            rows = convert_table(location, fs, root, area, name)
+            rows = convert_table(files, area, name)
             if rows is not None:
                 converted[f"{area}/{name}"] = rows
                 log(f"{area}/{name}: {rows:,} rows, now a Delta table")
@@ -126,7 +130,7 @@ def convert_lake(location: str, log=print) -> dict[str, int]:
 def main(argv: list[str]) -> int:
     location = argv[0] if argv else lake_location()
     print(f"Converting the lake at {location} to Delta tables")
-    converted = convert_lake(location)
+    converted = convert_lake(location, adls_credentials(os.environ))
     print(f"{len(converted)} table(s) converted" if converted else "Nothing to convert: every table is a Delta table.")
     return 0
 

@@ -204,7 +204,7 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
         lake: Lake = AdlsLake(
             root=lake_root, **{option: _env_or_blank(environ, name) for option, name in ADLS_CREDENTIALS.items()}
         )
-    else:  # another fsspec URI that the cluster and the orchestrator share (the tests' stand-in for ADLS)
+    else:  # another fsspec URI that the cluster and the orchestrator share (docs/databricks.md; the tests' stand-in)
         lake = Lake(root=lake_root)
     workers = _value(environ, "MOVIEREC_DATABRICKS_WORKERS") or "1"
     if not workers.isdigit():
@@ -226,7 +226,7 @@ def _databricks(environ: dict[str, str]) -> dict[str, Any]:
         env_variables=cluster_environment({**environ, "MOVIEREC_DEPLOYMENT": "databricks"}),
     )
     if _value(environ, LANDING_FOLDER):
-        # Event files in a folder the orchestrator and the clusters both reach (the tests' stand-in for the hub).
+        # Event files in a folder the orchestrator and the clusters both reach (docs/databricks.md; the tests' stand-in).
         event_source: Any = LandingFolderSource(folder=_value(environ, LANDING_FOLDER))
     else:
         event_source = EventHubsSource(

@@ -231,7 +231,7 @@ class Table:
         store whatever version the table was opened at, numbered down from that version.
         """
         if self.fs is None or self.path is None:
-            raise ValueError(f"Reading {self.uri}'s log needs its fsspec filesystem: open it with Lake.table or lake_table.")
+            raise ValueError(f"Reading {self.uri}'s log needs its fsspec filesystem: open it with Lake.table or LakeFiles.table.")
         try:
             data = self.fs.cat_file(join(self.path, DELTA_LOG, f"{number:020d}.json"))
         except FileNotFoundError:
@@ -400,11 +400,11 @@ def write_arrow(
     """Write `rows` as Parquet with pyarrow and commit them, as `Lake.write_table` does with Spark's files.
 
     For writers without Spark; `table` must have been opened with its fsspec filesystem (`Lake.table`,
-    `lake_table`). Either `rows` are the part `part` (its columns, e.g. `date`, not in `rows`: they are
+    `LakeFiles.table`). Either `rows` are the part `part` (its columns, e.g. `date`, not in `rows`: they are
     text from its name), or they are split into parts by their columns `partition_by`, a file each.
     """
     if table.fs is None or table.path is None:
-        raise ValueError(f"Writing {table.uri} with pyarrow needs its fsspec filesystem: open it with Lake.table or lake_table.")
+        raise ValueError(f"Writing {table.uri} with pyarrow needs its fsspec filesystem: open it with Lake.table or LakeFiles.table.")
     folder = new_write_folder()
     files = []
     for group_part, group in _split_by(rows, partition_by) if partition_by else [(part, rows)]:
@@ -445,7 +445,7 @@ def arrow_dataset(table: Table, version: TableVersion, parts: Sequence[str] | No
     then ("terminate called without an active exception"), which a service or a test run cannot have.
     """
     if table.fs is None or table.path is None:
-        raise ValueError(f"Reading {table.uri} with pyarrow needs its fsspec filesystem: open it with Lake.table or lake_table.")
+        raise ValueError(f"Reading {table.uri} with pyarrow needs its fsspec filesystem: open it with Lake.table or LakeFiles.table.")
     files = version.files if parts is None else version.only(parts).files
     types = {name: version.schema.field(name).type for name in version.partition_columns}
     return ds.FileSystemDataset.from_paths(
@@ -483,10 +483,11 @@ def put_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
-# Opening a lake outside Spark (the dashboard, the HTTP service): a location from the environment.
+# Opening a lake outside Spark (the dashboard, the HTTP service): its location and credentials from the environment,
+# read once by each entry point.
 
 
-def lake_location(environ: dict[str, str] | None = None) -> str:
+def lake_location(environ: Mapping[str, str] | None = None) -> str:
     """`MOVIEREC_LAKE` (a URI, or a folder made absolute), else `$MOVIEREC_HOME/lake`."""
     environ = dict(os.environ if environ is None else environ)
     override = environ.get("MOVIEREC_LAKE", "").strip()
@@ -514,7 +515,7 @@ def adls_storage_options(
     """adlfs's options: a connection string, else a service principal, else DefaultAzureCredential.
 
     The one place both the pipeline's lake resource (`AdlsLake`) and the readers without Dagster
-    (`lake_filesystem`) turn credentials into fsspec options; `delta_storage_options` does the same
+    (`LakeFiles`) turn credentials into fsspec options; `delta_storage_options` does the same
     for delta-rs. The account comes from the URL (`<container>@<account>.dfs.core.windows.net`), or
     from the connection string, which may also name the Blob endpoint (Azurite's, in the tests).
     Listings are not cached (adlfs would keep them for the life of the process).
@@ -559,22 +560,33 @@ def _on_adls(location: str) -> bool:
     return "://" in location and location.split("://", 1)[0] in ADLS_PROTOCOLS
 
 
-def lake_filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem for `location` (ADLS credentials from the environment), and the lake's root in its path form."""
-    options = {}
-    if _on_adls(location):
-        if importlib.util.find_spec("adlfs") is None:
-            raise LakeUnreadable(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
-        options = adls_storage_options(**adls_credentials(os.environ))
-    try:
-        fs, root = fsspec.core.url_to_fs(location, **options)
-    except ValueError as error:  # "Protocol not known"
-        raise LakeUnreadable(f"The lake at {location} cannot be read: {error}.") from error
-    return fs, root.rstrip("/")
+class LakeFiles:
+    """A lake opened outside Spark (the dashboard, the HTTP service, the conversion): its filesystem and its tables.
 
+    `credentials` are ADLS's, by adlfs's option names; an entry point resolves them from its environment
+    once (`adls_credentials`), with the location (`lake_location`). Without any, an `abfss://` lake is
+    reached as the machine's managed identity or `az login`.
+    """
 
-def lake_table(location: str, fs: fsspec.AbstractFileSystem, root: str, *parts: str) -> Table:
-    """The table at `parts` of the lake at `location` (`fs` and `root` from `lake_filesystem`), credentials from the environment."""
-    options = delta_storage_options(**adls_credentials(os.environ)) if _on_adls(location) else {}
-    uri = join(location, *parts) if "://" in location else Path(location, *parts).as_uri()
-    return Table(uri, options, fs=fs, path=join(root, *parts))
+    def __init__(self, location: str, credentials: Mapping[str, str] | None = None):
+        self.location = location
+        credentials = dict(credentials or {})
+        options, self.delta_options = {}, {}
+        if _on_adls(location):
+            if importlib.util.find_spec("adlfs") is None:
+                raise LakeUnreadable(f"Reading the lake at {location} needs fsspec's ADLS filesystem: pip install adlfs.")
+            options, self.delta_options = adls_storage_options(**credentials), delta_storage_options(**credentials)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(location, **options)
+        except ValueError as error:  # "Protocol not known"
+            raise LakeUnreadable(f"The lake at {location} cannot be read: {error}.") from error
+        self.root = root.rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        """`parts` of the lake in the filesystem's path form."""
+        return join(self.root, *parts)
+
+    def table(self, *parts: str) -> Table:
+        """The table at `parts` of the lake (e.g. "tables", "movies")."""
+        uri = join(self.location, *parts) if "://" in self.location else Path(self.location, *parts).as_uri()
+        return Table(uri, self.delta_options, fs=self.fs, path=self.path(*parts))

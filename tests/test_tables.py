@@ -17,14 +17,14 @@ from fsspec.implementations.local import LocalFileSystem
 from movierec_dagster.tables import (
     WHOLE,
     DataFile,
+    LakeFiles,
     OldTableFormat,
     Table,
     TableVersion,
+    adls_credentials,
     arrow_dataset,
     arrow_filesystem,
     join,
-    lake_filesystem,
-    lake_table,
     new_write_folder,
     write_arrow,
 )
@@ -59,9 +59,7 @@ def table(request, tmp_path) -> Table:
 
 
 def _table(tmp_path) -> Table:
-    location = str(tmp_path / "lake")
-    fs, root = lake_filesystem(location)
-    return lake_table(location, fs, root, "ratings")
+    return LakeFiles(str(tmp_path / "lake")).table("ratings")
 
 
 def test_a_table_is_its_newest_commit(table):
@@ -168,10 +166,9 @@ def test_two_writers_of_a_new_table_or_part_never_both_land(fsspec_lake, replace
 WRITER = """
 import sys
 import pyarrow as pa
-from movierec_dagster.tables import lake_filesystem, lake_table, write_arrow
-location = sys.argv[1]
-fs, root = lake_filesystem(location)
-table = lake_table(location, fs, root, "t")
+import os
+from movierec_dagster.tables import LakeFiles, adls_credentials, write_arrow
+table = LakeFiles(sys.argv[1], adls_credentials(os.environ)).table("t")
 n = 0
 while True:
     write_arrow(table, pa.table({"marker": [str(n)] * (n + 1)}), properties={"n": n})
@@ -183,7 +180,8 @@ while True:
 def test_a_writer_killed_at_any_moment_leaves_a_whole_version(request, tmp_path, store, delay):
     """Write n commits n + 1 rows marked n; the writer opens the table as readers do (ADLS credentials from the environment)."""
     location = str(tmp_path / "lake") if store == "file" else request.getfixturevalue("adls_location")
-    fs, root = lake_filesystem(location)
+    files = LakeFiles(location, adls_credentials(os.environ))
+    fs, root = files.fs, files.root
     process = subprocess.Popen([sys.executable, "-c", WRITER, location], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 60
@@ -194,7 +192,7 @@ def test_a_writer_killed_at_any_moment_leaves_a_whole_version(request, tmp_path,
         process.send_signal(signal.SIGKILL)
         process.wait()
 
-    table = lake_table(location, fs, root, "t")
+    table = files.table("t")
     current = table.current()
     assert current is not None and current.rows > 0, "the writer must have committed before the kill"
     markers = _markers(table, current)

@@ -16,21 +16,20 @@ filesystem for that location (adlfs for ADLS); tables through delta-rs:
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
-import fsspec
 import pandas as pd
 import pyarrow.dataset as ds
 
 from movierec_dagster.tables import (
+    LakeFiles,
     LakeUnreadable,
     Table,
     TableVersion,
     arrow_dataset,
     join,
-    lake_filesystem,
-    lake_table,
     lake_location,  # noqa: F401 - the pages read it from here
 )
 
@@ -66,9 +65,9 @@ class TableNotFound(LakeError):
     pass
 
 
-def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
+def _open(location: str, credentials: Mapping[str, str] | None) -> LakeFiles:
     try:
-        return lake_filesystem(location)
+        return LakeFiles(location, credentials)
     except LakeUnreadable as error:
         raise LakeNotFound(str(error)) from error
 
@@ -110,9 +109,11 @@ class ModelHistory:
 class Lake:
     """Read-only queries on one lake; safe to share between Streamlit sessions (a cursor per query)."""
 
-    def __init__(self, location: str):
+    def __init__(self, location: str, credentials: Mapping[str, str] | None = None):
+        """The lake at `location`, reached with ADLS `credentials` (adlfs's option names) when it is on ADLS."""
         self.location = location
-        self._fs, self._root = _filesystem(location)
+        self._files = _open(location, credentials)
+        self._fs, self._root = self._files.fs, self._files.root
         self._connection = duckdb.connect()
         self._lock = threading.Lock()
 
@@ -128,7 +129,7 @@ class Lake:
             cursor.close()
 
     def _table(self, name: str) -> Table:
-        return lake_table(self.location, self._fs, self._root, TABLES, name)
+        return self._files.table(TABLES, name)
 
     def _version(self, name: str) -> TableVersion | None:
         return self._table(name).current()

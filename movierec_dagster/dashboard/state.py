@@ -5,6 +5,7 @@ shows up within a minute; the sidebar's "Reload data" button drops the cache at 
 """
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,14 +22,15 @@ from movierec_dagster.dashboard.data import (
     ModelHistory,
     Recommendations,
 )
-from movierec_dagster.tables import lake_location
+from movierec_dagster.tables import adls_credentials, lake_location
 
 CACHE_SECONDS = 60
 
 
 @st.cache_resource(show_spinner=False)
 def _lake(location: str) -> Lake:
-    return Lake(location)
+    """The lake's reader, made once per location (its ADLS credentials read from the environment then)."""
+    return Lake(location, adls_credentials(os.environ))
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ from movierec_dagster.serve.writes import (
     RatingsRejected,
     parse_ratings,
 )
-from movierec_dagster.tables import lake_filesystem
+from movierec_dagster.tables import LakeFiles
 
 log = logging.getLogger("movierec.serve")
 
@@ -181,11 +181,18 @@ class Metrics:
 class Service:
     """The data in use for one lake, replaced whole by `refresh`."""
 
-    def __init__(self, location: str, metrics: Metrics | None = None, writer: EventWriter | None = None, no_writer: str = ""):
+    def __init__(
+        self,
+        location: str,
+        metrics: Metrics | None = None,
+        writer: EventWriter | None = None,
+        no_writer: str = "",
+        credentials: Mapping[str, str] | None = None,
+    ):
+        """The lake at `location`, reached with ADLS `credentials` (adlfs's option names) when it is on ADLS."""
         self.location = location
         self.metrics = metrics or Metrics()
-        fs, root = lake_filesystem(location)
-        self._reader = LakeReader(fs, root, location)
+        self._reader = LakeReader(LakeFiles(location, credentials))
         self._refresh_lock = threading.Lock()
         self.served: Served | None = None
         self.problem = "The data is being loaded."

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from movierec_dagster.serve.app import Service, create_app
 from movierec_dagster.serve.writes import event_writer
-from movierec_dagster.tables import lake_location
+from movierec_dagster.tables import adls_credentials, lake_location
 
 
 def app_from_environment() -> FastAPI:
@@ -31,7 +31,7 @@ def app_from_environment() -> FastAPI:
     poll_seconds = float(os.environ.get("MOVIEREC_SERVE_POLL_SECONDS", "10"))
     location = lake_location()
     writer, no_writer = event_writer(os.environ, location)
-    service = Service(location, writer=writer, no_writer=no_writer)
+    service = Service(location, writer=writer, no_writer=no_writer, credentials=adls_credentials(os.environ))
     return create_app(service, poll_seconds=poll_seconds, cors_origins=cors_origins(os.environ), api_keys=api_keys(os.environ))
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,7 +22,7 @@ import pyarrow.dataset as ds
 
 from movierec_dagster.model.ease import EaseModel
 from movierec_dagster.model.foldin import ImplicitAls, ItemSide, Stars
-from movierec_dagster.tables import Table, TableVersion, arrow_dataset, arrow_filesystem, join, lake_table
+from movierec_dagster.tables import LakeFiles, Table, TableVersion, arrow_dataset, arrow_filesystem, join
 
 # The pipeline's names (names.py imports nothing). The service needs no Dagster and no JVM: the EASE scorer's module
 # imports pyspark's Python package, never a Spark session.
@@ -231,13 +230,14 @@ def _movie_json(movie_id: int, title: str | None, year: int | None, genres: list
 
 
 class LakeReader:
-    """Reads one lake (`fs` and its `root` in the filesystem's path form) for the service."""
+    """Reads one lake for the service."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, location: str):
-        self.fs, self.root, self.location = fs, root.rstrip("/"), location
+    def __init__(self, files: LakeFiles):
+        self.files = files
+        self.fs, self.root, self.location = files.fs, files.root, files.location
 
     def _table(self, name: str) -> Table:
-        return lake_table(self.location, self.fs, self.root, TABLES, name)
+        return self.files.table(TABLES, name)
 
     def _version(self, name: str) -> TableVersion | None:
         return self._table(name).current()

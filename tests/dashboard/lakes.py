@@ -9,6 +9,7 @@ in the dashboard.
 """
 
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,12 +24,12 @@ import pyarrow.parquet as pq
 from movierec_dagster.tables import (
     WHOLE,
     DataFile,
+    LakeFiles,
     Table,
     TableVersion,
+    adls_credentials,
     arrow_filesystem,
     join,
-    lake_filesystem,
-    lake_table,
     new_write_folder,
     part_name,
     write_arrow,
@@ -62,6 +63,7 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
 @dataclass
 class TinyLake:
     location: str  # what MOVIEREC_LAKE names: a folder or a URI
+    credentials: dict[str, str]  # ADLS's, as the dashboard's entry point reads them from the environment
     fs: fsspec.AbstractFileSystem
     root: str  # the location in `fs`'s path form
     users: list[int]
@@ -73,8 +75,8 @@ class TinyLake:
         return join(self.root, *parts)
 
     def table(self, name: str) -> Table:
-        """The table as the dashboard and the service open it (ADLS credentials from the environment)."""
-        return lake_table(self.location, self.fs, self.root, "tables", name)
+        """The table as the dashboard and the service open it."""
+        return LakeFiles(self.location, self.credentials).table("tables", name)
 
     def committed_files(self, name: str) -> list[str]:
         """The Parquet files (in `fs`'s path form) the table's newest version names."""
@@ -137,8 +139,9 @@ def build_lake(
     streamed_since: bool = False,
 ) -> TinyLake:
     """A lake with movies, ratings (by year), and optionally two days of recommendations and three models."""
-    fs, root = lake_filesystem(str(location))  # the dashboard's own way in (ADLS credentials from the environment)
-    lake = TinyLake(str(location), fs, root, list(range(1, users + 1)), {users})
+    credentials = adls_credentials(os.environ)  # as the dashboard's entry point reads them
+    files = LakeFiles(str(location), credentials)
+    lake = TinyLake(str(location), credentials, files.fs, files.root, list(range(1, users + 1)), {users})
     commit(lake, "movies", movies_table(title="Old movie {}")[0])
     movies, lake.movies = movies_table()
     commit(lake, "movies", movies)

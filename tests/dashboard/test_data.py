@@ -102,7 +102,7 @@ def test_only_the_committed_version_is_read(folder_or_adls_lake: TinyLake):
     for name in ("movies", "ratings", "user_recommendations"):
         assert set(tiny.committed_files(name)) < set(tiny.parquet_on_disk(name))
     assert any(f"/date={UNCOMMITTED_DATE}/" in path for path in tiny.parquet_on_disk("user_recommendations"))
-    lake = Lake(tiny.location)
+    lake = Lake(tiny.location, tiny.credentials)
     assert lake.newest_recommendation_date() == NEWEST_DATE  # not the uncommitted UNCOMMITTED_DATE
     with pytest.raises(TableNotFound, match=UNCOMMITTED_DATE):
         lake.recommended_users(UNCOMMITTED_DATE)
@@ -115,7 +115,7 @@ def test_only_the_committed_version_is_read(folder_or_adls_lake: TinyLake):
 
 
 def test_a_new_commit_shows_up_on_an_open_lake(folder_or_adls_lake: TinyLake):
-    lake = Lake(folder_or_adls_lake.location)
+    lake = Lake(folder_or_adls_lake.location, folder_or_adls_lake.credentials)
     assert lake.newest_recommendation_date() == NEWEST_DATE
     newer = pa.Table.from_pylist([{"user_id": 7, "movie_id": 1, "rank": 1}], schema=RECOMMENDATIONS_SCHEMA)
     commit(folder_or_adls_lake, "user_recommendations", newer, f"date={UNCOMMITTED_DATE}")
@@ -183,14 +183,14 @@ def test_an_unknown_scheme_is_named():
 def test_a_query_on_a_missing_table_names_it(folder_or_adls_lake: TinyLake):
     folder_or_adls_lake.fs.rm(folder_or_adls_lake.path("tables", "ratings"), recursive=True)
     with pytest.raises(TableNotFound, match="The table 'ratings' is not in the lake"):
-        Lake(folder_or_adls_lake.location).top_rated(1)
+        Lake(folder_or_adls_lake.location, folder_or_adls_lake.credentials).top_rated(1)
 
 
 def test_model_history_lists_the_model_json_files_with_the_champion_marked(folder_or_adls_lake: TinyLake):
     put(folder_or_adls_lake, b"{not json", "models", "als", "20260303T060000Z-broken", "model.json")
     # A prune deletes model.json first: the rest of a pruned version is not a version.
     put(folder_or_adls_lake, b"{}", "models", "als", "20260227T060000Z-pruned", "ranking", "metadata")
-    history = Lake(folder_or_adls_lake.location).model_history()
+    history = Lake(folder_or_adls_lake.location, folder_or_adls_lake.credentials).model_history()
     assert list(history.versions["version"]) == list(MODEL_METRICS)
     assert list(history.versions["rmse"]) == [rmse for rmse, _ in MODEL_METRICS.values()]
     assert list(history.versions.loc[history.versions["champion"], "version"]) == [CHAMPION]
