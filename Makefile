@@ -117,7 +117,7 @@ serve: venv
 
 # The HTTP API under wrk (Debian's package) on the demo's lake, then on a synthetic 162k-user batch.
 bench-serve: venv
-	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.serve http
 
 # The whole pipeline at 100k, 1M, 5M and 25M ratings (hours on 2 cores; SCALE_ARGS='--sizes 100k,1m' for less),
 # and docs/scale.png: matplotlib comes with the `bench` extra.
@@ -125,7 +125,11 @@ bench-scale: venv java
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
-# Each benchmark prints its figures; docs/performance.md keeps today's. dashboard_first_paint reads the demo's lake.
-BENCHMARKS := etl_overhead demo_pipeline demo_vs_seed demo_stream_quality gate_cost refit_cost databricks_launch generator_throughput ingest_throughput ingest_sustained stream_latency model_quality retrain_parts scoring dashboard_first_paint
+# Each benchmark, module:subcommand, prints its figures; docs/performance.md keeps today's. serve:dashboard-first-paint
+# reads the demo's lake.
+BENCHMARKS := pipeline:etl-overhead pipeline:demo pipeline:demo-vs-seed stream:demo-quality model:gate-cost model:refit-cost \
+	pipeline:databricks-launch stream:generator-throughput stream:ingest-throughput stream:ingest-sustained stream:latency \
+	model:quality model:retrain-parts scoring:compare serve:dashboard-first-paint
 bench: venv java
-	@for module in $(BENCHMARKS); do echo "== bench.$$module"; $(BIN)/python -m bench.$$module || exit 1; done
+	@for benchmark in $(BENCHMARKS); do module=$${benchmark%%:*}; command=$${benchmark#*:}; \
+		echo "== bench.$$module $$command"; $(BIN)/python -m bench.$$module $$command || exit 1; done

@@ -20,6 +20,8 @@ Sizes whose time per rating grows more than 1.5x from 1M to 25M are listed.
     .venv/bin/python -m bench.scale --sizes 100k,1m,5m,25m
     .venv/bin/python -m bench.scale --sizes 25m --env MOVIEREC_SPARK_DRIVER_MEMORY=8g
     .venv/bin/python -m bench.scale --plot-only
+
+One benchmark with options of its own, so no subcommands (`make bench-scale` runs it; SCALE_ARGS are its options).
 """
 
 import argparse
@@ -37,9 +39,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.paths import MOVIELENS
+from bench.common import MOVIELENS, ROOT, dagster_home, demo_environment
 
-ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024**3
 
 
@@ -203,10 +204,8 @@ def run_size(
     folder = Path(tempfile.mkdtemp(prefix=f"movierec-scale-{size.name}-"))
     log_path = Path(tempfile.gettempdir()) / f"movierec-scale-{size.name}.log"
     try:
-        dagster_home = folder / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(ROOT / "infra" / "local" / "dagster.yaml", dagster_home / "dagster.yaml")
-        environment = {**os.environ, "MOVIEREC_HOME": str(folder), "DAGSTER_HOME": str(dagster_home), "MOVIELENS_SOURCE": str(source), **extra_env}
+        instance_home = dagster_home(folder / "dagster_home")
+        environment = {**demo_environment(folder, instance_home, str(source)), **extra_env}
         load_before = os.getloadavg()[0]
         started_epoch, started = time.time(), time.perf_counter()
         with log_path.open("w") as log:
@@ -230,8 +229,8 @@ def run_size(
             finally:
                 sampler.stop()
         total = time.perf_counter() - started
-        stages, steps = stage_times(dagster_home)
-        decided = decisions(dagster_home)
+        stages, steps = stage_times(instance_home)
+        decided = decisions(instance_home)
         for stage in stages.values():
             stage.update(sampler.window(stage["start"], stage["end"]))
         whole = sampler.window(started_epoch, time.time())
@@ -309,8 +308,8 @@ def plot(results: dict[str, dict], target: Path) -> None:
     print(f"plot: {target}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100k,1m,5m,25m", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "scale-data", help="where the generated zips are cached")
     parser.add_argument("--results", type=Path, default=Path(tempfile.gettempdir()) / "scale-data" / "results.json", help="the JSON the results are merged into")
@@ -322,7 +321,11 @@ def main() -> None:
     parser.add_argument("--random-burst", action="store_true", help="land random ratings, not ones drawn from the history's tastes")
     parser.add_argument("--demo-random-burst", action="store_true", help=argparse.SUPPRESS)  # the pipeline's process itself
     parser.add_argument("--keep", type=Path, default=None, help="copy each run's home (lake, instance) here")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.demo_random_burst:
         demo_with_random_burst()
         return

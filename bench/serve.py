@@ -1,27 +1,25 @@
-"""The HTTP API under load: requests/s, latency percentiles and the serving processes' memory, driven by wrk.
+"""Serving: the HTTP API under load (wrk), and the dashboard's first paint in a browser, both on the lake `make demo`
+built.
 
-Two lakes: the demo's (`$MOVIEREC_HOME/lake`: `make demo` on ml-latest-small), and a copy of it whose
-recommendations are synthesized at the 25M-rating shape (162,541 users x 10, committed through the
-table layer). For each, `movierec serve` runs on loopback (`--workers`, default 2: the server and wrk
-share the machine's cores), wrk asks for random users' recommendations for a bounded time, then for
-similar movies. Needs Debian's wrk (`apt-get install -y wrk`).
+    .venv/bin/python -m bench.serve <subcommand> [options]     (--help after a subcommand for its options)
 
-`--fold-in` measures fresh recommendations instead, on a copy synthesized at the 25M shape whole:
-25M training ratings of 162,541 users over 59,047 movies, an implicit ALS champion of rank 30 with a
-residual ALS of rank 50, and ratings streamed after the batch by the first `--fresh-users` users, whom
-wrk asks for (every answer a fold-in). Then, on one worker, the time from a POST of ratings to the
-first GET that reflects them.
+Subcommands:
+    http                   the HTTP API under wrk: requests/s, latency percentiles and the serving processes' memory,
+                           on the demo's lake and on a copy at the 25M shape (`make bench-serve`); --fold-in: fresh
+                           users' fold-in lists at the 25M shape, and the time from a POST to a GET that reflects it
+    dashboard-first-paint  the first paint of a user's dashboard view in headless Chromium; --screenshot
 
-    python -m bench.serve [--seconds 10] [--connections 16] [--workers 2] [--fold-in]
+Both read the lake from MOVIEREC_LAKE or $MOVIEREC_HOME/lake (default ./.movierec/lake).
 """
 
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,12 +29,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
-from movierec_dagster.tables import arrow_dataset, lake_location, lake_table, write_arrow
+from bench.common import family_parser, free_port, subcommand
+from movierec_dagster.dashboard.data import Lake, LakeError
+from movierec_dagster.tables import LakeFiles, adls_credentials, arrow_dataset, lake_location, write_arrow
+from tests.dashboard.browser import chromium, missing_browser, running_dashboard, select_user, wait_for_user_view
+
+# ---- http: the HTTP API under wrk ----
 
 LARGE_USERS = 162_541  # ml-25m's users
 TOP_K = 10
@@ -50,19 +54,13 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
     """A copy of the demo's lake whose newest recommendations part has `users` users x 10 (the 25M shape)."""
     shutil.copytree(demo_lake, target, ignore=shutil.ignore_patterns("landing*", "checkpoints", "raw"))
-    fs = fsspec.filesystem("file")
-    movies = lake_table(str(target), fs, str(target), "tables", "movies")
+    files = LakeFiles(str(target))
+    movies = files.table("tables", "movies")
     movie_ids = arrow_dataset(movies, movies.current()).to_table(columns=["movie_id"]).column("movie_id").to_numpy()
-    table = lake_table(str(target), fs, str(target), "tables", "user_recommendations")
+    table = files.table("tables", "user_recommendations")
     current = table.current()
     part = max(current.parts)
     model_version = arrow_dataset(table, current, [part]).to_table(columns=["model_version"]).column(0)[0].as_py()
@@ -91,7 +89,7 @@ FOLD_IN_VERSION = "20260101T000000Z-bench0"
 def _replace_table(target: Path, name: str, rows: pa.Table) -> None:
     """The table `name` of the copy made anew with `rows` (its old layout and partitioning dropped)."""
     shutil.rmtree(target / "tables" / name, ignore_errors=True)
-    write_arrow(lake_table(str(target), fsspec.filesystem("file"), str(target), "tables", name), rows)
+    write_arrow(LakeFiles(str(target)).table("tables", name), rows)
 
 
 def _factors_parquet(folder: Path, ids: np.ndarray, factors: np.ndarray) -> None:
@@ -268,17 +266,25 @@ def bench_lake(name: str, lake: str, arguments, script: str) -> None:
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--users", type=int, default=LARGE_USERS)
-    parser.add_argument("--fold-in", action="store_true", help="fresh users' fold-in lists and POST-to-GET instead")
-    parser.add_argument("--fresh-users", type=int, default=20_000)
-    arguments = parser.parse_args()
+def http(arguments: argparse.Namespace) -> None:
+    """The HTTP API under load: requests/s, latency percentiles and the serving processes' memory, driven by wrk.
+
+    Two lakes: the demo's (`$MOVIEREC_HOME/lake`: `make demo` on ml-latest-small), and a copy of it whose
+    recommendations are synthesized at the 25M-rating shape (162,541 users x 10, committed through the
+    table layer). For each, `movierec serve` runs on loopback (`--workers`, default 2: the server and wrk
+    share the machine's cores), wrk asks for random users' recommendations for a bounded time, then for
+    similar movies. Needs Debian's wrk (`apt-get install -y wrk`).
+
+    `--fold-in` measures fresh recommendations instead, on a copy synthesized at the 25M shape whole:
+    25M training ratings of 162,541 users over 59,047 movies, an implicit ALS champion of rank 30 with a
+    residual ALS of rank 50, and ratings streamed after the batch by the first `--fresh-users` users, whom
+    wrk asks for (every answer a fold-in). Then, on one worker, the time from a POST of ratings to the
+    first GET that reflects them.
+
+        .venv/bin/python -m bench.serve http [--seconds 10] [--connections 16] [--workers 2] [--fold-in]
+    """
     if shutil.which("wrk") is None:
-        sys.exit("bench.serve needs wrk: apt-get install -y wrk")
+        sys.exit("bench.serve http needs wrk: apt-get install -y wrk")
     demo_lake = Path(lake_location())
     if not (demo_lake / "tables" / "user_recommendations").is_dir():
         sys.exit(f"No recommendations in {demo_lake}: run make demo first.")
@@ -295,6 +301,100 @@ def main() -> None:
         large = Path(scratch) / "lake"
         synthesize_large_lake(demo_lake, large, arguments.users)
         bench_lake(f"25M shape ({arguments.users:,} users, synthesized recommendations)", str(large), arguments, script)
+
+
+# ---- dashboard-first-paint: the dashboard in headless Chromium ----
+
+
+def _paint(browser, url: str, user: int) -> float:
+    started = time.perf_counter()
+    browser.get(f"{url}/?user={user}")
+    wait_for_user_view(browser, user)
+    return time.perf_counter() - started
+
+
+def save_view(browser, url: str, user: int, path: Path) -> None:
+    """A screenshot of `user`'s whole view once both charts are drawn."""
+    browser.set_window_size(1440, 1700)
+    browser.get(f"{url}/?user={user}")
+    wait_for_user_view(browser, user)
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"] svg')) >= 2
+    )
+    time.sleep(1)  # let the charts' entry transitions finish
+    path.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(path))
+    print(f"screenshot of user {user} in {path}")
+
+
+def dashboard_first_paint(args: argparse.Namespace) -> None:
+    """First paint of a user's dashboard view in headless Chromium, on the lake `make demo` built.
+
+        .venv/bin/python -m bench.serve dashboard-first-paint [--users 20] [--screenshot docs/dashboard.png]
+
+    Reads the lake from MOVIEREC_LAKE or $MOVIEREC_HOME/lake (default ./.movierec/lake). "First paint" is
+    the time from asking the browser for `/?user=N` until that user's ten recommendation rows are in the page.
+    With --screenshot, it then saves a whole view of a user the model scored (docs/dashboard.md's picture).
+    """
+    if reason := missing_browser():
+        sys.exit(f"Cannot benchmark in a browser: {reason}.")
+    location = lake_location()
+    try:
+        lake = Lake(location, adls_credentials(os.environ))
+        lake.check_exists()
+        date = lake.newest_recommendation_date()
+        users = lake.recommended_users(date)
+    except LakeError as problem:
+        sys.exit(f"{problem} Run `make demo` first.")
+    ratings = ", ".join(lake.own_ratings_tables())
+    print(f"lake {location}: {len(users):,} users with recommendations on {date}; own ratings from {ratings}")
+    sample = random.Random(7).sample(users, min(len(users), args.users + 2))
+
+    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as scratch:
+        started = time.perf_counter()
+        with running_dashboard(location, Path(scratch) / "streamlit.log") as url:
+            print(f"streamlit run answers after        {time.perf_counter() - started:6.2f} s")
+            with chromium() as browser:
+                browser.get(f"{url}/_stcore/health")  # the browser is up before the clock starts
+                cold = _paint(browser, url, sample[0])
+                print(f"first paint, first visit (cold)    {cold:6.2f} s   user {sample[0]}")
+                warm = [_paint(browser, url, user) for user in sample[2:]]
+                print(
+                    f"first paint, page load, {len(warm)} users   median {statistics.median(warm):.2f} s"
+                    f"   max {max(warm):.2f} s"
+                )
+                started = time.perf_counter()
+                select_user(browser, sample[1])
+                wait_for_user_view(browser, sample[1])
+                print(f"switch user in the selector        {time.perf_counter() - started:6.2f} s")
+                if args.screenshot:
+                    scored = next((u for u in sample if not lake.recommendations(date, u).cold_start), sample[0])
+                    save_view(browser, url, scored, args.screenshot)
+
+
+# ---- the command line ----
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, commands = family_parser("python -m bench.serve", __doc__)
+
+    command = subcommand(commands, "http", http)
+    command.add_argument("--seconds", type=int, default=10)
+    command.add_argument("--connections", type=int, default=16)
+    command.add_argument("--workers", type=int, default=2)
+    command.add_argument("--users", type=int, default=LARGE_USERS)
+    command.add_argument("--fold-in", action="store_true", help="fresh users' fold-in lists and POST-to-GET instead")
+    command.add_argument("--fresh-users", type=int, default=20_000)
+
+    command = subcommand(commands, "dashboard-first-paint", dashboard_first_paint)
+    command.add_argument("--users", type=int, default=20, help="users to open after the first (default 20)")
+    command.add_argument("--screenshot", type=Path, help="save a picture of a model-scored user's view here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.benchmark(args)
 
 
 if __name__ == "__main__":

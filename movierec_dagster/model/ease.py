@@ -73,7 +73,7 @@ _MODEL_FILES = (EASE_PARAMS, EASE_ITEM_IDS, EASE_WEIGHTS)
 
 @dataclass(frozen=True)
 class EaseParams:
-    """EASE's hyper-parameters (defaults chosen on a validation split of ml-latest-small, bench/ease_quality.py).
+    """EASE's hyper-parameters (defaults chosen on a validation split of ml-latest-small, `bench.model ease-quality`).
 
     `l2` is lambda, on the scale of the squared input values: a movie's diagonal entry of X^T X is the sum
     of its ratings' squared input values (its number of ratings under "binary"; under "rating", 0.64 for

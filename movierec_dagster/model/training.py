@@ -39,7 +39,7 @@ RANKERS = (AUTO, ALS_RANKER, EASE_RANKER)
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Hyper-parameters of both models (defaults measured on ml-latest-small, see bench/model_quality.py)."""
+    """Hyper-parameters of both models (defaults measured on ml-latest-small, see `bench.model quality`)."""
 
     rating_rank: int = 50  # 0: no residual ALS, the star ratings are the biases (`fit_bundle`)
     rating_reg_param: float = 0.1
@@ -248,7 +248,7 @@ def fit_bundle(ratings: DataFrame, params: ModelParams) -> ModelBundle:
     The ranking model fits in a second thread while the biases and the rating model fit
     here: Spark runs the two jobs side by side, which keeps the cores busy between stages.
     With `rating_rank` 0 no residual ALS is fitted: at scale it is the costliest fit
-    (`bench.training_breakdown`), and data whose ratings the biases explain gains nothing from it.
+    (`bench.model training-breakdown`), and data whose ratings the biases explain gains nothing from it.
     """
     if params.rating_rank < 0:
         raise ValueError(f"rating_rank must be 0 (no residual ALS) or more, got {params.rating_rank}")
