@@ -153,6 +153,17 @@ class EaseModel:
         )
         return [(int(movie), float(score)) for movie, score in zip(ids, scores)]
 
+    def similar(self, movie_id: int, k: int) -> list[tuple[int, float]] | None:
+        """The `k` movies a rating of `movie_id` raises most (movie id, weight), best first; None when the model does
+        not know the movie.
+
+        The list EASE gives a user whose one rating is five stars for it (an input value of 1): its row of B, which is
+        the movie's own answer to "people who rated this also rate", itself excluded.
+        """
+        if not len(self.columns(np.array([movie_id]))[1]):
+            return None
+        return self.score_user([movie_id], [MAX_RATING], k)
+
     def movies(self, spark: SparkSession) -> DataFrame:
         """movie_id (int) of every movie the model knows: the users with a rating of one of them get a list."""
         return spark.createDataFrame(pd.DataFrame({"movie_id": self.item_ids.astype(np.int32)}), "movie_id int")

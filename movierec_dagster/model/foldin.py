@@ -71,13 +71,24 @@ class ImplicitAls:
     alpha: float
     reg_param: float
     neutral_rating: float
+    norms: np.ndarray  # each movie's factor length, for `similar` (1 for a zero vector, which is similar to nothing)
 
     @classmethod
     def of(cls, item_ids: np.ndarray, factors: np.ndarray, *, alpha: float, reg_param: float, neutral_rating: float):
         factors = np.asarray(factors, dtype=np.float32)
         wide = factors.astype(np.float64)
         items = ItemSide(np.asarray(item_ids, dtype=np.int64), factors)
-        return cls(items, wide.T @ wide, alpha, reg_param, neutral_rating)
+        norms = np.linalg.norm(factors, axis=1)
+        return cls(items, wide.T @ wide, alpha, reg_param, neutral_rating, np.where(norms == 0, 1.0, norms).astype(np.float32))
+
+    def similar(self, movie_id: int, k: int) -> list[tuple[int, float]] | None:
+        """The `k` movies whose factors point most nearly the way `movie_id`'s do (movie id, cosine), best first, itself
+        excluded; None when the model does not know the movie."""
+        rows = self.items.rows(np.array([movie_id]))[1]
+        if not len(rows):
+            return None
+        factors, row = self.items.factors, rows[0]
+        return top_k(self.items, (factors @ factors[row]) / (self.norms * self.norms[row]), {movie_id}, k)
 
     def user_vector(self, movie_ids: np.ndarray, ratings: np.ndarray) -> np.ndarray | None:
         """The user's factors from their ratings; None when none of the rated movies is in the model."""

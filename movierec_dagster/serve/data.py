@@ -85,12 +85,6 @@ class Served:
     fallback_predicted: list[float]
     movies: dict[int, str]  # movie -> its JSON object, without the closing brace
     titles: list[tuple[int, str]]  # (movie, its title case-folded), by movie id: what /movies?q= searches
-    item_index: dict[int, int]  # movie -> row of `item_vectors`
-    item_ids: np.ndarray
-    # The champion's item vectors (implicit ALS: the item factors; EASE: the rows of its item-to-item weights), the
-    # ranking model's own arrays, and their lengths; None without a champion.
-    item_vectors: np.ndarray | None
-    item_norms: np.ndarray | None
     loaded_at: str
     load_seconds: float
     ratings: "UserRatings"  # every user's ratings as loaded: training_ratings merged with rating_events
@@ -194,22 +188,16 @@ class Served:
         )
 
     def similar_json(self, movie_id: int, k: int) -> str:
-        """The `k` movies whose champion item vectors are closest (cosine) to `movie_id`'s, itself excluded."""
-        if self.item_vectors is None:
+        """The `k` movies most like `movie_id` by the champion's ranking model (`similar`: cosine of implicit ALS's item
+        factors, or EASE's weights from this movie), itself excluded."""
+        if self.ranker is None:
             raise NotServable(f"There is no champion model yet, so no item factors to compare: run {MAKE_CHAMPION}.")
-        row = self.item_index.get(movie_id)
-        if row is None:
+        similar = self.ranker.similar(movie_id, k)
+        if similar is None:
             known = "is in the catalogue but" if movie_id in self.movies else "is not in the catalogue and"
             raise KeyError(f"Movie {movie_id} {known} is not in the champion model {self.source.champion}.")
-        scores = (self.item_vectors @ self.item_vectors[row]) / (self.item_norms * self.item_norms[row])
-        scores[row] = -np.inf
-        asked, k = k, min(k, len(scores) - 1)
-        best = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
-        best = best[np.lexsort((self.item_ids[best], -scores[best]))]
-        items = ",".join(
-            f'{self._movie(int(self.item_ids[i]))},"similarity":{round(float(scores[i]), 4)!r}}}' for i in best
-        )
-        note = _fewer_note(asked, len(best))
+        items = ",".join(f'{self._movie(movie)},"similarity":{round(score, 4)!r}}}' for movie, score in similar)
+        note = _fewer_note(k, len(similar))
         return f'{self._movie(movie_id)},"model_version":"{self.source.champion}","similar":[{items}]{note}}}'
 
 
@@ -333,10 +321,6 @@ class LakeReader:
             fallback_predicted=fallback_predicted,
             movies=movies,
             titles=titles,
-            item_index=model.item_index if model else {},
-            item_ids=model.item_ids if model else np.array([], dtype=np.int64),
-            item_vectors=model.item_vectors if model else None,
-            item_norms=model.item_norms if model else None,
             loaded_at=_iso(datetime.now(UTC)),
             load_seconds=round(time.perf_counter() - started, 3),
             ratings=UserRatings.merged(history, events),
@@ -359,7 +343,7 @@ class LakeReader:
         return movies, sorted(titles)
 
     def _model(self, version: str | None) -> "_Model | None":
-        """The champion's item vectors (unit length) and its bias baseline, or None without a champion."""
+        """The champion's ranking model and its rating model (for fold-in and /similar), or None without a champion."""
         if version is None:
             return None
         info = self._read_json(MODELS, version, MODEL_INFO)
@@ -369,14 +353,12 @@ class LakeReader:
         ranker: ImplicitAls | EaseModel
         if info.get("ranking_model") == "EASE":
             ranker = EaseModel.load(self.fs, join(self.root, MODELS, version, EASE_FOLDER))
-            item_ids, vectors = ranker.item_ids.astype(np.int64), ranker.weights
         else:
             item_ids, vectors = self._factors(MODELS, version, "ranking")
             ranker = ImplicitAls.of(
                 item_ids, vectors, alpha=float(params.get("alpha", 1.0)),
                 reg_param=float(params.get("ranking_reg_param", 0.1)), neutral_rating=float(params.get("neutral_rating", 3.0)),
             )
-        norms = np.linalg.norm(vectors, axis=1)
         biases = self._spark_parquet(MODELS, version, "item_bias").to_table(columns=["movie_id", "item_bias"])
         item_bias = dict(zip(biases.column("movie_id").to_pylist(), biases.column("item_bias").to_pylist(), strict=True))
         # Versions saved before the residual ALS could be dropped have no `rating_model`: they all kept it.
@@ -385,14 +367,7 @@ class LakeReader:
             float(info["global_mean"]), item_bias, float(params.get("user_bias_reg", 15.0)), residual,
             float(params.get("rating_reg_param", 0.1)),
         )
-        return _Model(
-            item_ids=item_ids,
-            item_index=dict(zip(item_ids.tolist(), range(len(item_ids)), strict=True)),
-            item_vectors=vectors,
-            item_norms=np.where(norms == 0, 1.0, norms).astype(np.float32),  # a zero vector is similar to nothing
-            ranker=ranker,
-            stars=stars,
-        )
+        return _Model(ranker=ranker, stars=stars)
 
     def _factors(self, *parts: str) -> tuple[np.ndarray, np.ndarray]:
         """A saved Spark ALS model's item ids and factors (float32, a row each)."""
@@ -440,10 +415,6 @@ class LakeReader:
 
 @dataclass(frozen=True)
 class _Model:
-    item_ids: np.ndarray
-    item_index: dict[int, int]
-    item_vectors: np.ndarray
-    item_norms: np.ndarray
     ranker: ImplicitAls | EaseModel
     stars: Stars
 

@@ -201,3 +201,16 @@ def test_params_are_checked():
 def test_movies_are_the_catalog_the_model_knows(spark):
     model = EaseModel(np.array([3, 8], dtype=np.int32), np.zeros((2, 2), dtype=np.float32), EaseParams())
     assert sorted(row.movie_id for row in model.movies(spark).collect()) == [3, 8]
+
+
+def test_similar_movies_by_ease_are_its_weights_from_the_movie(spark):
+    ratings = random_ratings(40, 25, 0.3, seed=5)
+    model = fit_ease(spark.createDataFrame(ratings), EaseParams(l2=5.0))
+    movie = int(model.item_ids[3])
+    row = model.weights[3].astype(np.float64)
+    expected = sorted((-row[i], int(other)) for i, other in enumerate(model.item_ids) if i != 3)[:5]
+    similar = model.similar(movie, 5)
+    assert [other for other, _ in similar] == [other for _, other in expected]
+    np.testing.assert_allclose([weight for _, weight in similar], [-weight for weight, _ in expected], rtol=1e-6)
+    assert similar == model.score_user([movie], [5.0], k=5)  # the list of a user whose one rating is five stars for it
+    assert model.similar(10_000, 5) is None

@@ -87,3 +87,13 @@ def test_stars_stay_on_the_scale_for_an_extreme_user():
     stars = foldin.Stars(global_mean=4.5, item_bias={1: 0.6, 2: -4.4}, user_bias_reg=0.0)
     assert stars.predict([2], [5.0], [1, 2]) == [MAX_RATING, MAX_RATING]  # 10.0 and 5.0: a user bias of 4.9
     assert stars.predict([1], [0.5], [2]) == [MIN_RATING]  # -4.5: a user bias of -4.6
+
+
+def test_similar_movies_by_implicit_als_are_the_nearest_by_cosine():
+    factors = np.array([[1, 0], [2, 0.1], [-0.5, 3], [-1, 0], [0.5, 0.5], [0, 0]], dtype=np.float32)
+    model = foldin.ImplicitAls.of(np.array([10, 20, 30, 40, 50, 60]), factors, alpha=1.0, reg_param=0.1, neutral_rating=3.0)
+    similar = model.similar(10, 3)
+    assert [movie for movie, _ in similar] == [20, 50, 60]  # the same way, 45 degrees off, a zero vector (cosine 0)
+    assert similar[0][1] == pytest.approx(2 / np.hypot(2, 0.1), abs=1e-6) and similar[2][1] == 0
+    assert [movie for movie, _ in model.similar(10, 10)] == [20, 50, 60, 30, 40]  # all but itself
+    assert model.similar(99, 3) is None

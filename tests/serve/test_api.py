@@ -79,22 +79,27 @@ def lake_ratings(spark, lake):
     return pairs.unionByName(lake.read_table(spark, "rating_events").select("user_id", "movie_id")).distinct()
 
 
-def item_vectors(bundle: training.ModelBundle) -> tuple[np.ndarray, np.ndarray]:
-    """The ranking model's movies and item vectors: implicit ALS's item factors, or the rows of EASE's weights."""
+def similarities(bundle: training.ModelBundle, movie: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every movie of the champion's ranking model and its similarity to `movie`, worked out here from the saved model:
+    the cosine of implicit ALS's item factors, or EASE's weight from `movie` (its row of B)."""
     model = bundle.ranking_model
     if bundle.ranking_model_kind == training.EASE_RANKER:
-        return model.item_ids.astype(np.int64), model.weights.astype(np.float64)
+        ids = model.item_ids.astype(np.int64)
+        return ids, model.weights[int(np.flatnonzero(ids == movie)[0])].astype(np.float64)
     factors = model.itemFactors.collect()
-    return np.array([row["id"] for row in factors]), np.array([row["features"] for row in factors], dtype=np.float64)
+    ids = np.array([row["id"] for row in factors])
+    vectors = np.array([row["features"] for row in factors], dtype=np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return ids, vectors @ vectors[int(np.flatnonzero(ids == movie)[0])]
 
 
 @pytest.mark.slow
-def test_similar_movies_are_the_nearest_in_the_champions_item_vectors(client, spark, pipeline_lake):
+def test_similar_movies_are_the_nearest_by_the_champions_ranking_model(client, spark, pipeline_lake):
     champion = registry.read_champion(pipeline_lake)["version"]
-    ids, vectors = item_vectors(registry.load_bundle(pipeline_lake, spark, champion))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    movie = int(ids[0])
-    similarity = vectors @ vectors[0]
+    bundle = registry.load_bundle(pipeline_lake, spark, champion)
+    model = bundle.ranking_model
+    movie = int(model.item_ids[0] if bundle.ranking_model_kind == training.EASE_RANKER else model.itemFactors.first()["id"])
+    ids, similarity = similarities(bundle, movie)
     others = [(float(s), int(i)) for s, i in zip(similarity, ids, strict=True) if i != movie]
     expected = [i for _, i in sorted(others, key=lambda pair: (-pair[0], pair[1]))[:4]]
 
