@@ -112,7 +112,7 @@ class RatingsAccepted(BaseModel):
 
 
 class SimilarMovie(Movie):
-    similarity: float
+    similarity: float = Field(description="Implicit ALS: the cosine of the item factors; EASE: this movie's weight")
 
 
 class SimilarMovies(Movie):
@@ -134,7 +134,7 @@ class Health(BaseModel):
     date: str | None = None
     table_version: int | None = None  # the Delta version of user_recommendations served
     model_version: str | None = None  # the model that made the batch served
-    champion: str | None = None  # the model whose item vectors /similar uses
+    champion: str | None = None  # the model /similar and fold-in use
     users: int | None = None
     rows: int | None = None
     loaded_at: str | None = None
@@ -448,9 +448,10 @@ def create_app(
 
     @app.get("/movies/{movie_id}/similar", response_model=SimilarMovies, responses=ERRORS)
     async def similar(movie_id: int = movie_id_path, k: int = k_query) -> Response:
-        """The movies closest to this one in the champion model's item vectors (cosine similarity), itself excluded.
+        """The movies most like this one by the champion's ranking model, itself excluded.
 
-        The vectors are the ranking model's: implicit ALS's item factors, or the rows of EASE's item-to-item weights.
+        Implicit ALS: the cosine of the item factors. EASE: the weight of each movie in this one's row, the list EASE
+        gives a user whose one rating is five stars for this movie.
         """
         served = service.served
         if served is None:
