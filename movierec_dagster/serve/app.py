@@ -193,7 +193,8 @@ class Service:
         self.location = location
         self.metrics = metrics or Metrics()
         self._reader = LakeReader(LakeFiles(location, credentials))
-        self._refresh_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._state_lock = threading.Lock()  # `served` and the posted ratings: held briefly, never during a full load
         self.served: Served | None = None
         self.problem = "The data is being loaded."
         self.writer, self.no_writer = writer, no_writer or "No event source is configured for this service."
@@ -208,13 +209,14 @@ class Service:
         with self._refresh_lock:
             try:
                 source, _ = self._reader.current_source()
-                if self.served is not None and self.served.source == source:
-                    events = self._reader.events_version()
-                    if events is None or frozenset(f.path for f in events.files) == self.served.events_files:
-                        return False
-                    self.served = self._reader.new_events(self.served, events)
-                    return True
-                served = self._with_posted(self._reader.load())
+                with self._state_lock:
+                    if self.served is not None and self.served.source == source:
+                        events = self._reader.events_version()
+                        if events is None or frozenset(f.path for f in events.files) == self.served.events_files:
+                            return False
+                        self.served = self._reader.new_events(self.served, events)
+                        return True
+                loaded = self._reader.load()  # seconds: a POST meanwhile is served from the data in use
             except NotServable as problem:
                 self._failed(str(problem))
                 return False
@@ -222,7 +224,9 @@ class Service:
                 log.exception("Loading the lake at %s failed", self.location)
                 self._failed(f"Loading the lake failed: {type(error).__name__}: {error}")
                 return False
-            self.served, self.problem = served, ""
+            with self._state_lock:  # the ratings posted during the load are in `_posted`: none is lost
+                served = self.served = self._with_posted(loaded)
+                self.problem = ""
             self.metrics.loads.labels("loaded").inc()
             self.metrics.ready.set(1)
             self.metrics.users.set(served.users)
@@ -243,7 +247,7 @@ class Service:
 
     def post_ratings(self, user_id: int, body: bytes) -> list[PostedRating]:
         """Check the ratings, write them to the event source, and serve them at once; `RatingsRejected` writes nothing."""
-        with self._refresh_lock:
+        with self._state_lock:
             served = self.served
             if served is None:
                 raise RatingsRejected(503, self.problem)

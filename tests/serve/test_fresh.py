@@ -2,17 +2,22 @@
 
 import json
 import shutil
+import threading
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
+from movierec_dagster.names import RECOMMENDATIONS, TABLES
+from movierec_dagster.recommendations.assets import day_part
 from movierec_dagster.serve.app import Service, create_app
 from movierec_dagster.serve.data import FOLD_IN
 from movierec_dagster.serve.writes import MAX_BODY_BYTES, LandingFolderWriter, event_writer
-from movierec_dagster.tables import arrow_dataset
+from movierec_dagster.tables import LakeFiles, arrow_dataset, part_values, write_arrow
 from tests.conftest import local_definitions
+from tests.pipeline import today
 from tests.stream.events import event, write_lines
 
 KEY = "test-key-1"
@@ -200,3 +205,23 @@ def test_posted_ratings_go_to_the_landing_folder_named_else_the_local_lake_s(tmp
     local, _ = event_writer({}, str(tmp_path / "lake"))
     assert named.describe() == f"landing folder {tmp_path / 'elsewhere'}"
     assert local.describe() == f"landing folder {tmp_path / 'lake' / 'landing' / 'rating_events'}"
+
+
+@pytest.mark.slow
+def test_a_rating_posted_while_a_new_batch_loads_is_kept(writable, fresh_home):
+    """The full load runs without the lock a POST takes; the ratings posted meanwhile are folded into the new data."""
+    service, client, _ = writable
+    recommendations = LakeFiles(str(fresh_home / "lake")).table(TABLES, RECOMMENDATIONS)
+    todays = arrow_dataset(recommendations, recommendations.current(), [day_part(today())]).to_table()
+    tomorrow = (date.fromisoformat(today()) + timedelta(days=1)).isoformat()
+    write_arrow(recommendations, todays.drop_columns(list(part_values(day_part(today())))), part=day_part(tomorrow))
+    user = 4
+    first = client.get(f"/users/{user}/recommendations").json()["recommendations"][0]["movie_id"]
+    loading = threading.Thread(target=service.refresh)
+    loading.start()
+    body = {"ratings": [{"movie_id": first, "rating": 5.0, "event_id": "during-the-load"}]}
+    assert client.post(f"/users/{user}/ratings", json=body, headers=AUTH).status_code == 202
+    loading.join()
+    assert client.get("/health").json()["date"] == tomorrow
+    answer = client.get(f"/users/{user}/recommendations").json()
+    assert answer["source"] == FOLD_IN and first not in [r["movie_id"] for r in answer["recommendations"]]
