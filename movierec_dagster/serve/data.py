@@ -93,7 +93,7 @@ class Served:
     # batch is a key, even with none to add (those read at the load are in `ratings`).
     fresh: dict[int, tuple[tuple[int, float, int], ...]]
     events_files: frozenset[str]  # the rating_events files read, so that a poll reads only the new ones
-    ranker: "ImplicitAls | EaseModel | None"  # the champion's ranking model, for fold-in
+    ranker: "ImplicitAls | EaseModel | None"  # the champion's ranking model, for fold-in and /similar
     stars: Stars | None  # the champion's rating model, for fold-in
     min_ratings: int  # fewer ratings than this: the popularity list, as in the batch
 
@@ -191,7 +191,7 @@ class Served:
         """The `k` movies most like `movie_id` by the champion's ranking model (`similar`: cosine of implicit ALS's item
         factors, or EASE's weights from this movie), itself excluded."""
         if self.ranker is None:
-            raise NotServable(f"There is no champion model yet, so no item factors to compare: run {MAKE_CHAMPION}.")
+            raise NotServable(f"There is no champion model yet, so no model to compare movies by: run {MAKE_CHAMPION}.")
         similar = self.ranker.similar(movie_id, k)
         if similar is None:
             known = "is in the catalogue but" if movie_id in self.movies else "is not in the catalogue and"
