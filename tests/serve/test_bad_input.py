@@ -39,6 +39,8 @@ def test_before_any_recommendations_everything_says_what_to_run(empty_client):
         ("/users/1/recommendations?k=ten", "k"),
         ("/movies/abc/similar", "movie_id"),
         ("/movies/1/similar?k=-1", "k"),
+        ("/movies?q=%20%20", "q"),
+        ("/movies?q=%1E%0A", "q"),  # white space to Python's split (no word), though not to Unicode's \s
     ],
 )
 def test_bad_input_is_a_422_naming_the_parameter(empty_client, path, named):
