@@ -126,11 +126,23 @@ class Served:
 
     def user_ratings(self, user_id: int) -> dict[int, tuple[float, int]]:
         """movie -> (rating, rated_at µs): the user's latest rating of each movie, the fresh ones included."""
-        latest = self.ratings.of(user_id)
-        for movie, rating, rated_at in self.fresh.get(user_id, ()):
-            if movie not in latest or rated_at >= latest[movie][1]:
-                latest[movie] = (rating, rated_at)
-        return latest
+        movies, ratings, rated_at = self._rated(user_id)
+        return dict(zip(movies.tolist(), zip(ratings.tolist(), rated_at.tolist(), strict=True), strict=True))
+
+    def _rated(self, user_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(movies, ratings, rated_at µs) of `user_ratings`: a fresh rating replaces the one before it of the same movie,
+        and of two given at the same instant the later one received wins."""
+        movies, ratings, rated_at = self.ratings.arrays(user_id)
+        fresh = self.fresh.get(user_id)
+        if not fresh:
+            return movies, ratings, rated_at
+        fresh_movies, fresh_ratings, fresh_at = zip(*fresh, strict=True)
+        movies = np.r_[movies, np.array(fresh_movies, dtype=movies.dtype)]
+        ratings = np.r_[ratings, np.array(fresh_ratings, dtype=ratings.dtype)]
+        rated_at = np.r_[rated_at, np.array(fresh_at, dtype=rated_at.dtype)]
+        order = np.lexsort((np.arange(len(movies)), rated_at, movies))
+        latest = order[np.r_[movies[order][1:] != movies[order][:-1], True]]
+        return movies[latest], ratings[latest], rated_at[latest]
 
     def recommendations_json(self, user_id: int, k: int) -> str:
         """The user's first `k` recommendations: of the batch, by fold-in for a user with ratings newer than the batch,
@@ -153,9 +165,8 @@ class Served:
 
     def _fold_in_json(self, user_id: int, k: int) -> str:
         """The user's list from all their ratings, the newest included, over the champion (or popularity)."""
-        rated = self.user_ratings(user_id)
-        movies, values = list(rated), [rating for rating, _ in rated.values()]
-        newest = max(rated_at for _, rated_at in rated.values())
+        movies, values, rated_at = self._rated(user_id)
+        newest = int(rated_at.max())
         best = self.ranker.score_user(movies, values, k=k) if self.ranker and len(movies) >= self.min_ratings else []
         if best:  # a ranker comes with its champion's stars
             source = FOLD_IN
@@ -164,6 +175,7 @@ class Served:
             predicted = self.stars.predict(movies, values, chosen)
         else:
             source = POPULARITY
+            rated = set(movies.tolist())
             unrated = [i for i, movie in enumerate(self.fallback_movies) if movie not in rated][:k]
             chosen = [self.fallback_movies[i] for i in unrated]
             scores = [self.fallback_scores[i] for i in unrated]
@@ -458,13 +470,10 @@ class UserRatings:
             return None
         return int(self.offsets[place]), int(self.offsets[place + 1])
 
-    def of(self, user_id: int) -> dict[int, tuple[float, int]]:
-        """movie -> (rating, rated_at µs) of the user; empty for a user without ratings."""
-        found = self._range(user_id)
-        if found is None:
-            return {}
-        start, end = found
-        return dict(zip(self.movie_ids[start:end].tolist(), zip(self.ratings[start:end].tolist(), self.rated_at[start:end].tolist())))
+    def arrays(self, user_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(movies, ratings, rated_at µs) of the user, by movie; empty for a user without ratings."""
+        start, end = self._range(user_id) or (0, 0)
+        return self.movie_ids[start:end], self.ratings[start:end], self.rated_at[start:end]
 
     def newest(self, user_id: int) -> int | None:
         """When the user's newest rating was given (µs), None for a user without ratings."""

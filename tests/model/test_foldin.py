@@ -71,16 +71,47 @@ def test_a_user_the_model_never_saw_is_scored_from_their_first_rating(fitted):
     model = foldin.ImplicitAls.of(item_ids, item_factors, alpha=1.0, reg_param=0.1, neutral_rating=3.0)
     assert model.user_vector(np.array([999]), np.array([5.0])) is None  # no movie the model knows
     scores = model.scores(np.array([item_ids[0]]), np.array([5.0]))
-    best = foldin.top_k(model.items, scores, exclude={int(item_ids[0])}, k=5)
+    scores[0] = -np.inf  # the rated movie, left out
+    best = foldin.top_k(model.items.ids, scores, k=5)
     assert len(best) == 5 and int(item_ids[0]) not in [movie for movie, _ in best]
     assert [score for _, score in best] == sorted((score for _, score in best), reverse=True)
 
 
 def test_top_k_breaks_ties_by_the_smaller_id_and_never_returns_an_excluded_movie():
-    items = foldin.ItemSide(np.array([5, 3, 9, 1, 7]), np.zeros((5, 2), dtype=np.float32))
-    best = foldin.top_k(items, np.array([0.5, 0.9, 0.5, 0.5, 0.1]), exclude={1}, k=3)
+    ids = np.array([5, 3, 9, 1, 7])
+    best = foldin.top_k(ids, np.array([0.5, 0.9, 0.5, -np.inf, 0.1]), k=3)  # 1 left out, though tied with 5 and 9
     assert best == [(3, 0.9), (5, 0.5), (9, 0.5)]
-    assert foldin.top_k(items, np.zeros(5), exclude={1, 3, 5, 7, 9}, k=3) == []
+    assert foldin.top_k(ids, np.full(5, -np.inf), k=3) == []
+
+
+@pytest.mark.parametrize("catalogue", [7, 5_000, 59_047])
+def test_top_k_of_a_large_catalogue_is_the_sorted_list_s_head(catalogue):
+    """The sampled floor never changes the answer: the k best by score then id, ties and exclusions included."""
+    rng = np.random.default_rng(catalogue)
+    ids = rng.permutation(np.arange(1, 3 * catalogue, 3))
+    scores = np.round(rng.normal(size=catalogue), 1).astype(np.float32)  # coarse: many ties at every bound
+    scores[rng.choice(catalogue, catalogue // 3, replace=False)] = -np.inf  # left out
+    for k in (1, 10, 100):
+        oracle = sorted((-score, movie) for movie, score in zip(ids.tolist(), scores.tolist(), strict=True) if score > -np.inf)
+        assert foldin.top_k(ids, scores, k) == [(movie, -negative) for negative, movie in oracle[:k]]
+    # Fewer movies left than asked for: every one of them, in order.
+    few = np.full(catalogue, -np.inf, dtype=np.float32)
+    kept = rng.choice(catalogue, 5, replace=False)
+    few[kept] = scores[kept].clip(-1, 1)
+    best = foldin.top_k(ids, few, 10)
+    assert sorted(movie for movie, _ in best) == sorted(ids[kept].tolist()) and [s for _, s in best] == sorted((s for _, s in best), reverse=True)
+
+
+@pytest.mark.parametrize("ids", [np.array([5, 3, 9, 1, 0, 7]), np.array([5, 3, 9, 1, 0, 2**40])], ids=["dense ids", "sparse ids"])
+def test_a_row_lookup_finds_each_known_id_and_nothing_else(ids):
+    lookup = foldin.RowLookup(ids)
+    wanted = np.array([9, -1, 0, 4, 2**40, 2**41, 7, 5, 9])
+    positions, rows = lookup(wanted)
+    known = {int(i): row for row, i in enumerate(ids)}
+    expected = [(place, known[int(w)]) for place, w in enumerate(wanted) if int(w) in known]
+    assert list(zip(positions.tolist(), rows.tolist(), strict=True)) == expected
+    assert [len(part) for part in lookup(np.array([], dtype=np.int64))] == [0, 0]
+    assert [len(part) for part in foldin.RowLookup(np.array([], dtype=np.int64))(wanted)] == [0, 0]
 
 
 def test_stars_stay_on_the_scale_for_an_extreme_user():

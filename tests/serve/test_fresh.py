@@ -70,6 +70,21 @@ def test_fold_in_of_a_user_with_nothing_new_gives_the_batch_s_list(service):
     assert compared >= 10
 
 
+@pytest.mark.slow  # the session's whole-graph run
+def test_a_fresh_rating_replaces_an_older_one_of_the_same_movie_only(service):
+    """The user's latest rating of each movie, as the pipeline keeps it: a fresh rating replaces an older one of its
+    movie, not a newer one, and of two at the same instant the later received wins."""
+    served = service.served
+    user = next(user for user in served.user_index if served.user_ratings(user))
+    rated = served.user_ratings(user)
+    movie, (rating, rated_at) = next(iter(rated.items()))
+    other = max(rated) + 1
+    older = served.with_fresh([(user, movie, 0.5 if rating != 0.5 else 1.0, rated_at - 1)]).user_ratings(user)
+    assert older == rated
+    same_instant = served.with_fresh([(user, movie, 2.0, rated_at), (user, movie, 3.0, rated_at), (user, other, 4.5, rated_at + 5)])
+    assert same_instant.user_ratings(user) == {**rated, movie: (3.0, rated_at), other: (4.5, rated_at + 5)}
+
+
 @pytest.mark.slow
 def test_a_new_user_who_rates_five_films_of_a_genre_gets_that_genre(writable, synthetic):
     service, client, _ = writable
