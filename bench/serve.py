@@ -103,6 +103,11 @@ def synthesize_fold_in_lake(demo_lake: Path, target: Path, users: int, fresh_use
     """The demo lake's copy at the 25M shape: training ratings, a champion with ALS factors, and fresh events."""
     synthesize_large_lake(demo_lake, target, users)
     rng = np.random.default_rng(11)
+    # Every movie of the model is in the catalogue, as at the 25M shape: the demo's titles, years and genres, cycled.
+    movies = LakeFiles(str(target)).table("tables", "movies")
+    demo_movies = arrow_dataset(movies, movies.current()).to_table(columns=["title", "year", "genres"])
+    cycled = demo_movies.take(np.arange(FOLD_IN_MOVIES) % demo_movies.num_rows)
+    _replace_table(target, "movies", cycled.add_column(0, "movie_id", pa.array(np.arange(1, FOLD_IN_MOVIES + 1, dtype=np.int32))))
     per_user = FOLD_IN_RATINGS // users
     rated_at = pa.array(np.full(users * per_user, np.datetime64("2020-01-01T00:00:00", "us"))).cast(pa.timestamp("us", tz="UTC"))
     _replace_table(target, "training_ratings", pa.table({
