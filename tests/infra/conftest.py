@@ -1,5 +1,6 @@
 """What the infra/azure checks share: the paths, the templates parsed by pycep, where each tool is."""
 
+import functools
 import os
 import re
 import shutil
@@ -19,8 +20,14 @@ DOCKERFILES = sorted((AZURE / "docker").glob("*.Dockerfile"))
 UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
+@functools.cache
+def _parser() -> BicepParser:
+    """One parser for the session: building pycep's grammar takes longer than parsing every template."""
+    return BicepParser()
+
+
 def parse(path: Path) -> dict[str, Any]:
-    return BicepParser().parse(file_path=path)
+    return _parser().parse(file_path=path)
 
 
 @pytest.fixture(scope="session")
