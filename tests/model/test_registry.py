@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
 
@@ -11,7 +12,9 @@ from movierec_dagster.resources.lake import MODELS
 from tests.model.test_training import TINY
 
 
-def _bundle(spark):
+@pytest.fixture(scope="module")
+def bundle(spark):
+    """One fitted bundle for the module's tests: each saves and loads it, none changes it."""
     rows = [(u, m, float(1 + (u * m) % 5)) for u in range(1, 8) for m in range(1, 10)]
     return training.fit_bundle(spark.createDataFrame(rows, "user_id int, movie_id int, rating double"), TINY)
 
@@ -41,8 +44,7 @@ def test_versions_are_listed_promoted_and_pruned(fsspec_lake):
     assert registry.prune(lake, keep=0) == []
 
 
-def test_a_saved_bundle_loads_with_the_same_predictions(spark, lake):
-    bundle = _bundle(spark)
+def test_a_saved_bundle_loads_with_the_same_predictions(spark, lake, bundle):
     version = registry.new_version(datetime(2025, 1, 1, tzinfo=UTC))
     registry.save_bundle(lake, version, bundle)
     registry.write_model_info(lake, _info(version, bundle))
@@ -53,8 +55,7 @@ def test_a_saved_bundle_loads_with_the_same_predictions(spark, lake):
     ]
 
 
-def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake):
-    bundle = _bundle(spark)
+def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake, bundle):
     registry.save_bundle(lake, "v1", bundle)
     pairs = spark.createDataFrame([(1, 1), (2, 5), (7, 9)], "user_id int, movie_id int")
     # Scala's own loader, called through py4j: no Python wrapper involved.
@@ -70,8 +71,8 @@ def test_saved_model_loads_in_the_jvm_with_the_same_predictions(spark, lake):
     ]
 
 
-def test_a_biases_only_bundle_saves_no_rating_model_and_loads_as_it_was(spark, lake):
-    bundle = replace(_bundle(spark), rating_model=None)
+def test_a_biases_only_bundle_saves_no_rating_model_and_loads_as_it_was(spark, lake, bundle):
+    bundle = replace(bundle, rating_model=None)
     registry.save_bundle(lake, "v1", bundle)
     registry.write_model_info(lake, {**_info("v1", bundle), "rating_model": bundle.rating_model_kind})
     assert not lake.exists("models", "als", "v1", "rating")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from movierec_dagster.resources import LandingFolderSource, LocalSpark
@@ -56,6 +57,7 @@ class FailsOnce(LandingFolderSource):
         return super().read_stream(spark)
 
 
+@pytest.mark.slow  # waits out the retry policy's real delay
 def test_a_failed_ingest_is_tried_again(spark, lake, instance, tmp_path):
     source = FailsOnce(folder=lake.fs_path("landing", "rating_events"), marker=str(tmp_path / "failed-once"))
     land_burst(source.folder, count=50, malformed=0.0, seed=4)
