@@ -17,6 +17,8 @@ RESULT_SETTINGS = {"spark.sql.session.timeZone": "UTC"}
 # with the batch and made scoring MovieLens-25M's 24M seen pairs several times slower. Int.MaxValue
 # turns that measurement off; Spark versions without the setting ignore it.
 SPEED_SETTINGS = {"spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1)}
+# Paths a local session lists on the driver before it lists them in a Spark job (Spark's default: 32).
+LOCAL_LISTING_THRESHOLD = 100_000
 
 
 class SparkResource(ConfigurableResource):
@@ -72,6 +74,9 @@ class LocalSpark(SparkResource):
             .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
             .config("spark.ui.enabled", str(self.ui_enabled).lower())
             .config("spark.ui.showConsoleProgress", "false")
+            # The lake's readers name every file of a table's version. Above this many paths Spark lists them in a
+            # Spark job of its own, at every read; on a local disk the driver lists thousands in less time.
+            .config("spark.sql.sources.parallelPartitionDiscovery.threshold", str(LOCAL_LISTING_THRESHOLD))
         )
         if self.small_data:
             builder = builder.config("spark.sql.adaptive.enabled", "false")
