@@ -194,7 +194,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self._reader = LakeReader(LakeFiles(location, credentials))
         self._refresh_lock = threading.Lock()  # one refresh at a time
-        self._state_lock = threading.Lock()  # `served` and the posted ratings: held briefly, never during a full load
+        self._state_lock = threading.Lock()  # `served` and the posted ratings: held briefly, never while the lake is read
         self.served: Served | None = None
         self.problem = "The data is being loaded."
         self.writer, self.no_writer = writer, no_writer or "No event source is configured for this service."
@@ -209,13 +209,15 @@ class Service:
         with self._refresh_lock:
             try:
                 source, _ = self._reader.current_source()
-                with self._state_lock:
-                    if self.served is not None and self.served.source == source:
-                        events = self._reader.events_version()
-                        if events is None or frozenset(f.path for f in events.files) == self.served.events_files:
-                            return False
-                        self.served = self._reader.new_events(self.served, events)
-                        return True
+                served = self.served  # only a refresh changes its source and events files, and one runs at a time
+                if served is not None and served.source == source:
+                    events = self._reader.events_version()
+                    if events is None or frozenset(f.path for f in events.files) == served.events_files:
+                        return False
+                    rows, files = self._reader.new_events(served, events)  # read without the lock a POST takes
+                    with self._state_lock:  # onto the data in use, which holds the ratings posted meanwhile
+                        self.served = self.served.with_fresh(rows, files)
+                    return True
                 loaded = self._reader.load()  # seconds: a POST meanwhile is served from the data in use
             except NotServable as problem:
                 self._failed(str(problem))

@@ -274,12 +274,12 @@ class LakeReader:
         rows = arrow_dataset(self._table(EVENTS), version).to_table(columns=list(_EVENT_COLUMNS))
         return pa.table({name: _as_int64(rows.column(name)) for name in _EVENT_COLUMNS})
 
-    def new_events(self, served: Served, version: TableVersion) -> Served:
-        """`served` plus the rating_events rows of `version` it has not read: all newer than its batch."""
+    def new_events(self, served: Served, version: TableVersion) -> tuple[list[tuple[int, int, float, int]], frozenset[str]]:
+        """The (user, movie, rating, rated_at µs) rows of `version` of rating_events that `served` has not read, all
+        newer than its batch, and the files of `version`: what `Served.with_fresh` takes."""
         files = frozenset(f.path for f in version.files)
         added = self._events(version, files - served.events_files)
-        fresh = zip(*(added.column(c).to_pylist() for c in ("user_id", "movie_id", "rating", "rated_at")), strict=True)
-        return served.with_fresh(fresh, files)
+        return list(zip(*(added.column(c).to_pylist() for c in ("user_id", "movie_id", "rating", "rated_at")), strict=True)), files
 
     def load(self) -> Served:
         started = time.perf_counter()

@@ -153,9 +153,20 @@ def test_a_rating_streamed_after_the_batch_is_folded_in_at_the_next_poll(writabl
     with DagsterInstance.ephemeral() as instance:
         assert defs.resolve_job_def("ingest_rating_events").execute_in_process(instance=instance).success
     assert client.get(f"/users/{user}/recommendations").json()["source"] == "model"  # not polled yet
-    assert service.refresh()  # reads only the new rating_events files
+    # The poll reads only the new rating_events files, without the lock a POST takes: a rating posted meanwhile is
+    # kept beside the streamed one.
+    polled = []
+    polling = threading.Thread(target=lambda: polled.append(service.refresh()))
+    polling.start()
+    posted = before["recommendations"][1]["movie_id"]
+    body = {"ratings": [{"movie_id": posted, "rating": 4.0, "event_id": "during-the-poll"}]}
+    assert client.post(f"/users/{user}/ratings", json=body, headers=AUTH).status_code == 202
+    polling.join()
+    assert polled == [True]
     after = client.get(f"/users/{user}/recommendations").json()
-    assert after["source"] == FOLD_IN and movie not in [r["movie_id"] for r in after["recommendations"]]
+    assert after["source"] == FOLD_IN and not {movie, posted} & {r["movie_id"] for r in after["recommendations"]}
+    rated = service.served.user_ratings(user)
+    assert rated[movie][0] == 1.0 and rated[posted][0] == 4.0
 
 
 @pytest.mark.slow
