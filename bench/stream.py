@@ -9,6 +9,7 @@ Subcommands:
     ingest-sustained      whether the ingest keeps up with events arriving at a sustained rate (--rate)
     ingest-at-scale       the ingest while `rating_events` already holds many events (--events-in-table 25000000;
                           --merge: a Delta merge instead of the id index)
+    ingest-steps          each step of an ingest batch timed on its own, with many events in the table
     latency               seconds from a landed file to its events in `rating_events`, under `dagster dev`
     demo-quality          whether the demo's planted stream costs the model anything, judged on the held-out history
 
@@ -390,6 +391,59 @@ def ingest_at_scale(args: argparse.Namespace) -> None:
     spark.stop()
 
 
+def ingest_steps(args: argparse.Namespace) -> None:
+    """Each step of one ingest batch timed on its own, with `--events-in-table` events already in the table.
+
+    Fills `rating_events` as `ingest-at-scale` does, then runs `--rounds` batches of `--events` new
+    events (1% malformed) through the steps `process_batch` takes, each forced and timed: parsing and
+    checking the lines (cached), the id index's lookup of the batch's ids, marking duplicates (cached),
+    and the three writes. The first round also indexes every filled part and warms the JVM.
+
+        .venv/bin/python -m bench.stream ingest-steps [--events-in-table 25000000 --events 500000]
+    """
+    from datetime import UTC, datetime
+
+    from pyspark.sql import functions as F
+
+    from movierec_dagster.resources import LocalLake, LocalSpark
+    from movierec_dagster.stream import transforms
+    from movierec_dagster.stream.ingest import EVENT_IDS_TABLE, EVENTS_TABLE, REJECTED_TABLE, batch_part, earlier_event_ids, id_hashes
+
+    spark = LocalSpark(master="local[2]", driver_memory=args.driver_memory).session()
+    with tempfile.TemporaryDirectory() as root:
+        lake = LocalLake(root=root)
+        parts = fill_table(spark, lake, args.events_in_table, args.part_events)
+        print(f"filled rating_events: {args.events_in_table:,} events in {parts} parts")
+        for number in range(args.rounds):
+            folder = Path(root) / "landing" / str(number)
+            land(folder, -(-args.events // args.per_file), args.per_file, seed=10 + number)
+            lines = spark.read.text(str(folder)).select(
+                "value", F.col("_metadata.file_path").alias("source"), F.col("_metadata.file_modification_time").alias("landed_at")
+            )
+            part, transaction, now = batch_part("bench0steps0", number), ("bench", number), datetime.now(UTC)
+            ends = [("", time.perf_counter())]
+            parsed = transforms.parse_events(lines, now).cache()
+            parsed.count()
+            ends.append(("parse", time.perf_counter()))
+            earlier = earlier_event_ids(spark, lake, parsed.where(F.col(transforms.REASON).isNull()).select("event_id"), part)
+            ends.append(("id lookup", time.perf_counter()))
+            classified = transforms.classify_batch(parsed, earlier, now).cache()
+            transforms.batch_stats(classified)
+            ends.append(("duplicates", time.perf_counter()))
+            lake.write_table(transforms.rejected_events(classified), REJECTED_TABLE, part=part, transaction=transaction)
+            valid = transforms.valid_events(classified)
+            lake.write_table(id_hashes(valid), EVENT_IDS_TABLE, part=part, transaction=transaction)
+            lake.write_table(valid, EVENTS_TABLE, part=part, transaction=transaction)
+            ends.append(("writes", time.perf_counter()))
+            seconds = {step: end - before for (_, before), (step, end) in zip(ends, ends[1:])}
+            classified.unpersist()
+            parsed.unpersist()
+            steps = ", ".join(f"{step} {value:.2f} s" for step, value in seconds.items())
+            note = " (also indexes the filled parts, and warms the JVM)" if number == 0 else ""
+            print(f"round {number}: {args.events:,} events: {steps}; {sum(seconds.values()):.2f} s in all{note}", flush=True)
+    spark.stop()
+
+
 # ---- latency: a landed file to `rating_events`, under `dagster dev` ----
 
 SENSOR = "rating_events_sensor"
@@ -659,6 +713,14 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--merge", action="store_true", help="then time a Delta merge doing the duplicate lookup instead, for comparison"
     )
+
+    command = subcommand(commands, "ingest-steps", ingest_steps)
+    command.add_argument("--events-in-table", type=int, default=25_000_000)
+    command.add_argument("--part-events", type=int, default=200_000, help="rows of each filled part (earlier batch)")
+    command.add_argument("--events", type=int, default=500_000, help="new events in each timed batch")
+    command.add_argument("--per-file", type=int, default=50_000)
+    command.add_argument("--rounds", type=int, default=3)
+    command.add_argument("--driver-memory", default="4g")
 
     command = subcommand(commands, "latency", latency)
     command.add_argument("--rounds", type=int, default=3)
