@@ -118,3 +118,15 @@ def test_an_uploaded_folder_becomes_the_current_folder(fsspec_lake, tmp_path):
     assert fsspec_lake.list_names("raw", "movielens") == sorted([*kept, CURRENT_FOLDER])
     assert fsspec_lake.exists("raw", "movielens", kept[0], "ml-latest-small", "movies.csv")
     assert not fsspec_lake.exists("raw", "movielens", first.rsplit("/", 1)[1])
+
+
+def test_a_version_of_many_files_is_read_without_a_listing_job(spark, lake):
+    """The reader names each file of the version; a local session lists them on the driver, not in a Spark job of its
+    own at every read (which Spark starts above 32 paths by default)."""
+    lake.write_table(spark.range(0, 40, 1, numPartitions=40), "many")  # a file per row
+    assert len(lake.table_version("many").files) == 40
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup())
+    table = lake.read_table(spark, "many")
+    assert set(tracker.getJobIdsForGroup()) == before
+    assert table.count() == 40
