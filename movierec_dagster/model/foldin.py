@@ -138,11 +138,6 @@ class ImplicitAls:
         rhs = (1.0 + extra[positive]) @ y[positive]
         return _solve(gram, rhs)
 
-    def scores(self, movie_ids: np.ndarray, ratings: np.ndarray) -> np.ndarray | None:
-        """Every model movie's score for the user (as `items.ids`), or None when the model can't score them."""
-        vector = self.user_vector(movie_ids, ratings)
-        return None if vector is None else vector.astype(np.float32) @ self.columns
-
     def score_user(self, movie_ids: Sequence[int], ratings: Sequence[float], k: int) -> list[tuple[int, float]]:
         """The user's top k (movie id, score), best first, the rated movies left out: `EaseModel.score_user`'s answer
         for ALS (empty when no rated movie is in the model)."""

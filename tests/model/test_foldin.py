@@ -70,9 +70,8 @@ def test_a_user_the_model_never_saw_is_scored_from_their_first_rating(fitted):
     item_ids, item_factors = _factors(bundle.ranking_model.itemFactors)
     model = foldin.ImplicitAls.of(item_ids, item_factors, alpha=1.0, reg_param=0.1, neutral_rating=3.0)
     assert model.user_vector(np.array([999]), np.array([5.0])) is None  # no movie the model knows
-    scores = model.scores(np.array([item_ids[0]]), np.array([5.0]))
-    scores[0] = -np.inf  # the rated movie, left out
-    best = foldin.top_k(model.items.ids, scores, k=5)
+    assert model.score_user([999], [5.0], k=5) == []
+    best = model.score_user([int(item_ids[0])], [5.0], k=5)
     assert len(best) == 5 and int(item_ids[0]) not in [movie for movie, _ in best]
     assert [score for _, score in best] == sorted((score for _, score in best), reverse=True)
 
