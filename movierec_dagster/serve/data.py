@@ -141,7 +141,8 @@ class Served:
         ratings = np.r_[ratings, np.array(fresh_ratings, dtype=ratings.dtype)]
         rated_at = np.r_[rated_at, np.array(fresh_at, dtype=rated_at.dtype)]
         order = np.lexsort((np.arange(len(movies)), rated_at, movies))
-        latest = order[np.r_[movies[order][1:] != movies[order][:-1], True]]
+        by_movie = movies[order]
+        latest = order[np.r_[by_movie[1:] != by_movie[:-1], True]]
         return movies[latest], ratings[latest], rated_at[latest]
 
     def recommendations_json(self, user_id: int, k: int) -> str:
