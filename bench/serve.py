@@ -7,6 +7,7 @@ Subcommands:
     http                   the HTTP API under wrk: requests/s, latency percentiles and the serving processes' memory,
                            on the demo's lake and on a copy at the 25M shape (`make bench-serve`); --fold-in: fresh
                            users' fold-in lists at the 25M shape, and the time from a POST to a GET that reflects it
+    fold-in-cpu            one fold-in's time in this process, without HTTP, at the 25M shape, and the memory it holds
     dashboard-first-paint  the first paint of a user's dashboard view in headless Chromium; --screenshot
 
 Both read the lake from MOVIEREC_LAKE or $MOVIEREC_HOME/lake (default ./.movierec/lake).
@@ -212,6 +213,42 @@ def bench_fold_in(lake: str, arguments, script: str) -> None:
           f"max {times[-1] * 1000:.1f} ms")
 
 
+def fold_in_cpu(arguments: argparse.Namespace) -> None:
+    """One fold-in's time in this process, without HTTP: `Served.recommendations_json` for the fresh users of the
+    25M-shape copy `http --fold-in` serves, on one BLAS thread as each worker runs, and the process's memory once the
+    lake is loaded.
+
+        .venv/bin/python -m bench.serve fold-in-cpu [--requests 20000]
+    """
+    from threadpoolctl import threadpool_limits
+
+    from movierec_dagster.serve.data import LakeReader
+
+    demo_lake = Path(lake_location())
+    if not (demo_lake / "tables" / "user_recommendations").is_dir():
+        sys.exit(f"No recommendations in {demo_lake}: run make demo first.")
+    with tempfile.TemporaryDirectory(prefix="bench-fold-in-") as scratch:
+        large = Path(scratch) / "lake"
+        synthesize_fold_in_lake(demo_lake, large, arguments.users, arguments.fresh_users)
+        served = LakeReader(LakeFiles(str(large))).load()
+        statm = Path(f"/proc/{os.getpid()}/statm")
+        resident = int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20 if statm.exists() else float("nan")
+        print(f"loaded in {served.load_seconds:.1f} s; resident {resident:,.0f} MiB")
+        with threadpool_limits(1):
+            for user in range(1, min(arguments.fresh_users, 1_000) + 1):  # warm-up
+                served.recommendations_json(user, 10)
+            seconds = []
+            for number in range(arguments.requests):
+                user = 1 + (number * 7919) % arguments.fresh_users
+                started = time.perf_counter()
+                served.recommendations_json(user, 10)
+                seconds.append(time.perf_counter() - started)
+    milliseconds = np.array(seconds) * 1000
+    print(f"fold-in in process ({arguments.requests:,} requests of {arguments.fresh_users:,} fresh users): mean "
+          f"{milliseconds.mean():.3f} ms, p50 {np.percentile(milliseconds, 50):.3f} ms, p99 {np.percentile(milliseconds, 99):.3f} ms, "
+          f"max {milliseconds.max():.2f} ms")
+
+
 def serving_memory_mib(pid: int) -> float:
     """Resident memory of the server and its worker processes."""
     pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
@@ -389,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--workers", type=int, default=2)
     command.add_argument("--users", type=int, default=LARGE_USERS)
     command.add_argument("--fold-in", action="store_true", help="fresh users' fold-in lists and POST-to-GET instead")
+    command.add_argument("--fresh-users", type=int, default=20_000)
+
+    command = subcommand(commands, "fold-in-cpu", fold_in_cpu)
+    command.add_argument("--requests", type=int, default=20_000)
+    command.add_argument("--users", type=int, default=LARGE_USERS)
     command.add_argument("--fresh-users", type=int, default=20_000)
 
     command = subcommand(commands, "dashboard-first-paint", dashboard_first_paint)

@@ -10,6 +10,7 @@ Subcommands:
     ingest-at-scale       the ingest while `rating_events` already holds many events (--events-in-table 25000000;
                           --merge: a Delta merge instead of the id index)
     ingest-steps          each step of an ingest batch timed on its own, with many events in the table
+    read-listing          what Spark's listing job costs a read of a version's files, against the driver's listing
     latency               seconds from a landed file to its events in `rating_events`, under `dagster dev`
     demo-quality          whether the demo's planted stream costs the model anything, judged on the held-out history
 
@@ -444,6 +445,46 @@ def ingest_steps(args: argparse.Namespace) -> None:
     spark.stop()
 
 
+def read_listing(args: argparse.Namespace) -> None:
+    """What Spark's listing of a table version's files costs a read: `--files` Parquet files named one by one, as the
+    lake's readers name them, read with Spark's listing job (its default threshold, 32 paths) and with the local
+    session's listing on the driver, alternated, after warm-up reads. Prints each way's median and fastest read.
+
+        .venv/bin/python -m bench.stream read-listing [--files 127 --reads 15]
+    """
+    import statistics
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from movierec_dagster.resources import LocalSpark
+    from movierec_dagster.resources.spark import LOCAL_LISTING_THRESHOLD
+
+    threshold = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    spark = LocalSpark(master="local[2]", driver_memory="2g").session()
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for number in range(args.files):
+            path = Path(folder) / f"part-{number:05d}.parquet"
+            pq.write_table(pa.table({"id_hash": np.arange(1_000, dtype=np.int64)}), path)
+            paths.append(path.as_uri())
+
+        def read() -> float:
+            started = time.perf_counter()
+            spark.read.schema("id_hash long").option("basePath", Path(folder).as_uri()).parquet(*paths).count()
+            return time.perf_counter() - started
+
+        for _ in range(10):
+            read()
+        for _ in range(2):
+            for label, value in (("a Spark job (Spark's default)", "32"), ("the driver (the local session)", str(LOCAL_LISTING_THRESHOLD))):
+                spark.conf.set(threshold, value)
+                seconds = [read() for _ in range(args.reads)]
+                print(f"{args.files} files listed by {label}: median {statistics.median(seconds):.3f} s, fastest {min(seconds):.3f} s")
+    spark.stop()
+
+
 # ---- latency: a landed file to `rating_events`, under `dagster dev` ----
 
 SENSOR = "rating_events_sensor"
@@ -721,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--per-file", type=int, default=50_000)
     command.add_argument("--rounds", type=int, default=3)
     command.add_argument("--driver-memory", default="4g")
+
+    command = subcommand(commands, "read-listing", read_listing)
+    command.add_argument("--files", type=int, default=127, help="files of the version read (the 25M shape's id index: 127)")
+    command.add_argument("--reads", type=int, default=15, help="reads timed each way, each round")
 
     command = subcommand(commands, "latency", latency)
     command.add_argument("--rounds", type=int, default=3)
