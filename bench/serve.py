@@ -85,6 +85,7 @@ def synthesize_large_lake(demo_lake: Path, target: Path, users: int) -> None:
 FOLD_IN_MOVIES = 59_047  # ml-25m's movies
 FOLD_IN_RATINGS = 25_000_095  # ml-25m's ratings
 FOLD_IN_VERSION = "20260101T000000Z-bench0"
+FOLD_IN_SETTLE_SECONDS = 5  # from ready to the first wrk run: every worker has loaded
 
 
 def _replace_table(target: Path, name: str, rows: pa.Table) -> None:
@@ -200,15 +201,18 @@ def bench_fold_in(lake: str, arguments, script: str) -> None:
     with serving(environment, 1, timeout=900):
         times = sorted(post_to_get_seconds(port, 10_000_000, 1, key))
     with serving(environment, arguments.workers, timeout=900) as (pid, health, ready_seconds):
-        time.sleep(5)  # every worker loaded
+        time.sleep(FOLD_IN_SETTLE_SECONDS)
         memory = serving_memory_mib(pid)
-        figures = run_wrk(
-            port, "/users/{id}/recommendations?k=10", arguments.fresh_users, arguments.seconds, arguments.connections, script
-        )
+        runs = [
+            run_wrk(port, "/users/{id}/recommendations?k=10", arguments.fresh_users, arguments.seconds, arguments.connections, script)
+            for _ in range(arguments.runs)
+        ]
     print(f"\n== fold-in at the 25M shape: {health['users']:,} users in the batch, {arguments.fresh_users:,} with fresh "
           f"ratings; ready in {ready_seconds:.1f} s (load {health['load_seconds']:.2f} s per worker), {arguments.workers} workers")
     print(f"memory (RSS, all serving processes): {memory:.0f} MiB")
-    print(wrk_line("fold-in recommendations", figures))
+    for number, figures in enumerate(runs, 1):
+        start = FOLD_IN_SETTLE_SECONDS + (number - 1) * arguments.seconds
+        print(wrk_line(f"fold-in recommendations, run {number} ({start}-{start + arguments.seconds} s after ready)", figures))
     print(f"POST to a GET that reflects it (1 worker, {len(times)} posts): median {times[len(times) // 2] * 1000:.1f} ms, "
           f"max {times[-1] * 1000:.1f} ms")
 
@@ -320,10 +324,11 @@ def http(arguments: argparse.Namespace) -> None:
     `--fold-in` measures fresh recommendations instead, on a copy synthesized at the 25M shape whole:
     25M training ratings of 162,541 users over 59,047 movies, an implicit ALS champion of rank 30 with a
     residual ALS of rank 50, and ratings streamed after the batch by the first `--fresh-users` users, whom
-    wrk asks for (every answer a fold-in). Then, on one worker, the time from a POST of ratings to the
-    first GET that reflects them.
+    wrk asks for (every answer a fold-in), in `--runs` runs one after another from 5 s after the service is
+    ready: the first seconds of serving have a longer tail than the runs after them, so each run is reported.
+    Then, on one worker, the time from a POST of ratings to the first GET that reflects them.
 
-        .venv/bin/python -m bench.serve http [--seconds 10] [--connections 16] [--workers 2] [--fold-in]
+        .venv/bin/python -m bench.serve http [--seconds 10] [--connections 16] [--workers 2] [--fold-in [--runs 3]]
     """
     if shutil.which("wrk") is None:
         sys.exit("bench.serve http needs wrk: apt-get install -y wrk")
@@ -427,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--users", type=int, default=LARGE_USERS)
     command.add_argument("--fold-in", action="store_true", help="fresh users' fold-in lists and POST-to-GET instead")
     command.add_argument("--fresh-users", type=int, default=20_000)
+    command.add_argument(
+        "--runs", type=int, default=3, help="--fold-in: wrk runs one after another (the first seconds of serving, then after)"
+    )
 
     command = subcommand(commands, "fold-in-cpu", fold_in_cpu)
     command.add_argument("--requests", type=int, default=20_000)
