@@ -67,7 +67,8 @@ def land(folder: Path, files: int, per_file: int, seed: int) -> int:
 
 
 def landing_source(lake, max_files_per_batch: int = 10_000):
-    """The lake's landing folder, archived as the local deployment does, by default every landed file in one batch."""
+    """The lake's landing folder, archived as the local deployment does; by default a batch takes every landed file
+    its byte bound allows."""
     from movierec_dagster.resources import LandingFolderSource
     from movierec_dagster.resources.lake import LANDING, LANDING_ARCHIVE
 
@@ -329,8 +330,9 @@ def ingest_at_scale(args: argparse.Namespace) -> None:
     it (parts of `--part-events` rows, one per earlier batch, ids shaped as the
     generator's UUIDs), written by Spark in one job; warms the JVM with one small
     ingest; then lands `--events` synthetic events (1% malformed) plus
-    `--duplicates` resent events whose ids are already in the table, and times the
-    ingest of them in batches of `--files-per-batch` files of `--per-file` events.
+    `--duplicates` resent events whose ids are already in the table, in files of `--per-file`
+    events, and times the ingest of them in the landing source's batches (at most
+    `--files-per-batch` files, and at most its byte bound: its defaults).
     Prints each batch's seconds and the CPU the Spark JVM spent on it (what the
     duplicate lookup adds grows with the table), and the events/s. With `--merge`,
     then times the alternative to the ingest's id index: a Delta merge (delta-rs)
@@ -339,7 +341,7 @@ def ingest_at_scale(args: argparse.Namespace) -> None:
 
         .venv/bin/python -m bench.stream ingest-at-scale [--events-in-table 25000000 --events 1000000]
     """
-    from movierec_dagster.resources import LocalLake, LocalSpark
+    from movierec_dagster.resources import LandingFolderSource, LocalLake, LocalSpark
     from movierec_dagster.stream.ingest import ingest_rating_events
 
     spark = LocalSpark(master="local[2]", driver_memory=args.driver_memory).session()
@@ -349,7 +351,8 @@ def ingest_at_scale(args: argparse.Namespace) -> None:
         parts = fill_table(spark, lake, args.events_in_table, args.part_events)
         seconds = time.perf_counter() - started
         print(f"filled rating_events: {args.events_in_table:,} events in {parts} parts, {seconds:.0f} s")
-        source = landing_source(lake, max_files_per_batch=args.files_per_batch)
+        default_files = LandingFolderSource.model_fields["max_files_per_batch"].default
+        source = landing_source(lake, max_files_per_batch=args.files_per_batch or default_files)
         landing = Path(source.folder)
         land(landing, 1, 50_000, seed=1)
         started = time.perf_counter()
@@ -748,8 +751,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--part-events", type=int, default=200_000, help="rows of each filled part (earlier batch)")
     command.add_argument("--events", type=int, default=1_000_000, help="new events landed and timed")
     command.add_argument("--duplicates", type=int, default=10_000, help="resent events with ids already in the table")
-    command.add_argument("--per-file", type=int, default=100_000)
-    command.add_argument("--files-per-batch", type=int, default=5)
+    command.add_argument("--per-file", type=int, default=10_000, help="events a landed file (the generator's default)")
+    command.add_argument(
+        "--files-per-batch", type=int, help="the landing source's file limit (default: its own; its byte limit holds too)"
+    )
     command.add_argument("--driver-memory", default="4g")
     command.add_argument(
         "--merge", action="store_true", help="then time a Delta merge doing the duplicate lookup instead, for comparison"

@@ -22,6 +22,9 @@ from movierec_dagster.resources.stream_checkpoint import StreamCheckpoint
 
 EVENTHUB_KAFKA_PORT = 9093
 EVENTHUB_SUFFIX = "servicebus.windows.net"
+# A landing-folder micro-batch's most bytes: about 1.1M generator events (~118 bytes each), and under
+# transforms.MAX_BROADCAST_IDS events even of the shortest valid lines.
+MAX_BATCH_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class PendingEvents:
 class EventSource(ConfigurableResource):
     """A source of rating events: a stream for Spark, and for the sensor "what have you that the checkpoint lacks?"."""
 
-    def read_stream(self, spark: SparkSession) -> DataFrame:
+    def read_stream(self, spark: SparkSession, checkpoint: StreamCheckpoint) -> DataFrame:
+        """The stream of raw lines, for the ingest whose checkpoint is `checkpoint`."""
         raise NotImplementedError
 
     def checkpoint_name(self) -> str:
@@ -47,6 +51,11 @@ class EventSource(ConfigurableResource):
 
     def describe(self) -> str:
         raise NotImplementedError
+
+
+def _name(entry: dict[str, Any]) -> str:
+    """A file's name, from fsspec's detail of it."""
+    return os.path.basename(entry["name"].rstrip("/"))
 
 
 def _short_hash(text: str) -> str:
@@ -61,6 +70,10 @@ class LandingFolderSource(EventSource):
 
     folder: str
     max_files_per_batch: int = 1000
+    max_bytes_per_batch: int = Field(
+        default=MAX_BATCH_BYTES,
+        description="Fewer files a micro-batch when they are large: as many of the largest waiting as fit in this.",
+    )
     archive_folder: str | None = Field(
         default=None,
         description="Where processed files are moved, each under its full path (None: they stay in the folder).",
@@ -77,12 +90,12 @@ class LandingFolderSource(EventSource):
     def _filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
         return fsspec.core.url_to_fs(self.folder)
 
-    def read_stream(self, spark: SparkSession) -> DataFrame:
+    def read_stream(self, spark: SparkSession, checkpoint: StreamCheckpoint) -> DataFrame:
         fs, path = self._filesystem()
         fs.makedirs(path, exist_ok=True)
         reader = (
             spark.readStream.format("text")
-            .option("maxFilesPerTrigger", self.max_files_per_batch)
+            .option("maxFilesPerTrigger", self.files_per_batch(checkpoint))
             # Spark skips files more than maxFileAge older than the newest it saw (7 days by
             # default): a file copied in with an old modification time must still be read.
             .option("maxFileAge", "36500d")
@@ -102,21 +115,37 @@ class LandingFolderSource(EventSource):
             )
         )
 
-    def landed_files(self) -> list[str]:
-        """Names of the files in the folder now, hidden ones left out."""
+    def files_per_batch(self, checkpoint: StreamCheckpoint) -> int:
+        """How many files a micro-batch of this run takes: `max_files_per_batch`, or fewer when the largest file
+        waiting for `checkpoint` is large, so that a batch holds at most `max_bytes_per_batch` (one file at least).
+
+        Spark's file source takes one limit, on files or on bytes, not both. The file limit keeps a batch of many
+        small files (posted ratings) to a listing and a checkpoint entry of bounded size; the byte limit keeps a
+        backlog of large files in batches the ingest checks without a shuffle (`transforms.MAX_BROADCAST_IDS`).
+        """
+        largest = max((entry["size"] for entry in self._pending_entries(checkpoint)), default=0)
+        if largest == 0:
+            return self.max_files_per_batch
+        return max(1, min(self.max_files_per_batch, self.max_bytes_per_batch // largest))
+
+    def _landed_entries(self) -> list[dict[str, Any]]:
+        """The folder's files now (fsspec's detail), hidden ones left out."""
         fs, path = self._filesystem()
         try:
             entries = fs.ls(path, detail=True)
         except FileNotFoundError:
             return []
-        names = (os.path.basename(entry["name"].rstrip("/")) for entry in entries if entry["type"] == "file")
-        return sorted(name for name in names if not name.startswith((".", "_")))
+        return [entry for entry in entries if entry["type"] == "file" and not _name(entry).startswith((".", "_"))]
 
-    def pending_events(self, checkpoint: StreamCheckpoint) -> PendingEvents:
-        """Files in the folder that no committed batch of the checkpoint read (compared by name: the folder is flat)."""
+    def _pending_entries(self, checkpoint: StreamCheckpoint) -> list[dict[str, Any]]:
+        """The folder's files that no committed batch of the checkpoint read (compared by name: the folder is flat)."""
         # Spark records each file as a URI, so a name with a space or a % in it is escaped there.
         taken_in = {unquote(os.path.basename(path)) for path in checkpoint.committed_files()}
-        pending = [name for name in self.landed_files() if name not in taken_in]
+        return [entry for entry in self._landed_entries() if _name(entry) not in taken_in]
+
+    def pending_events(self, checkpoint: StreamCheckpoint) -> PendingEvents:
+        """Files in the folder that no committed batch of the checkpoint read."""
+        pending = self._pending_entries(checkpoint)
         if not pending:
             return PendingEvents(0, f"no file in {self.folder} waits for an ingest")
         return PendingEvents(len(pending), f"{len(pending)} file(s) in {self.folder} wait for an ingest")
@@ -150,7 +179,9 @@ class EventHubsSource(EventSource):
     client_id: str = ""
     client_secret: str = ""
     consumer_group: str = "$Default"
-    max_events_per_batch: int = 100_000
+    # As a landing-folder batch (MAX_BATCH_BYTES): each batch scans the id index once, so larger batches spread
+    # that scan over more events, up to what the ingest still checks without a shuffle.
+    max_events_per_batch: int = 1_000_000
     starting_offsets: str = "earliest"
     # Databricks ships the Kafka client shaded under `kafkashaded.`; open-source Spark does not.
     kafka_class_prefix: str = "kafkashaded."
@@ -219,7 +250,7 @@ class EventHubsSource(EventSource):
             )
         return options
 
-    def read_stream(self, spark: SparkSession) -> DataFrame:
+    def read_stream(self, spark: SparkSession, checkpoint: StreamCheckpoint) -> DataFrame:
         return (
             spark.readStream.format("kafka")
             .options(**self.kafka_options())

@@ -180,7 +180,7 @@ def ingest_rating_events(
         )
 
     query = (
-        source.read_stream(spark)
+        source.read_stream(spark, checkpoint)
         .writeStream.queryName(f"{EVENTS_TABLE}_ingest")
         .foreachBatch(on_batch)
         .option("checkpointLocation", checkpoint_uri(lake, source))

@@ -44,7 +44,7 @@ REJECTED_COLUMNS = (RAW, RAW_BYTES, REASON, "event_id", SOURCE, LANDED_AT, "inge
 
 MAX_EVENT_BYTES = 64 * 1024  # an event is ~120 bytes; anything this big is not one
 MAX_RAW_CHARS = 4096  # how much of a rejected line is kept
-MAX_BROADCAST_IDS = 1_000_000  # about 50 MB of event ids held by the driver to broadcast
+MAX_BROADCAST_IDS = 2_000_000  # about 100 MB of event ids held by the driver to broadcast
 
 DUPLICATE = "duplicate event_id"
 DUPLICATE_EARLIER = "duplicate event_id (already ingested)"

@@ -50,11 +50,11 @@ class FailsOnce(LandingFolderSource):
 
     marker: str
 
-    def read_stream(self, spark):
+    def read_stream(self, spark, checkpoint):
         if not Path(self.marker).exists():
             Path(self.marker).touch()
             raise ConnectionError("the event source is not reachable")
-        return super().read_stream(spark)
+        return super().read_stream(spark, checkpoint)
 
 
 @pytest.mark.slow  # waits out the retry policy's real delay

@@ -69,6 +69,28 @@ def test_a_planned_but_uncommitted_batch_is_still_pending(spark, lake):
     assert _pending(lake, source) == 1
 
 
+def test_large_files_make_smaller_batches_and_every_event_is_taken_in_once(spark, lake):
+    """A batch takes as many files as fit in max_bytes_per_batch, judged by the largest waiting: six files of 40
+    events, two fitting, make three batches. Files taken in before do not count."""
+    lines = {f"{number}.jsonl": [event(f"f{number}-{i}").encode() for i in range(40)] for number in range(6)}
+    largest = max(len(b"\n".join(batch)) + 1 for batch in lines.values())
+    source = LandingFolderSource(folder=lake.fs_path("landing", "rating_events"), max_bytes_per_batch=2 * largest + 1)
+    checkpoint = ingest_checkpoint(lake, source)
+    assert source.files_per_batch(checkpoint) == 1000, "nothing waits"
+    for name, batch in lines.items():
+        write_lines(Path(source.folder), name, batch)
+    assert source.files_per_batch(checkpoint) == 2
+    result = ingest_rating_events(spark, lake, source, log=lambda _: None)
+    assert (result.stats.batches, result.stats.accepted) == (3, 240)
+    assert lake.table_version("rating_events").rows == 240
+
+    small = write_lines(Path(source.folder), "small.jsonl", [event("s1").encode()])
+    expected = (2 * largest + 1) // small.stat().st_size
+    assert source.files_per_batch(checkpoint) == expected, "the large files were taken in: only the small one waits"
+    one_byte = LandingFolderSource(folder=source.folder, max_bytes_per_batch=1)
+    assert one_byte.files_per_batch(ingest_checkpoint(lake, one_byte)) == 1, "one file at least"
+
+
 def test_a_file_whose_name_a_uri_escapes_is_not_pending_once_ingested(spark, lake):
     source = _source(lake)
     write_lines(Path(source.folder), "ratings 1.jsonl", [event("s1").encode()])
@@ -138,6 +160,9 @@ def test_kafka_options_with_a_connection_string():
         f'password="{CONNECTION}";'
     )
     assert options["startingOffsets"] == "earliest"
+    assert options["maxOffsetsPerTrigger"] == "1000000", "a batch as large as a landing-folder batch"
+    smaller = EventHubsSource(connection_string=CONNECTION, eventhub="ratings", max_events_per_batch=5_000)
+    assert smaller.kafka_options()["maxOffsetsPerTrigger"] == "5000"
 
 
 def test_kafka_options_take_the_hub_from_entity_path_and_shade_for_databricks():

@@ -40,10 +40,10 @@ class Unreachable(LandingFolderSource):
 
     marker: str
 
-    def read_stream(self, spark):
+    def read_stream(self, spark, checkpoint):
         if Path(self.marker).exists():
             raise Failure("the event source is not reachable", allow_retries=False)
-        return super().read_stream(spark)
+        return super().read_stream(spark, checkpoint)
 
 
 @op
