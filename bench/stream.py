@@ -440,8 +440,9 @@ def ingest_steps(args: argparse.Namespace) -> None:
             lake.write_table(valid, EVENTS_TABLE, part=part, transaction=transaction)
             ends.append(("writes", time.perf_counter()))
             seconds = {step: end - before for (_, before), (step, end) in zip(ends, ends[1:])}
-            classified.unpersist()
-            parsed.unpersist()
+            for frame in (classified, earlier, parsed):
+                if frame is not None:
+                    frame.unpersist()
             steps = ", ".join(f"{step} {value:.2f} s" for step, value in seconds.items())
             note = " (also indexes the filled parts, and warms the JVM)" if number == 0 else ""
             print(f"round {number}: {args.events:,} events: {steps}; {sum(seconds.values()):.2f} s in all{note}", flush=True)

@@ -93,9 +93,10 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, checkpoint_
     transaction = (checkpoint_id, batch_id)
     now = datetime.now(UTC)
     parsed = transforms.parse_events(lines, now).cache()
-    earlier = earlier_event_ids(spark, lake, parsed.where(F.col(REASON).isNull()).select("event_id"), part)
-    classified = transforms.classify_batch(parsed, earlier, now).cache()
+    earlier = classified = None
     try:
+        earlier = earlier_event_ids(spark, lake, parsed.where(F.col(REASON).isNull()).select("event_id"), part)
+        classified = transforms.classify_batch(parsed, earlier, now).cache()
         stats = transforms.batch_stats(classified)
         if stats.read:
             # Rejected first, the index before the events: the valid part appearing is the last step of a batch.
@@ -105,8 +106,9 @@ def process_batch(spark: SparkSession, lake: Lake, lines: DataFrame, checkpoint_
             lake.write_table(valid, EVENTS_TABLE, part=part, transaction=transaction)
         return stats
     finally:
-        classified.unpersist()
-        parsed.unpersist()
+        for frame in (classified, earlier, parsed):
+            if frame is not None:
+                frame.unpersist()
 
 
 def id_hashes(events: DataFrame, *keep: str) -> DataFrame:
@@ -114,12 +116,15 @@ def id_hashes(events: DataFrame, *keep: str) -> DataFrame:
 
 
 def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, part: str) -> DataFrame | None:
-    """The `event_id`s of every part of rating_events but `part` that may hold one of `batch_ids`, or None.
+    """The `event_id`s of every part of rating_events but `part` whose hash is one of `batch_ids`', cached, or None.
 
-    Exact, at the cost of a scan of 8 bytes per earlier event: the batch's
-    hashes are looked up in the index, and only the parts where one matches
-    (a duplicate, or rarely two ids of the same hash) are read whole for
-    the ids themselves. What the driver collects is a list of parts.
+    Every earlier id equal to one of the batch has its hash, so the exact
+    comparison needs no other; a duplicate is rare, so these are few. The
+    batch's hashes are looked up in the index, a scan of 8 bytes per earlier
+    event, and the matches (a duplicate, or rarely two ids of the same hash)
+    kept; only the parts holding one are read, for the ids of those hashes.
+    The caller unpersists what is returned. What the driver collects is a
+    list of parts.
     """
     events = lake.table_version(EVENTS_TABLE)
     if events is None:
@@ -129,20 +134,31 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
     if not earlier:
         return None
     index = index_earlier_parts(spark, lake, events, earlier)
-    hashes = id_hashes(batch_ids)
-    if batch_ids.count() <= MAX_BROADCAST_IDS:
-        hashes = F.broadcast(hashes)
+    small = batch_ids.count() <= MAX_BROADCAST_IDS
+
+    def broadcast(frame: DataFrame) -> DataFrame:
+        return F.broadcast(frame) if small else frame
+
     matched = (
         lake.read_table(spark, EVENT_IDS_TABLE, version=index.only(earlier))
-        .join(hashes, ID_HASH, "left_semi")
-        .select(BATCH)
-        .distinct()
-        .collect()
+        .join(broadcast(id_hashes(batch_ids)), ID_HASH, "left_semi")
+        .select(BATCH, ID_HASH)
+        .cache()
     )
-    if not matched:
-        return None
-    holding = events.only(f"{BATCH}={row[BATCH]}" for row in matched)
-    return lake.read_table(spark, EVENTS_TABLE, version=holding).select("event_id")
+    try:
+        holding = [row[BATCH] for row in matched.select(BATCH).distinct().collect()]
+        if not holding:
+            return None
+        ids = (
+            id_hashes(lake.read_table(spark, EVENTS_TABLE, version=events.only(f"{BATCH}={name}" for name in holding)), "event_id")
+            .join(broadcast(matched.select(ID_HASH)), ID_HASH, "left_semi")
+            .select("event_id")
+            .cache()
+        )
+        ids.count()
+        return ids
+    finally:
+        matched.unpersist()
 
 
 def index_earlier_parts(spark: SparkSession, lake: Lake, events: TableVersion, earlier: dict[str, int]) -> TableVersion:

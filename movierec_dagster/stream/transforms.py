@@ -219,13 +219,14 @@ def classify_batch(
     A repeated valid `event_id` keeps its first occurrence (by source and
     position in the batch) and the others are duplicates; every copy of an id
     already in `ingested_ids` (a frame with an `event_id` column, or None) is a
-    duplicate too.
+    duplicate too. `ingested_ids` need hold only the earlier ids that may be
+    among the batch's, and is broadcast: the ingest passes those whose hash
+    matches one of the batch's, at most about as many as the batch's ids.
 
     `parsed` is scanned several times: cache it. Duplicates are rare, so
     neither the batch's rows nor the earlier ids are shuffled: the ids repeated
     in the batch come from an aggregate of the ids alone, the ids seen before
-    from scanning `ingested_ids` against the batch's ids broadcast (the
-    ingest passes only the parts its id index says may hold one), and only the rows of
+    from the batch's ids against `ingested_ids`, and only the rows of
     those few ids are ranked and joined back. A batch of more than
     `max_broadcast_ids` valid events (a large backlog, which may be mostly
     duplicates) is too big to broadcast from the driver: Spark then plans
@@ -240,7 +241,7 @@ def classify_batch(
 
     suspects = duplicate_event_ids(valid).select("event_id", F.lit(False).alias("_seen"))
     if ingested_ids is not None:
-        seen = ingested_ids.join(broadcast(valid.select("event_id")), "event_id", "left_semi")
+        seen = valid.select("event_id").join(broadcast(ingested_ids), "event_id", "left_semi")
         suspects = (
             suspects.unionByName(seen.select("event_id", F.lit(True).alias("_seen")))
             .groupBy("event_id")

@@ -184,3 +184,19 @@ def test_ids_ingested_before_the_id_index_existed_still_count_as_seen(spark, lak
     assert (second.stats.accepted, second.stats.rejected_by_reason) == (1, {DUPLICATE_EARLIER: 1})
     assert (third.stats.accepted, third.stats.rejected_by_reason) == (0, {DUPLICATE_EARLIER: 2})
     assert set(lake.table_version(ingest.EVENT_IDS_TABLE).parts) == set(lake.table_version("rating_events").parts)
+
+
+def test_a_hash_the_index_matches_is_no_duplicate_unless_the_id_is(spark, lake):
+    """Two ids can share a 64-bit hash: the index only points at parts, and the ids there decide."""
+    write_lines(_landing(lake), "1.jsonl", [event(f"old-{i}").encode() for i in range(3)])
+    ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+    (part,) = lake.table_version(ingest.EVENT_IDS_TABLE).parts
+    index = lake.read_table(spark, ingest.EVENT_IDS_TABLE).drop(transforms.BATCH)
+    colliding = spark.createDataFrame([("new",)], "event_id string").select(F.xxhash64("event_id").alias(ingest.ID_HASH))
+    lake.write_table(index.unionByName(colliding), ingest.EVENT_IDS_TABLE, part=part)  # as if an old id hashed as "new"
+
+    write_lines(_landing(lake), "2.jsonl", [event("new").encode(), event("old-1").encode()])
+    result = ingest.ingest_rating_events(spark, lake, _source(lake), log=lambda _: None)
+
+    assert (result.stats.accepted, result.stats.rejected_by_reason) == (1, {DUPLICATE_EARLIER: 1})
+    assert _event_ids(spark, lake) == ["new", "old-0", "old-1", "old-2"]
