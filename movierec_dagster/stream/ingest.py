@@ -135,13 +135,9 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
         return None
     index = index_earlier_parts(spark, lake, events, earlier)
     small = batch_ids.count() <= MAX_BROADCAST_IDS
-
-    def broadcast(frame: DataFrame) -> DataFrame:
-        return F.broadcast(frame) if small else frame
-
     matched = (
         lake.read_table(spark, EVENT_IDS_TABLE, version=index.only(earlier))
-        .join(broadcast(id_hashes(batch_ids)), ID_HASH, "left_semi")
+        .join(transforms.broadcast_if(id_hashes(batch_ids), small), ID_HASH, "left_semi")
         .select(BATCH, ID_HASH)
         .cache()
     )
@@ -151,7 +147,7 @@ def earlier_event_ids(spark: SparkSession, lake: Lake, batch_ids: DataFrame, par
             return None
         ids = (
             id_hashes(lake.read_table(spark, EVENTS_TABLE, version=events.only(f"{BATCH}={name}" for name in holding)), "event_id")
-            .join(broadcast(matched.select(ID_HASH)), ID_HASH, "left_semi")
+            .join(transforms.broadcast_if(matched.select(ID_HASH), small), ID_HASH, "left_semi")
             .select("event_id")
             .cache()
         )

@@ -235,13 +235,9 @@ def classify_batch(
     rows = parsed.withColumn("_position", F.monotonically_increasing_id())
     valid = rows.where(F.col(REASON).isNull())
     small = valid.count() <= max_broadcast_ids
-
-    def broadcast(frame: DataFrame) -> DataFrame:
-        return F.broadcast(frame) if small else frame
-
     suspects = duplicate_event_ids(valid).select("event_id", F.lit(False).alias("_seen"))
     if ingested_ids is not None:
-        seen = valid.select("event_id").join(broadcast(ingested_ids), "event_id", "left_semi")
+        seen = valid.select("event_id").join(broadcast_if(ingested_ids, small), "event_id", "left_semi")
         suspects = (
             suspects.unionByName(seen.select("event_id", F.lit(True).alias("_seen")))
             .groupBy("event_id")
@@ -250,7 +246,7 @@ def classify_batch(
     first = Window.partitionBy("event_id").orderBy(SOURCE, "_position")
     duplicates = (
         valid.select("event_id", SOURCE, "_position")
-        .join(broadcast(suspects), "event_id")
+        .join(broadcast_if(suspects, small), "event_id")
         .select(
             "_position",
             F.when(F.col("_seen"), F.lit(DUPLICATE_EARLIER))
@@ -260,11 +256,16 @@ def classify_batch(
         .where(F.col("_duplicate").isNotNull())
     )
     return (
-        rows.join(broadcast(duplicates), "_position", "left")
+        rows.join(broadcast_if(duplicates, small), "_position", "left")
         .withColumn(REASON, F.coalesce(F.col(REASON), F.col("_duplicate")))
         .withColumn("ingested_at", F.lit(ingested_at).cast("timestamp"))
         .drop("_position", "_duplicate")
     )
+
+
+def broadcast_if(frame: DataFrame, small: bool) -> DataFrame:
+    """`frame` marked to be broadcast when `small`; otherwise Spark plans the join itself, with shuffles."""
+    return F.broadcast(frame) if small else frame
 
 
 def valid_events(classified: DataFrame) -> DataFrame:
